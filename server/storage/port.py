@@ -1,0 +1,179 @@
+"""The storage port: the one interface every backend implements and the repository uses.
+
+The port is deliberately small and dumb. The repository facade (``server.repository``)
+decides ids, version numbers, timestamps and the exact JSON bytes; a backend only has
+to store versions atomically and answer a handful of lookups. Keeping policy out of the
+backends is what lets SQLite and MongoDB pass one contract suite.
+
+Concurrency model: optimistic. Each ``Write`` carries the version the caller saw
+(``expected_version``, 0 when the resource had never existed). ``commit`` applies all
+writes of one call atomically, or none of them, and raises ``VersionConflict`` when the
+current version of any resource differs from what the caller expected. No lost updates,
+no locks held across requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+
+class StoreError(Exception):
+    """Base class of the errors a backend may raise through the port."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached (network, file system). Maps to HTTP 503."""
+
+
+class VersionConflict(StoreError):
+    """The current version of a resource is not the one the writer expected."""
+
+    def __init__(self, resource_type: str, resource_id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"{resource_type}/{resource_id}: expected version {expected}, found {actual}"
+        )
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of one resource, as stored.
+
+    ``body`` holds the exact JSON bytes served to clients (with ``id`` and ``meta``
+    already filled in), or ``None`` for the marker version a delete leaves behind.
+    ``last_updated`` is a FHIR instant in UTC with microseconds and a ``Z`` suffix, so
+    that it sorts as a string.
+    """
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: str
+    deleted: bool
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIndexEntry:
+    """One token search value extracted from a resource at write time.
+
+    ``system`` is ``None`` when the coding or identifier has no system. Codes are kept
+    exactly as written; comparisons that FHIR defines as case-insensitive are the search
+    layer's business.
+    """
+
+    param: str
+    system: str | None
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One new version to store. ``body is None`` means a delete marker."""
+
+    resource_type: str
+    id: str
+    expected_version: int
+    version: int
+    last_updated: str
+    body: bytes | None
+    tokens: Sequence[TokenIndexEntry] = ()
+
+    @property
+    def deleted(self) -> bool:
+        return self.body is None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCriterion:
+    """``param=[system|]code`` as FHIR token search defines it.
+
+    ``system=None`` with ``system_given=False`` matches any system (``code``);
+    ``system=None`` with ``system_given=True`` matches codes without a system (``|code``);
+    ``code=None`` matches every code of the system (``system|``).
+    """
+
+    param: str
+    system: str | None
+    code: str | None
+    system_given: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MatchQuery:
+    """Current, not deleted resources of one type matching every group of criteria.
+
+    ``ids`` restricts to those ids (``_id``); each inner sequence of ``token_groups`` is
+    an OR, the groups are ANDed. This is the subset conditional interactions need; the
+    search compiler renders full FHIR search on top of the same index.
+    """
+
+    resource_type: str
+    ids: Sequence[str] | None = None
+    token_groups: Sequence[Sequence[TokenCriterion]] = ()
+    limit: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Versions newest first; ``resource_type``/``resource_id`` narrow the scope.
+
+    ``since`` (inclusive) is a normalised instant string. ``cursor`` is the opaque value
+    returned with the previous page; its meaning belongs to the backend.
+    """
+
+    resource_type: str | None = None
+    resource_id: str | None = None
+    since: str | None = None
+    count: int = 20
+    cursor: str | None = None
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    versions: list[StoredVersion]
+    next_cursor: str | None
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """What the backend is, for health checks, logs and the CapabilityStatement."""
+
+    kind: Literal["sqlite", "mongodb"]
+    location: str
+    atomic_commit: str = field(default="native")
+
+
+class Store(Protocol):
+    """The storage port. Every method may raise ``StoreUnavailable``."""
+
+    info: BackendInfo
+
+    async def open(self) -> None:
+        """Connect, create tables/indexes idempotently, recover from any crash."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the backend answers."""
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        """The latest version, including a delete marker; ``None`` if never stored."""
+
+    async def vread(
+        self, resource_type: str, resource_id: str, version: int
+    ) -> StoredVersion | None: ...
+
+    async def commit(self, writes: Sequence[Write]) -> None:
+        """Store every write or none. Raises ``VersionConflict``."""
+
+    async def match(self, query: MatchQuery) -> list[str]:
+        """Ids of current resources matching ``query``, at most ``query.limit``."""
+
+    async def history(self, query: HistoryQuery) -> HistoryPage: ...

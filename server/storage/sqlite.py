@@ -1,0 +1,314 @@
+"""The embedded store: one SQLite file in WAL mode, one writer thread, several readers.
+
+SQLite allows one writer at a time; instead of fighting over its lock, every write runs
+on a single dedicated thread (so writes queue in Python, not in ``busy_timeout``), while
+reads run on a small pool of threads, each with its own connection, concurrently with the
+writer thanks to WAL. Each ``commit`` is one ``BEGIN IMMEDIATE`` transaction: a crash at
+any point leaves either all of its versions or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from server.storage.port import (
+    BackendInfo,
+    HistoryPage,
+    HistoryQuery,
+    MatchQuery,
+    StoredVersion,
+    StoreUnavailable,
+    TokenCriterion,
+    VersionConflict,
+    Write,
+)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS resource_versions (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    type         TEXT    NOT NULL,
+    id           TEXT    NOT NULL,
+    version      INTEGER NOT NULL,
+    last_updated TEXT    NOT NULL,
+    deleted      INTEGER NOT NULL,
+    is_current   INTEGER NOT NULL,
+    body         BLOB,
+    UNIQUE (type, id, version)
+);
+CREATE INDEX IF NOT EXISTS resource_versions_history
+    ON resource_versions (last_updated, seq);
+CREATE INDEX IF NOT EXISTS resource_versions_type_history
+    ON resource_versions (type, last_updated, seq);
+CREATE INDEX IF NOT EXISTS resource_versions_current
+    ON resource_versions (type, id) WHERE is_current = 1 AND deleted = 0;
+CREATE TABLE IF NOT EXISTS token_index (
+    type   TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    param  TEXT NOT NULL,
+    system TEXT,
+    code   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS token_index_lookup ON token_index (type, param, code, system);
+CREATE INDEX IF NOT EXISTS token_index_owner ON token_index (type, id);
+"""
+
+
+def _row_to_version(row: tuple[str, str, int, str, int, bytes | None]) -> StoredVersion:
+    rtype, rid, version, last_updated, deleted, body = row
+    return StoredVersion(rtype, rid, version, last_updated, bool(deleted), body)
+
+
+class SQLiteStore:
+    """``Store`` on an SQLite file. ``path`` may be ``:memory:`` only for one-connection use."""
+
+    def __init__(self, path: str | Path, readers: int = 4) -> None:
+        self.path = Path(path)
+        self.info = BackendInfo(kind="sqlite", location=str(self.path))
+        self._readers = readers
+        self._writer_pool: ThreadPoolExecutor | None = None
+        self._reader_pool: ThreadPoolExecutor | None = None
+        self._writer_conn: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+
+    # -- connections ---------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._conns_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def _run(self, pool: ThreadPoolExecutor | None, fn: Callable[[], T]) -> T:
+        if pool is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite error: {exc}") from exc
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(self._reader_pool, lambda: fn(self._reader()))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            assert self._writer_conn is not None
+            return fn(self._writer_conn)
+
+        return await self._run(self._writer_pool, run)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create {self.path.parent}: {exc}") from exc
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._reader_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="sqlite-reader")
+
+        def init() -> None:
+            self._writer_conn = self._connect()
+            self._writer_conn.executescript(SCHEMA)
+
+        await self._run(self._writer_pool, init)
+
+    async def close(self) -> None:
+        for pool in (self._reader_pool, self._writer_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        with self._conns_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+        self._writer_conn = None
+        self._reader_pool = self._writer_pool = None
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        def q(c: sqlite3.Connection) -> StoredVersion | None:
+            row = c.execute(
+                "SELECT type, id, version, last_updated, deleted, body FROM resource_versions"
+                " WHERE type = ? AND id = ? ORDER BY version DESC LIMIT 1",
+                (resource_type, resource_id),
+            ).fetchone()
+            return _row_to_version(row) if row else None
+
+        return await self._read(q)
+
+    async def vread(
+        self, resource_type: str, resource_id: str, version: int
+    ) -> StoredVersion | None:
+        def q(c: sqlite3.Connection) -> StoredVersion | None:
+            row = c.execute(
+                "SELECT type, id, version, last_updated, deleted, body FROM resource_versions"
+                " WHERE type = ? AND id = ? AND version = ?",
+                (resource_type, resource_id, version),
+            ).fetchone()
+            return _row_to_version(row) if row else None
+
+        return await self._read(q)
+
+    async def match(self, query: MatchQuery) -> list[str]:
+        sql = [
+            "SELECT r.id FROM resource_versions r WHERE r.type = ?"
+            " AND r.is_current = 1 AND r.deleted = 0"
+        ]
+        args: list[object] = [query.resource_type]
+        if query.ids is not None:
+            sql.append(f" AND r.id IN ({','.join('?' * len(query.ids))})")
+            args.extend(query.ids)
+        for group in query.token_groups:
+            ors = []
+            for crit in group:
+                clause, crit_args = _token_clause(crit)
+                ors.append(clause)
+                args.extend(crit_args)
+            sql.append(
+                " AND EXISTS (SELECT 1 FROM token_index t WHERE t.type = r.type AND t.id = r.id"
+                f" AND ({' OR '.join(ors) or '0'}))"
+            )
+        sql.append(" ORDER BY r.id LIMIT ?")
+        args.append(query.limit)
+        text = "".join(sql)
+        return await self._read(lambda c: [row[0] for row in c.execute(text, args)])
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        where: list[str] = []
+        args: list[object] = []
+        if query.resource_type is not None:
+            where.append("type = ?")
+            args.append(query.resource_type)
+        if query.resource_id is not None:
+            where.append("id = ?")
+            args.append(query.resource_id)
+        if query.since is not None:
+            where.append("last_updated >= ?")
+            args.append(query.since)
+        if query.cursor is not None:
+            last_updated, seq = _decode_cursor(query.cursor)
+            where.append("(last_updated < ? OR (last_updated = ? AND seq < ?))")
+            args.extend([last_updated, last_updated, seq])
+        text = (
+            "SELECT type, id, version, last_updated, deleted, body, seq FROM resource_versions"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY last_updated DESC, seq DESC LIMIT ?"
+        )
+        args.append(query.count + 1)
+
+        def q(c: sqlite3.Connection) -> HistoryPage:
+            rows = c.execute(text, args).fetchall()
+            more = len(rows) > query.count
+            rows = rows[: query.count]
+            versions = [_row_to_version(row[:6]) for row in rows]
+            cursor = _encode_cursor(rows[-1][3], rows[-1][6]) if more and rows else None
+            return HistoryPage(versions, cursor)
+
+        return await self._read(q)
+
+    # -- writes --------------------------------------------------------------------
+
+    async def commit(self, writes: Sequence[Write]) -> None:
+        if not writes:
+            return
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for w in writes:
+                    row = c.execute(
+                        "SELECT version FROM resource_versions WHERE type = ? AND id = ?"
+                        " ORDER BY version DESC LIMIT 1",
+                        (w.resource_type, w.id),
+                    ).fetchone()
+                    actual = row[0] if row else 0
+                    if actual != w.expected_version:
+                        raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
+                    c.execute(
+                        "UPDATE resource_versions SET is_current = 0"
+                        " WHERE type = ? AND id = ? AND is_current = 1",
+                        (w.resource_type, w.id),
+                    )
+                    c.execute(
+                        "INSERT INTO resource_versions"
+                        " (type, id, version, last_updated, deleted, is_current, body)"
+                        " VALUES (?, ?, ?, ?, ?, 1, ?)",
+                        (w.resource_type, w.id, w.version, w.last_updated, int(w.deleted), w.body),
+                    )
+                    c.execute(
+                        "DELETE FROM token_index WHERE type = ? AND id = ?",
+                        (w.resource_type, w.id),
+                    )
+                    if w.tokens:
+                        c.executemany(
+                            "INSERT INTO token_index (type, id, param, system, code)"
+                            " VALUES (?, ?, ?, ?, ?)",
+                            [(w.resource_type, w.id, t.param, t.system, t.code) for t in w.tokens],
+                        )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        await self._write(tx)
+
+
+def _token_clause(crit: TokenCriterion) -> tuple[str, list[object]]:
+    parts = ["t.param = ?"]
+    args: list[object] = [crit.param]
+    if crit.code is not None:
+        parts.append("t.code = ?")
+        args.append(crit.code)
+    if crit.system is not None:
+        parts.append("t.system = ?")
+        args.append(crit.system)
+    elif crit.system_given:
+        parts.append("t.system IS NULL")
+    return "(" + " AND ".join(parts) + ")", args
+
+
+def _encode_cursor(last_updated: str, seq: int) -> str:
+    raw = json.dumps([last_updated, seq]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        last_updated, seq = json.loads(base64.urlsafe_b64decode(padded))
+        return str(last_updated), int(seq)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("malformed paging cursor") from exc
