@@ -1,0 +1,73 @@
+"""GET /metadata: a CapabilityStatement generated from the interaction modules mounted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import ModuleType
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from server import __version__
+from server.api.context import request_context
+from server.api.responses import json_response
+from server.spec.resources import FHIR_VERSION, resource_types
+
+router = APIRouter()
+CAPABILITY: Mapping[str, Any] = {}
+
+
+def capability_statement(
+    modules: Iterable[ModuleType], base_url: str, store_kind: str
+) -> dict[str, Any]:
+    """Merge the ``CAPABILITY`` declarations of the mounted modules into one statement."""
+    type_codes: list[str] = []
+    system_codes: list[str] = []
+    flags: dict[str, Any] = {}
+    for module in modules:
+        declared: Mapping[str, Any] = getattr(module, "CAPABILITY", {})
+        type_codes.extend(declared.get("type", ()))
+        system_codes.extend(declared.get("system", ()))
+        flags.update({k: v for k, v in declared.items() if k not in ("type", "system")})
+    resource_entry: dict[str, Any] = {
+        "interaction": [{"code": code} for code in type_codes],
+        "versioning": "versioned-update",
+        "readHistory": "vread" in type_codes,
+        "updateCreate": bool(flags.get("updateCreate")),
+        "conditionalCreate": bool(flags.get("conditionalCreate")),
+        "conditionalRead": "full-support",
+        "conditionalUpdate": bool(flags.get("conditionalUpdate")),
+        "conditionalDelete": flags.get("conditionalDelete", "not-supported"),
+    }
+    if flags.get("searchParam"):
+        resource_entry["searchParam"] = flags["searchParam"]
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "documentation": f"Billable FHIR R4 server on the {store_kind} store",
+        "resource": [{"type": t, **resource_entry} for t in sorted(resource_types())],
+        "interaction": [{"code": code} for code in system_codes],
+    }
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-27",
+        "kind": "instance",
+        "software": {"name": "Billable", "version": __version__},
+        "implementation": {"description": "Billable", "url": base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "application/json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [rest],
+    }
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> Response:
+    statement = request.app.state.capability_statement
+    if statement is None:
+        store_kind = request.app.state.repository.store.info.kind
+        statement = capability_statement(
+            request.app.state.interaction_modules, request_context(request).base_url, store_kind
+        )
+    return json_response(request, statement)

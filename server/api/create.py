@@ -1,0 +1,33 @@
+"""create, and conditional create with If-None-Exist."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from server.api.context import known_type, repository_of, request_context, settings_of
+from server.api.negotiation import FHIR_JSON, PLAIN_JSON, read_body, require_content_type
+from server.api.responses import write_response
+from server.validation import parse_resource
+
+router = APIRouter()
+CAPABILITY = {"type": ("create",), "conditionalCreate": True}
+
+
+async def resource_from_request(request: Request) -> dict:  # type: ignore[type-arg]
+    """The resource in the request body: right media type, within the size limit, parsed."""
+    require_content_type(request, (FHIR_JSON, PLAIN_JSON))
+    body = await read_body(request, settings_of(request).max_body_bytes)
+    return parse_resource(body)
+
+
+@router.post("/{resource_type}")
+async def create(request: Request, resource_type: str) -> Response:
+    known_type(resource_type)
+    resource = await resource_from_request(request)
+    ctx = request_context(request)
+    outcome = await repository_of(request).create(
+        ctx, resource_type, resource, request.headers.get("if-none-exist")
+    )
+    assert outcome.version is not None
+    return write_response(request, outcome.version, 201 if outcome.created else 200, ctx.base_url)

@@ -1,0 +1,58 @@
+"""The application factory: ``create_app(settings)`` builds a Billable ASGI app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from server import __version__
+from server.api import capabilities, create, delete, health, history, patch, read, update
+from server.api.errors import install_error_handlers
+from server.config import Settings
+from server.repository import Repository
+from server.storage.factory import create_store
+from server.storage.port import Store
+
+log = logging.getLogger("billable")
+
+# Order matters: fixed paths (metadata, _history) before the generic /{type}/{id} routes.
+INTERACTION_MODULES = (capabilities, history, read, create, update, patch, delete)
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """Build the app. The store is opened on start-up and closed on shutdown."""
+    settings = settings or Settings()
+    store = store or create_store(settings.store_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        log.info("store open: %s %s", store.info.kind, store.info.location)
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = FastAPI(
+        title="Billable",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.repository = Repository(store)
+    app.state.interaction_modules = INTERACTION_MODULES
+    app.state.capability_statement = None
+    install_error_handlers(app)
+
+    fhir = APIRouter(prefix="/fhir")
+    for module in INTERACTION_MODULES:
+        fhir.include_router(module.router)
+    app.include_router(health.router)
+    app.include_router(fhir)
+    return app

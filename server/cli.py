@@ -1,0 +1,92 @@
+"""The ``billable`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from server.config import AUTH_MODES, Settings
+from server.storage.factory import StoreUrlError, create_store
+from server.storage.port import StoreUnavailable
+
+UNAUTHENTICATED_WARNING = (
+    "WARNING: authentication is OFF (--auth off). Anyone who can reach {url} can read and"
+    " change every resource. Use only on a trusted machine with synthetic data."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="billable", description="Billable FHIR R4 server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the FHIR server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--store", help="sqlite:///PATH or mongodb://... (env BILLABLE_STORE)", default=None
+    )
+    serve.add_argument("--auth", help="authentication mode (env BILLABLE_AUTH)", default=None)
+    serve.add_argument("--base-url", help="public FHIR base URL when behind a proxy")
+    serve.add_argument("--log-level", default="info")
+    return parser
+
+
+def _check_store(url: str) -> None:
+    """Open and close the store once, so a bad URL or a dead server fails fast and clearly."""
+
+    async def probe() -> None:
+        store = create_store(url)
+        await store.open()
+        await store.close()
+
+    asyncio.run(probe())
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(
+        store_url=args.store,
+        auth=args.auth,
+        host=args.host,
+        port=args.port,
+        base_url=args.base_url,
+    )
+    if settings.auth not in AUTH_MODES:
+        print(
+            f"billable: --auth {settings.auth!r} is not available; modes: {', '.join(AUTH_MODES)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        _check_store(settings.store_url)
+    except (StoreUrlError, StoreUnavailable) as exc:
+        print(f"billable: cannot use store {settings.store_url}: {exc}", file=sys.stderr)
+        return 1
+    url = f"http://{settings.host}:{settings.port}/fhir"
+    if settings.auth == "off":
+        print(UNAUTHENTICATED_WARNING.format(url=url), file=sys.stderr, flush=True)
+
+    import uvicorn
+
+    from server.app import create_app
+
+    print(f"Billable FHIR R4 server at {url} (store {settings.store_url})", file=sys.stderr)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

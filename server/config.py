@@ -1,0 +1,41 @@
+"""Settings: one immutable object, built from the CLI and environment, passed to the app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from server.storage.factory import DEFAULT_STORE_URL
+
+AUTH_MODES = ("off",)
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    store_url: str = DEFAULT_STORE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth: str = "off"
+    # Public FHIR base URL when behind a proxy; by default derived from each request.
+    base_url: str | None = None
+    max_body_bytes: int = 16 * MIB
+    default_count: int = 20
+    max_count: int = 1000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then ``BILLABLE_*`` variables, then explicit (CLI) overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if "BILLABLE_STORE" in env:
+            values["store_url"] = env["BILLABLE_STORE"]
+        if "BILLABLE_AUTH" in env:
+            values["auth"] = env["BILLABLE_AUTH"]
+        if "BILLABLE_BASE_URL" in env:
+            values["base_url"] = env["BILLABLE_BASE_URL"]
+        if "BILLABLE_MAX_BODY_MB" in env:
+            values["max_body_bytes"] = int(float(env["BILLABLE_MAX_BODY_MB"]) * MIB)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)  # type: ignore[arg-type]
