@@ -323,7 +323,9 @@ class Repository:
                 await self.store.commit([write])
             except VersionConflict as exc:
                 if expected_tag is not None:
-                    raise _precondition_failed(resource_type, rid, expected_tag, exc.actual)
+                    raise _precondition_failed(
+                        resource_type, rid, expected_tag, exc.actual
+                    ) from exc
                 continue
             return WriteOutcome(_as_stored(write))
         raise _conflict(resource_type, rid)
@@ -370,7 +372,9 @@ class Repository:
                 await self.store.commit([write])
             except VersionConflict as exc:
                 if expected_tag is not None:
-                    raise _precondition_failed(resource_type, rid, expected_tag, exc.actual)
+                    raise _precondition_failed(
+                        resource_type, rid, expected_tag, exc.actual
+                    ) from exc
                 continue
             created = current is None or current.deleted
             return WriteOutcome(stored, created=created)

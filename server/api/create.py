@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -14,7 +16,7 @@ router = APIRouter()
 CAPABILITY = {"type": ("create",), "conditionalCreate": True}
 
 
-async def resource_from_request(request: Request) -> dict:  # type: ignore[type-arg]
+async def resource_from_request(request: Request) -> dict[str, Any]:
     """The resource in the request body: right media type, within the size limit, parsed."""
     require_content_type(request, (FHIR_JSON, PLAIN_JSON))
     body = await read_body(request, settings_of(request).max_body_bytes)

@@ -41,7 +41,9 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"{request.method} is not supported on {request.url.path}"
         else:
             message = str(exc.detail)
-        return error_response(exc.status_code, [Issue("error", code, message)], exc.headers)
+        return error_response(
+            exc.status_code, [Issue("error", code, message)], dict(exc.headers or {})
+        )
 
     @app.exception_handler(RequestValidationError)
     async def on_request_invalid(request: Request, exc: RequestValidationError) -> Response:

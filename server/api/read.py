@@ -1,4 +1,4 @@
-"""read and vread: serve the stored bytes; conditional read with If-None-Match / If-Modified-Since."""
+"""read and vread: serve stored bytes; conditional read (If-None-Match, If-Modified-Since)."""
 
 from __future__ import annotations
 
