@@ -1,0 +1,41 @@
+"""GET /fhir/metadata describes what the server really does."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def test_capability_statement_is_r4_and_lists_every_resource_type(client: TestClient):
+    r = client.get("/fhir/metadata")
+    assert r.status_code == 200
+    cs = r.json()
+    assert cs["resourceType"] == "CapabilityStatement"
+    assert cs["fhirVersion"] == "4.0.1"
+    assert cs["kind"] == "instance"
+    assert "application/fhir+json" in cs["format"]
+    resources = {res["type"]: res for res in cs["rest"][0]["resource"]}
+    assert len(resources) == 146
+    claim = resources["Claim"]
+    codes = {i["code"] for i in claim["interaction"]}
+    assert codes == {
+        "read",
+        "vread",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "history-instance",
+        "history-type",
+    }
+    assert claim["conditionalCreate"] is True
+    assert claim["conditionalUpdate"] is True
+    assert claim["conditionalDelete"] == "single"
+    assert claim["updateCreate"] is True
+    assert claim["versioning"] == "versioned-update"
+    assert {i["code"] for i in cs["rest"][0]["interaction"]} == {"history-system"}
+
+
+def test_capability_statement_is_a_valid_r4_resource(client: TestClient):
+    from server.validation import validate_resource
+
+    validate_resource(client.get("/fhir/metadata").json())
