@@ -192,7 +192,7 @@ class Repository:
 
     async def _create_new(self, resource_type: str, resource: dict[str, Any]) -> WriteOutcome:
         rid = str(uuid.uuid4())
-        version = self._new_version(resource_type, rid, resource, expected=0)
+        version = self.new_version(resource_type, rid, resource, expected=0)
         await self.store.commit([version[0]])
         return WriteOutcome(version[1], created=True)
 
@@ -367,7 +367,7 @@ class Repository:
             resource = produce(current)
             if expected_tag is not None and actual != expected_tag:
                 raise _precondition_failed(resource_type, rid, expected_tag, actual)
-            write, stored = self._new_version(resource_type, rid, resource, expected=actual)
+            write, stored = self.new_version(resource_type, rid, resource, expected=actual)
             try:
                 await self.store.commit([write])
             except VersionConflict as exc:
@@ -380,7 +380,7 @@ class Repository:
             return WriteOutcome(stored, created=created)
         raise _conflict(resource_type, rid)
 
-    def _new_version(
+    def new_version(
         self, resource_type: str, rid: str, resource: dict[str, Any], expected: int
     ) -> tuple[Write, StoredVersion]:
         version = expected + 1
