@@ -1,0 +1,672 @@
+"""The production store: MongoDB (or any MongoDB wire-protocol server) via PyMongo's asyncio API.
+
+Document model
+--------------
+``versions`` holds one document per resource version::
+
+    _id      "Patient/123/000000002"   type/id/zero-padded version: unique, sorts by version
+    type, id, version
+    prev     the version this one replaced (the writer's ``expected_version``, 0 at create)
+    lu       last_updated (FHIR instant string, sorts as a string)
+    deleted  true for the marker a delete leaves behind
+    body     the exact JSON bytes (BSON binary: served without re-encoding), null if deleted
+    cur      true on the newest version of a resource only
+    tk       token search keys, only while ``cur`` and not deleted (see ``token_keys``)
+    txn      staged by commit ``txn``, invisible until that commit is decided (fallback only)
+    started  when ``txn`` staged it (fallback only)
+    sup      about to be superseded by commit ``sup`` (fallback only)
+
+``transactions`` holds one small record per decided commit of the fallback scheme:
+``{_id: txn, state: "committed" | "aborted", at, done_at}``.
+
+Optimistic concurrency
+----------------------
+A unique index on ``(type, id, prev)`` is the lock: every write that moves a resource
+on from version *e* inserts a document with ``prev = e``, so of all writers that read
+version *e* exactly one insert succeeds, the others get a duplicate-key error, which
+becomes ``VersionConflict``. Before inserting, a writer checks that the newest visible
+version really is *e* (an expectation from the future must fail too). The scheme
+relies only on an insert being checked against a unique index, which every MongoDB
+wire-protocol server does atomically (FerretDB included), never on conditional updates.
+
+Atomic commits
+--------------
+On a replica set or a sharded cluster (``hello`` reports ``setName`` or
+``msg: "isdbgrid"``, and a probe transaction succeeds) each ``commit`` runs in one
+multi-document transaction (``atomic_commit="transactions"``); transient errors are
+retried by ``with_transaction``.
+
+A standalone server or FerretDB has no transactions, so there commits are *staged*
+(``atomic_commit="staged"``):
+
+1. *stage*: for every write, insert the new version carrying ``txn: T`` (the unique
+   index claims the resource) and mark the version it replaces with ``sup: T``;
+2. *decide*: insert ``{_id: T, state: "committed"}`` into ``transactions``. This single
+   insert is the commit point; whoever inserts a record for ``T`` first decides it, so
+   a committer and a recovering process can never both win;
+3. *roll forward*: clear ``txn`` on the new versions, flip ``cur``/drop ``tk`` on the
+   versions marked ``sup``, then stamp the record ``done_at``.
+
+Readers treat a document carrying ``txn: T`` as absent, and one carrying ``sup: T`` as
+still current, unless ``T``'s record says committed: only documents with a marker need
+that look-up, so reads stay cheap. A failure before step 2 aborts: insert an
+``aborted`` record (if ``T`` turns out committed, roll forward instead), remove the
+``sup`` marks, delete the staged versions. ``open()`` recovers after a crash: commits
+with a committed record are rolled forward, all others are aborted and rolled back.
+This assumes one Billable process per database in staged mode (a second process
+starting up would abort commits the first has in flight; they fail cleanly, nothing
+is half-visible). While running, a staged version whose commit is undecided for longer
+than ``stale_after`` seconds is aborted by the next writer it blocks. Records of
+finished commits are deleted ten minutes after completion, long after any reader that
+could still be looking at their markers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from server.storage.port import (
+    BackendInfo,
+    HistoryPage,
+    HistoryQuery,
+    MatchQuery,
+    StoredVersion,
+    StoreUnavailable,
+    TokenCriterion,
+    TokenIndexEntry,
+    VersionConflict,
+    Write,
+)
+from server.storage.testhooks import apause_before_commit
+
+Doc = dict[str, Any]
+AtomicCommit = Literal["auto", "transactions", "staged"]
+
+DEFAULT_DATABASE = "billable"
+DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000
+# Records of finished staged commits are kept this long so that a reader that saw a
+# marker can still look its commit up.
+FINISHED_RECORD_TTL = timedelta(minutes=10)
+GC_EVERY_COMMITS = 256
+
+COMMITTED = "committed"
+ABORTED = "aborted"
+
+
+class _SlotTaken(Exception):
+    """Another writer already moved this resource on from the expected version."""
+
+    def __init__(self, write: Write) -> None:
+        self.write = write
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and health output."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    userinfo, hosts = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{hosts}"))
+
+
+def version_doc_id(resource_type: str, resource_id: str, version: int) -> str:
+    return f"{resource_type}/{resource_id}/{version:09d}"
+
+
+def _key(*parts: str | None) -> str:
+    # JSON keeps the parts unambiguous whatever characters systems and codes hold.
+    return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+
+
+def token_keys(tokens: Iterable[TokenIndexEntry]) -> list[str]:
+    """Every key a token criterion may look up, so each criterion is one equality.
+
+    Matching by ``$elemMatch`` over ``{p, s, c}`` sub-documents would be the obvious
+    model, but FerretDB does not implement ``$elemMatch`` with field conditions, and on
+    MongoDB one multikey string index is at least as fast.
+    """
+    keys: dict[str, None] = {}
+    for t in tokens:
+        keys[_key("p", t.param)] = None
+        keys[_key("c", t.param, t.code)] = None
+        if t.system is None:
+            keys[_key("n", t.param)] = None
+            keys[_key("nc", t.param, t.code)] = None
+        else:
+            keys[_key("s", t.param, t.system)] = None
+            keys[_key("sc", t.param, t.system, t.code)] = None
+    return list(keys)
+
+
+def criterion_key(crit: TokenCriterion) -> str:
+    """The one key ``token_keys`` stores for every token that ``crit`` matches."""
+    if crit.code is None:
+        if crit.system is not None:
+            return _key("s", crit.param, crit.system)
+        return _key("n", crit.param) if crit.system_given else _key("p", crit.param)
+    if crit.system is not None:
+        return _key("sc", crit.param, crit.system, crit.code)
+    if crit.system_given:
+        return _key("nc", crit.param, crit.code)
+    return _key("c", crit.param, crit.code)
+
+
+def _to_version(doc: Mapping[str, Any]) -> StoredVersion:
+    body = doc.get("body")
+    return StoredVersion(
+        resource_type=doc["type"],
+        id=doc["id"],
+        version=int(doc["version"]),
+        last_updated=doc["lu"],
+        deleted=bool(doc["deleted"]),
+        body=bytes(body) if body is not None else None,
+    )
+
+
+def _encode_cursor(last_updated: str, doc_id: str) -> str:
+    raw = json.dumps([last_updated, doc_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        last_updated, doc_id = json.loads(base64.urlsafe_b64decode(padded))
+        return str(last_updated), str(doc_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("malformed paging cursor") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """PyMongo's server-selection errors carry a topology dump; keep the first clause."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for cut in (", Timeout:", " (configured timeouts", ", full error:"):
+        text = text.split(cut, 1)[0]
+    return text
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Visibility:
+    """Decides, per call, which marked documents readers may see (fallback scheme)."""
+
+    def __init__(self, transactions: AsyncCollection[Doc], session: AsyncClientSession | None):
+        self._transactions = transactions
+        self._session = session
+        self._states: dict[str, str | None] = {}
+
+    async def committed(self, txn: str) -> bool:
+        if txn not in self._states:
+            record = await self._transactions.find_one({"_id": txn}, session=self._session)
+            self._states[txn] = record["state"] if record else None
+        return self._states[txn] == COMMITTED
+
+    async def visible(self, doc: Mapping[str, Any]) -> bool:
+        """The version exists for readers (its commit, if staged, is decided)."""
+        txn = doc.get("txn")
+        return txn is None or await self.committed(txn)
+
+    async def current(self, doc: Mapping[str, Any]) -> bool:
+        """The version is visible and is still the newest one of its resource."""
+        if not doc.get("cur") or not await self.visible(doc):
+            return False
+        sup = doc.get("sup")
+        return sup is None or not await self.committed(sup)
+
+
+class MongoStore:
+    """``Store`` on a MongoDB database named by the URL path (default ``billable``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        atomic_commit: AtomicCommit = "auto",
+        stale_after: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.info = BackendInfo(kind="mongodb", location=redact_url(url), atomic_commit="unknown")
+        self._requested_mode = atomic_commit
+        self._stale_after = timedelta(seconds=stale_after)
+        self._client: AsyncMongoClient[Doc] | None = None
+        self._versions_coll: AsyncCollection[Doc] | None = None
+        self._transactions_coll: AsyncCollection[Doc] | None = None
+        self._use_transactions = False
+        self._commits_since_gc = 0
+
+    # -- plumbing ------------------------------------------------------------------
+
+    @property
+    def _versions(self) -> AsyncCollection[Doc]:
+        if self._versions_coll is None:
+            raise StoreUnavailable("the MongoDB store is not open")
+        return self._versions_coll
+
+    @property
+    def _transactions(self) -> AsyncCollection[Doc]:
+        if self._transactions_coll is None:
+            raise StoreUnavailable("the MongoDB store is not open")
+        return self._transactions_coll
+
+    @asynccontextmanager
+    async def _guard(self, doing: str) -> AsyncIterator[None]:
+        """Turn every driver error into ``StoreUnavailable`` with a one-line message."""
+        try:
+            yield
+        except PyMongoError as exc:
+            raise StoreUnavailable(
+                f"MongoDB at {self.info.location}: {doing} failed: {_one_line(exc)}"
+            ) from exc
+
+    def _visibility(self, session: AsyncClientSession | None = None) -> _Visibility:
+        return _Visibility(self._transactions, session)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        options: dict[str, Any] = {"appname": "billable"}
+        if "serverselectiontimeoutms" not in self.url.lower():
+            options["serverSelectionTimeoutMS"] = DEFAULT_SERVER_SELECTION_TIMEOUT_MS
+        try:
+            client: AsyncMongoClient[Doc] = AsyncMongoClient(self.url, **options)
+        except PyMongoError as exc:
+            raise StoreUnavailable(
+                f"invalid MongoDB URL {self.info.location}: {_one_line(exc)}"
+            ) from exc
+        try:
+            hello = await client.admin.command("hello")
+        except PyMongoError as exc:
+            await client.close()
+            raise StoreUnavailable(
+                f"cannot reach MongoDB at {self.info.location}: {_one_line(exc)}"
+            ) from exc
+        self._client = client
+        db = client.get_default_database(DEFAULT_DATABASE)
+        self._versions_coll = db["versions"]
+        self._transactions_coll = db["transactions"]
+        async with self._guard("open"):
+            await self._create_indexes()
+            self._use_transactions = await self._choose_transactions(hello)
+            await self._recover()
+        mode = "transactions" if self._use_transactions else "staged"
+        self.info = replace(self.info, atomic_commit=mode)
+
+    async def _create_indexes(self) -> None:
+        v = self._versions
+        await v.create_index(
+            [("type", ASCENDING), ("id", ASCENDING), ("prev", ASCENDING)],
+            unique=True,
+            name="one_successor_per_version",
+        )
+        await v.create_index(
+            [("type", ASCENDING), ("id", ASCENDING), ("version", ASCENDING)],
+            name="resource_versions",
+        )
+        await v.create_index([("lu", ASCENDING), ("_id", ASCENDING)], name="history")
+        await v.create_index(
+            [("type", ASCENDING), ("lu", ASCENDING), ("_id", ASCENDING)], name="type_history"
+        )
+        await v.create_index(
+            [("type", ASCENDING), ("cur", ASCENDING), ("deleted", ASCENDING), ("id", ASCENDING)],
+            name="current",
+        )
+        await v.create_index([("type", ASCENDING), ("tk", ASCENDING)], name="tokens")
+        await v.create_index([("txn", ASCENDING)], sparse=True, name="staged")
+        await v.create_index([("sup", ASCENDING)], sparse=True, name="superseding")
+        await self._transactions.create_index(
+            [("done_at", ASCENDING)], sparse=True, name="finished"
+        )
+
+    async def _choose_transactions(self, hello: Mapping[str, Any]) -> bool:
+        if self._requested_mode != "auto":
+            return self._requested_mode == "transactions"
+        if not (hello.get("setName") or hello.get("msg") == "isdbgrid"):
+            return False
+        # FerretDB may report a replica set name yet reject transactions: try one.
+        assert self._client is not None
+        try:
+            async with self._client.start_session() as session:
+
+                async def probe(s: AsyncClientSession) -> None:
+                    await self._transactions.find_one({"_id": "probe"}, session=s)
+
+                await session.with_transaction(probe)
+        except PyMongoError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        self._client = None
+        self._versions_coll = self._transactions_coll = None
+
+    async def ping(self) -> None:
+        if self._client is None:
+            raise StoreUnavailable("the MongoDB store is not open")
+        async with self._guard("ping"):
+            await self._client.admin.command("ping")
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def _latest(
+        self,
+        resource_type: str,
+        resource_id: str,
+        visibility: _Visibility,
+        session: AsyncClientSession | None = None,
+    ) -> Doc | None:
+        cursor = self._versions.find(
+            {"type": resource_type, "id": resource_id},
+            session=session,
+            sort=[("version", DESCENDING)],
+        )
+        try:
+            async for doc in cursor:
+                if await visibility.visible(doc):
+                    return doc
+        finally:
+            await cursor.close()
+        return None
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        async with self._guard("read"):
+            doc = await self._latest(resource_type, resource_id, self._visibility())
+        return _to_version(doc) if doc else None
+
+    async def vread(
+        self, resource_type: str, resource_id: str, version: int
+    ) -> StoredVersion | None:
+        async with self._guard("vread"):
+            doc = await self._versions.find_one(
+                {"_id": version_doc_id(resource_type, resource_id, version)}
+            )
+            if doc is None or not await self._visibility().visible(doc):
+                return None
+        return _to_version(doc)
+
+    async def match(self, query: MatchQuery) -> list[str]:
+        if query.limit <= 0 or any(not group for group in query.token_groups):
+            return []
+        filt: Doc = {"type": query.resource_type, "cur": True, "deleted": False}
+        if query.ids is not None:
+            filt["id"] = {"$in": list(query.ids)}
+        if query.token_groups:
+            filt["$and"] = [
+                {"tk": {"$in": [criterion_key(c) for c in group]}} for group in query.token_groups
+            ]
+        ids: list[str] = []
+        async with self._guard("search"):
+            visibility = self._visibility()
+            cursor = self._versions.find(
+                filt, {"id": 1, "cur": 1, "txn": 1, "sup": 1}, sort=[("id", ASCENDING)]
+            )
+            try:
+                async for doc in cursor:
+                    # A reader racing a roll-forward may meet two current versions.
+                    if (not ids or ids[-1] != doc["id"]) and await visibility.current(doc):
+                        ids.append(doc["id"])
+                        if len(ids) >= query.limit:
+                            break
+            finally:
+                await cursor.close()
+        return ids
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        filt: Doc = {}
+        if query.resource_type is not None:
+            filt["type"] = query.resource_type
+        if query.resource_id is not None:
+            filt["id"] = query.resource_id
+        if query.since is not None:
+            filt["lu"] = {"$gte": query.since}
+        if query.cursor is not None:
+            last_updated, doc_id = _decode_cursor(query.cursor)
+            filt["$or"] = [
+                {"lu": {"$lt": last_updated}},
+                {"lu": last_updated, "_id": {"$lt": doc_id}},
+            ]
+        wanted = max(query.count, 0) + 1
+        docs: list[Doc] = []
+        async with self._guard("history"):
+            visibility = self._visibility()
+            cursor: AsyncCursor[Doc] = self._versions.find(
+                filt, {"tk": 0}, sort=[("lu", DESCENDING), ("_id", DESCENDING)]
+            ).batch_size(wanted + 1)
+            try:
+                async for doc in cursor:
+                    if await visibility.visible(doc):
+                        docs.append(doc)
+                        if len(docs) >= wanted:
+                            break
+            finally:
+                await cursor.close()
+        more = len(docs) > query.count
+        docs = docs[: query.count]
+        next_cursor = _encode_cursor(docs[-1]["lu"], docs[-1]["_id"]) if more and docs else None
+        return HistoryPage([_to_version(d) for d in docs], next_cursor)
+
+    # -- writes --------------------------------------------------------------------
+
+    def _new_doc(self, w: Write, txn: str | None, started: datetime) -> Doc:
+        doc: Doc = {
+            "_id": version_doc_id(w.resource_type, w.id, w.version),
+            "type": w.resource_type,
+            "id": w.id,
+            "version": w.version,
+            "prev": w.expected_version,
+            "lu": w.last_updated,
+            "deleted": w.deleted,
+            "body": w.body,
+            "cur": True,
+        }
+        if not w.deleted:
+            doc["tk"] = token_keys(w.tokens)
+        if txn is not None:
+            doc["txn"] = txn
+            doc["started"] = started
+        return doc
+
+    async def commit(self, writes: Sequence[Write]) -> None:
+        if not writes:
+            return
+        try:
+            if self._use_transactions:
+                await self._commit_in_transaction(writes)
+            else:
+                await self._commit_staged(writes)
+        except _SlotTaken as taken:
+            w = taken.write
+            async with self._guard("commit"):
+                latest = await self._latest(w.resource_type, w.id, self._visibility())
+            actual = int(latest["version"]) if latest else 0
+            raise VersionConflict(w.resource_type, w.id, w.expected_version, actual) from None
+        self._commits_since_gc += 1
+        if self._commits_since_gc >= GC_EVERY_COMMITS:
+            self._commits_since_gc = 0
+            async with self._guard("cleanup"):
+                await self._delete_finished_records()
+
+    # transactions (replica set, sharded cluster) ------------------------------------
+
+    async def _commit_in_transaction(self, writes: Sequence[Write]) -> None:
+        assert self._client is not None
+
+        async def body(session: AsyncClientSession) -> None:
+            visibility = self._visibility(session)
+            written: dict[tuple[str, str], Doc] = {}
+            started = _now()
+            for w in writes:
+                key = (w.resource_type, w.id)
+                prev = written.get(key)
+                if prev is None:
+                    prev = await self._latest(w.resource_type, w.id, visibility, session)
+                actual = int(prev["version"]) if prev else 0
+                if actual != w.expected_version:
+                    raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
+                doc = self._new_doc(w, None, started)
+                try:
+                    await self._versions.insert_one(doc, session=session)
+                except DuplicateKeyError:
+                    raise _SlotTaken(w) from None
+                if prev is not None:
+                    await self._versions.update_one(
+                        {"_id": prev["_id"]},
+                        {"$set": {"cur": False}, "$unset": {"tk": ""}},
+                        session=session,
+                    )
+                written[key] = doc
+            await apause_before_commit()
+
+        async with self._guard("commit"):
+            async with self._client.start_session() as session:
+                await session.with_transaction(
+                    body,
+                    read_concern=ReadConcern("snapshot"),
+                    write_concern=WriteConcern("majority"),
+                )
+
+    # staged fallback (standalone server, FerretDB) ----------------------------------
+
+    async def _commit_staged(self, writes: Sequence[Write]) -> None:
+        txn = uuid.uuid4().hex
+        started = _now()
+        staged = False
+        decided = False
+        try:
+            async with self._guard("commit"):
+                visibility = self._visibility()
+                written: dict[tuple[str, str], Doc] = {}
+                for w in writes:
+                    key = (w.resource_type, w.id)
+                    prev = written.get(key)
+                    own_prev = prev is not None
+                    if prev is None:
+                        prev = await self._latest(w.resource_type, w.id, visibility)
+                    actual = int(prev["version"]) if prev else 0
+                    if actual != w.expected_version:
+                        raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
+                    doc = self._new_doc(w, txn, started)
+                    await self._stage(doc, w)
+                    staged = True
+                    if prev is not None and own_prev:
+                        await self._versions.update_one(
+                            {"_id": prev["_id"]}, {"$set": {"cur": False}, "$unset": {"tk": ""}}
+                        )
+                    elif prev is not None:
+                        marked = await self._versions.update_one(
+                            {"_id": prev["_id"], "cur": True, "sup": {"$exists": False}},
+                            {"$set": {"sup": txn}},
+                        )
+                        if marked.matched_count != 1:
+                            raise _SlotTaken(w)
+                    written[key] = doc
+                await apause_before_commit()
+                decided = True
+                if await self._decide(txn, COMMITTED) != COMMITTED:
+                    raise StoreUnavailable(
+                        f"MongoDB at {self.info.location}: commit {txn} was aborted by a"
+                        " recovering process before it completed; nothing was stored"
+                    )
+        except BaseException:
+            if staged and not decided:
+                async with self._guard("rollback"):
+                    await self._abort(txn)
+            raise
+        async with self._guard("commit"):
+            await self._roll_forward(txn)
+
+    async def _stage(self, doc: Doc, w: Write) -> None:
+        """Insert a staged version; a stale or aborted commit in the way is cleared once."""
+        for attempt in range(2):
+            try:
+                await self._versions.insert_one(doc)
+                return
+            except DuplicateKeyError:
+                if attempt or not await self._clear_blocker(doc):
+                    raise _SlotTaken(w) from None
+
+    async def _clear_blocker(self, doc: Doc) -> bool:
+        """Resolve the undecided commit holding ``doc``'s slot; true if the slot may be free."""
+        blocker = await self._versions.find_one(
+            {"type": doc["type"], "id": doc["id"], "prev": doc["prev"]}
+        ) or await self._versions.find_one({"_id": doc["_id"]})
+        if blocker is None:
+            return True
+        txn = blocker.get("txn")
+        if txn is None:
+            return False
+        record = await self._transactions.find_one({"_id": txn})
+        if record is not None and record["state"] == COMMITTED:
+            await self._roll_forward(txn)
+            return False
+        started = blocker.get("started")
+        if record is None and started is not None:
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=UTC)
+            if _now() - started < self._stale_after:
+                return False
+        return await self._abort(txn) == ABORTED
+
+    async def _decide(self, txn: str, state: str) -> str:
+        """Record the outcome of ``txn`` unless one is recorded already; return the outcome."""
+        try:
+            await self._transactions.insert_one({"_id": txn, "state": state, "at": _now()})
+            return state
+        except DuplicateKeyError:
+            record = await self._transactions.find_one({"_id": txn})
+            return str(record["state"]) if record else state
+
+    async def _abort(self, txn: str) -> str:
+        """Abort ``txn`` and undo its staging, or roll it forward if it was committed."""
+        outcome = await self._decide(txn, ABORTED)
+        if outcome == COMMITTED:
+            await self._roll_forward(txn)
+            return COMMITTED
+        await self._versions.update_many({"sup": txn}, {"$unset": {"sup": ""}})
+        await self._versions.delete_many({"txn": txn})
+        await self._transactions.update_one({"_id": txn}, {"$set": {"done_at": _now()}})
+        return ABORTED
+
+    async def _roll_forward(self, txn: str) -> None:
+        await self._versions.update_many(
+            {"sup": txn}, {"$set": {"cur": False}, "$unset": {"sup": "", "tk": ""}}
+        )
+        await self._versions.update_many({"txn": txn}, {"$unset": {"txn": "", "started": ""}})
+        await self._transactions.update_one({"_id": txn}, {"$set": {"done_at": _now()}})
+
+    async def _recover(self) -> None:
+        """Finish what a crashed process left: roll committed commits forward, abort the rest."""
+        pending: set[str] = set()
+        pending.update(t for t in await self._versions.distinct("txn") if isinstance(t, str))
+        pending.update(t for t in await self._versions.distinct("sup") if isinstance(t, str))
+        async for record in self._transactions.find({"done_at": {"$exists": False}}, {"_id": 1}):
+            pending.add(record["_id"])
+        for txn in sorted(pending):
+            await self._abort(txn)
+        await self._delete_finished_records()
+
+    async def _delete_finished_records(self) -> None:
+        await self._transactions.delete_many({"done_at": {"$lt": _now() - FINISHED_RECORD_TTL}})
+
+
+__all__ = ["MongoStore", "criterion_key", "redact_url", "token_keys", "version_doc_id"]
