@@ -30,6 +30,7 @@ from server.storage.port import (
     VersionConflict,
     Write,
 )
+from server.storage.testhooks import pause_before_commit
 
 T = TypeVar("T")
 
@@ -278,6 +279,7 @@ class SQLiteStore:
                             " VALUES (?, ?, ?, ?, ?)",
                             [(w.resource_type, w.id, t.param, t.system, t.code) for t in w.tokens],
                         )
+                pause_before_commit()  # crash-recovery tests only; no-op otherwise
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
