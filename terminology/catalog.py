@@ -1,0 +1,114 @@
+"""The catalog: which compiled tables exist in a data directory, without loading them.
+
+Every data directory (the shipped ``terminology/data/`` and the user's
+``./data/terminology/``) has an ``index.json`` listing its files with their kind, URL,
+version and effective dates, so start-up reads a few kilobytes and each table is loaded
+the first time somebody asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from terminology import store
+from terminology.model import Meta
+
+INDEX = "index.json"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One compiled file; ``load()`` reads it once and keeps the parsed table."""
+
+    kind: str
+    meta: Meta
+    path: Path
+    extra: dict[str, Any]
+    _table: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def load(self) -> Any:
+        if self._table is None:
+            with self._lock:
+                if self._table is None:
+                    self._table = _parse(self.kind, store.read_file(self.path))
+        return self._table
+
+    @property
+    def loaded(self) -> bool:
+        return self._table is not None
+
+
+def _parse(kind: str, data: dict[str, Any]) -> Any:
+    if kind == "codesystem":
+        return store.codesystem_from_json(data)
+    if kind == "conceptmap":
+        return store.conceptmap_from_json(data)
+    if kind == "ncci-ptp":
+        return store.ptp_from_json(data)
+    if kind == "mue":
+        return store.mue_from_json(data)
+    if kind == "mpfs-rvu":
+        return store.rvu_from_json(data)
+    if kind == "mpfs-gpci":
+        return store.gpci_from_json(data)
+    raise ValueError(f"unknown table kind {kind!r}")
+
+
+def read_index(directory: Path) -> list[Entry]:
+    index = directory / INDEX
+    if not index.exists():
+        return []
+    rows = orjson.loads(index.read_bytes())
+    return [
+        Entry(
+            kind=row["kind"],
+            meta=Meta.from_json(row["meta"]),
+            path=directory / row["file"],
+            extra={k: v for k, v in row.items() if k not in ("kind", "meta", "file")},
+        )
+        for row in rows
+    ]
+
+
+def index_mtime(directory: Path) -> float:
+    try:
+        return os.stat(directory / INDEX).st_mtime_ns / 1e9
+    except FileNotFoundError:
+        return 0.0
+
+
+def add_to_index(directory: Path, file: Path, data: dict[str, Any]) -> None:
+    """Register a compiled file in ``directory/index.json`` (replacing a same-named one)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    index = directory / INDEX
+    rows: list[dict[str, Any]] = orjson.loads(index.read_bytes()) if index.exists() else []
+    rows = [r for r in rows if r["file"] != file.name]
+    row: dict[str, Any] = {"file": file.name, "kind": data["kind"], "meta": data["meta"]}
+    for key in ("source", "target", "content", "count", "setting"):
+        if key in data and not isinstance(data[key], list | dict):
+            row[key] = data[key]
+    rows.append(row)
+    rows.sort(key=lambda r: (r["kind"], r["meta"]["url"], r["meta"]["effective_from"]))
+    tmp = index.with_name(f".{INDEX}.tmp")
+    tmp.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, index)
+
+
+def publish(directory: Path, stem: str, data: dict[str, Any]) -> Path:
+    """Write a compiled table into ``directory`` and list it in the index."""
+    path = store.write_file(directory / f"{stem}.json.gz", data)
+    add_to_index(directory, path, data)
+    return path
+
+
+def file_stem(kind: str, name: str, version: str, effective: date) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{name}-{version}")
+    return f"{kind}-{safe}-{effective.isoformat()}"

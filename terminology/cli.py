@@ -1,0 +1,159 @@
+"""``billable terminology ...``: load official release files as new versions.
+
+    billable terminology load KIND PATH [--version V] [--effective YYYY-MM-DD]
+                                        [--until YYYY-MM-DD] [--data-dir DIR]
+    billable terminology list [--data-dir DIR]
+
+``load`` compiles the release file into the data directory (default
+``./data/terminology``, or ``$BILLABLE_TERMINOLOGY_DIR``) and lists it in that directory's
+``index.json``; a running server picks the new version up within a few seconds. Old
+versions stay, so claims for past dates of service keep their codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from terminology import catalog, store
+from terminology.service import DEFAULT_DATA_DIR
+
+KINDS = (
+    "icd10cm",
+    "icd10cm-order",
+    "icd10pcs",
+    "hcpcs",
+    "cpt",
+    "snomed",
+    "snomed-icd10cm-map",
+    "conceptmap",
+    "codesystem",
+    "ncci-ptp",
+    "mue",
+    "mpfs-rvu",
+    "mpfs-gpci",
+)
+
+
+def _iso(value: str) -> date:
+    return date.fromisoformat(value)
+
+
+def compile_release(
+    kind: str,
+    path: Path,
+    version: str | None,
+    effective: date | None,
+    until: date | None,
+) -> dict[str, Any]:
+    """Read an official release file of ``kind`` into a compiled table (a dict)."""
+    from terminology.loaders import billing, icd10cm, other_systems, snomed
+
+    loaders: dict[str, Callable[[], dict[str, Any]]] = {
+        "icd10cm": lambda: store.codesystem_to_json(
+            icd10cm.load_tabular_xml(path, int(version) if version else None, effective, until)
+        ),
+        "icd10cm-order": lambda: store.codesystem_to_json(
+            icd10cm.load_order_file(path, int(_need(version, kind)), effective, until)
+        ),
+        "icd10pcs": lambda: store.codesystem_to_json(
+            other_systems.load_pcs_order_file(path, int(_need(version, kind)), effective, until)
+        ),
+        "hcpcs": lambda: store.codesystem_to_json(
+            other_systems.load_hcpcs(path, _need(version, kind), _need(effective, kind), until)
+        ),
+        "cpt": lambda: store.codesystem_to_json(
+            other_systems.load_cpt(path, _need(version, kind), _need(effective, kind), until)
+        ),
+        "snomed": lambda: store.codesystem_to_json(
+            snomed.load_rf2(path, version, effective, until)
+        ),
+        "snomed-icd10cm-map": lambda: store.conceptmap_to_json(
+            snomed.load_extended_map(path, version, effective, until)
+        ),
+        "conceptmap": lambda: store.conceptmap_to_json(
+            other_systems.load_curated_map(path, version, effective, until)
+        ),
+        "codesystem": lambda: store.codesystem_to_json(
+            other_systems.load_curated_codesystem(path, version, effective, until)
+        ),
+        "ncci-ptp": lambda: billing.load_ptp(path, _need(version, kind), effective, until),
+        "mue": lambda: billing.load_mue(path, _need(version, kind), _need(effective, kind), until),
+        "mpfs-rvu": lambda: billing.load_rvu(path, _need(version, kind), effective, until),
+        "mpfs-gpci": lambda: billing.load_gpci(path, _need(version, kind), effective, until),
+    }
+    return loaders[kind]()
+
+
+def _need(value: Any, kind: str) -> Any:
+    if value is None:
+        raise SystemExit(f"billable terminology load {kind}: --version and --effective are needed")
+    return value
+
+
+def load(
+    kind: str,
+    path: Path,
+    version: str | None = None,
+    effective: date | None = None,
+    until: date | None = None,
+    data_dir: Path | None = None,
+) -> Path:
+    data = compile_release(kind, path, version, effective, until)
+    meta = data["meta"]
+    stem = catalog.file_stem(
+        data["kind"], meta.get("name") or kind, meta["version"], _iso(meta["effective_from"])
+    )
+    return catalog.publish(data_dir or DEFAULT_DATA_DIR, stem, data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="billable terminology", description="Manage terminology versions"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_load = sub.add_parser("load", help="add a version from an official release file")
+    p_load.add_argument("kind", choices=KINDS)
+    p_load.add_argument("path", type=Path)
+    p_load.add_argument("--version", help="release version, e.g. 2027 or 2026Q4")
+    p_load.add_argument("--effective", type=_iso, help="first day in force (YYYY-MM-DD)")
+    p_load.add_argument("--until", type=_iso, help="last day in force (YYYY-MM-DD)")
+    p_load.add_argument("--data-dir", type=Path, default=None)
+    p_list = sub.add_parser("list", help="list shipped and loaded versions")
+    p_list.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    if args.command == "load":
+        if not args.path.exists():
+            print(f"error: {args.path} does not exist", file=sys.stderr)
+            return 2
+        try:
+            out = load(
+                args.kind, args.path, args.version, args.effective, args.until, args.data_dir
+            )
+        except (ValueError, KeyError) as err:
+            print(f"error: cannot read {args.path} as {args.kind}: {err}", file=sys.stderr)
+            return 1
+        data = store.read_file(out)
+        meta = data["meta"]
+        print(
+            f"loaded {meta['title'] or meta['name']} version {meta['version']} "
+            f"({meta['effective_from']} to {meta['effective_to'] or 'until superseded'}) "
+            f"into {out}"
+        )
+        return 0
+    from terminology.service import TerminologyService
+
+    service = TerminologyService(args.data_dir)
+    for entry in service.catalog():
+        m = entry.meta
+        print(f"{entry.kind:12} {m.url}  version {m.version}  {m.period()}  [{entry.path}]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
