@@ -7,6 +7,7 @@ policy (ids, version numbers, timestamps, bytes) is played here by small builder
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import pytest
@@ -251,23 +252,33 @@ async def test_one_commit_may_write_several_versions_of_one_resource(
     assert await store.match(by_code("old")) == []
 
 
+def spread(n: int) -> list[float]:
+    """Start delays for ``n`` concurrent writers, up to 200 ms, the same on every run."""
+    rng = random.Random(n)
+    return [rng.uniform(0, 0.2) for _ in range(n)]
+
+
+async def read_then_write(store: Store, clock: Clock, resource_id: str, delay: float) -> bool:
+    """One optimistic update: read the current version, write the next; False on conflict."""
+    await asyncio.sleep(delay)  # spread the writers so that some read versions others wrote
+    current = await store.read("Claim", resource_id)
+    assert current is not None
+    try:
+        await store.commit(
+            [write(clock, "Claim", resource_id, current.version + 1, expected=current.version)]
+        )
+    except VersionConflict:
+        return False
+    return True
+
+
 async def test_concurrent_read_then_write_commits_lose_no_update(
     store: Store, clock: Clock
 ) -> None:
     await store.commit([write(clock, "Claim", "c1", 1)])
 
-    async def read_then_write() -> bool:
-        current = await store.read("Claim", "c1")
-        assert current is not None
-        try:
-            await store.commit(
-                [write(clock, "Claim", "c1", current.version + 1, expected=current.version)]
-            )
-        except VersionConflict:
-            return False
-        return True
-
-    outcomes = await asyncio.gather(*(read_then_write() for _ in range(50)))
+    writers = (read_then_write(store, clock, "c1", delay) for delay in spread(50))
+    outcomes = await asyncio.gather(*writers)
 
     successes = sum(outcomes)
     assert successes >= 1
@@ -275,6 +286,31 @@ async def test_concurrent_read_then_write_commits_lose_no_update(
     assert current is not None and current.version == 1 + successes
     versions = await all_history(store, HistoryQuery("Claim", "c1", count=100))
     assert [v for _, _, v in versions] == list(range(1 + successes, 0, -1))
+
+
+async def test_concurrent_writers_in_two_stores_on_one_database_lose_no_update(
+    backend: Backend, store: Store, clock: Clock
+) -> None:
+    other = backend.make()  # as another server process would
+    await other.open()
+    try:
+        await store.commit([write(clock, "Claim", "c1", 1)])
+
+        outcomes = await asyncio.gather(
+            *(
+                read_then_write(store if i % 2 else other, clock, "c1", delay)
+                for i, delay in enumerate(spread(40))
+            )
+        )
+
+        successes = sum(outcomes)
+        for reader in (store, other):
+            current = await reader.read("Claim", "c1")
+            assert current is not None and current.version == 1 + successes
+        versions = await all_history(other, HistoryQuery("Claim", "c1", count=100))
+        assert [v for _, _, v in versions] == list(range(1 + successes, 0, -1))
+    finally:
+        await other.close()
 
 
 # -- history ---------------------------------------------------------------------------

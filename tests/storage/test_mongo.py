@@ -1,0 +1,251 @@
+"""MongoDB-specific behaviour: URLs, errors, and the staged-commit fallback's invariants.
+
+The contract suite shows what a commit looks like from outside; these tests open the
+fallback scheme up (see ``server/storage/mongo.py``): a commit frozen after staging is
+invisible, a commit decided but not rolled forward is visible and finished on open, a
+stale undecided commit is cleared by the next writer it blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import pytest
+from pymongo.errors import AutoReconnect
+
+import server.storage.mongo as mongo_module
+from server.storage.mongo import MongoStore, criterion_key, redact_url, token_keys
+from server.storage.port import (
+    HistoryQuery,
+    MatchQuery,
+    StoreUnavailable,
+    TokenCriterion,
+    TokenIndexEntry,
+    VersionConflict,
+)
+from tests.storage.builders import Clock, write
+from tests.storage.test_contract import all_history
+from tests.storage.test_crash_recovery import start_commit_and_freeze
+from tests.support.ferretdb import FerretDB, MongoNotAvailable, free_port, private_ferretdb
+
+pytestmark = pytest.mark.mongo
+
+CODE = (TokenIndexEntry("code", "http://loinc.org", "1234-5"),)
+
+
+def by_code() -> MatchQuery:
+    crit = TokenCriterion("code", "http://loinc.org", "1234-5", True)
+    return MatchQuery("Observation", token_groups=[[crit]], limit=9)
+
+
+@pytest.fixture
+async def mongo_store(mongo_db_uri: str) -> AsyncIterator[MongoStore]:
+    store = MongoStore(mongo_db_uri)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def own_ferretdb() -> Iterator[FerretDB]:
+    """A FerretDB of the test's own, so that the test may stop it."""
+    try:
+        with private_ferretdb() as server:
+            yield server
+    except MongoNotAvailable as exc:
+        pytest.skip(f"needs a FerretDB of its own to stop: {exc}")
+
+
+@pytest.fixture
+def staged_store(mongo_store: MongoStore) -> MongoStore:
+    if mongo_store.info.atomic_commit != "staged":
+        pytest.skip("the server has transactions: the staged fallback is not in use")
+    return mongo_store
+
+
+# -- URLs and errors -------------------------------------------------------------------
+
+
+def test_location_shows_the_url_without_its_password() -> None:
+    url = "mongodb://billable:s3cret@db1:27017,db2:27017/claims?replicaSet=rs0"
+    assert redact_url(url) == "mongodb://billable@db1:27017,db2:27017/claims?replicaSet=rs0"
+    assert MongoStore(url).info.location == redact_url(url)
+    assert redact_url("mongodb://db1/x") == "mongodb://db1/x"
+
+
+async def test_the_database_is_the_one_named_in_the_url(
+    mongo_store: MongoStore, mongo_db_uri: str
+) -> None:
+    assert mongo_store._versions.database.name == mongo_db_uri.rsplit("/", 1)[1]
+
+
+async def test_open_on_an_unreachable_server_says_so_in_one_line_without_the_password() -> None:
+    url = f"mongodb://user:s3cret@127.0.0.1:{free_port()}/x?serverSelectionTimeoutMS=300"
+    store = MongoStore(url)
+
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.open()
+
+    message = str(caught.value)
+    assert "cannot reach MongoDB at mongodb://user@127.0.0.1" in message
+    assert "s3cret" not in message and "\n" not in message
+
+
+async def test_every_operation_raises_store_unavailable_once_the_server_is_gone(
+    own_ferretdb: FerretDB,
+) -> None:
+    store = MongoStore(f"{own_ferretdb.uri}gone?serverSelectionTimeoutMS=300")
+    await store.open()
+    clock = Clock()
+    await store.commit([write(clock, "Patient", "p1", 1)])
+    own_ferretdb.stop()
+
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    with pytest.raises(StoreUnavailable):
+        await store.read("Patient", "p1")
+    with pytest.raises(StoreUnavailable):
+        await store.vread("Patient", "p1", 1)
+    with pytest.raises(StoreUnavailable):
+        await store.match(MatchQuery("Patient"))
+    with pytest.raises(StoreUnavailable):
+        await store.history(HistoryQuery())
+    with pytest.raises(StoreUnavailable):
+        await store.commit([write(clock, "Patient", "p1", 2)])
+    await store.close()
+
+
+# -- token keys --------------------------------------------------------------------------
+
+
+def test_token_keys_stay_unambiguous_whatever_the_system_and_code_hold() -> None:
+    tricky = TokenIndexEntry("code", 'a","b', "c")
+    plain = TokenIndexEntry("code", "a", 'b","c')
+    assert set(token_keys([tricky])).isdisjoint(
+        {criterion_key(TokenCriterion("code", "a", 'b","c', True))}
+    )
+    assert criterion_key(TokenCriterion("code", 'a","b', "c", True)) in token_keys([tricky])
+    assert criterion_key(TokenCriterion("code", "a", 'b","c', True)) in token_keys([plain])
+
+
+# -- the staged fallback -------------------------------------------------------------------
+
+
+async def test_a_server_without_transactions_gets_staged_commits(staged_store: MongoStore) -> None:
+    assert staged_store.info.atomic_commit == "staged"
+
+
+async def test_readers_never_see_a_staged_commit_before_its_commit_point(
+    staged_store: MongoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = staged_store
+    clock = Clock()
+    await store.commit([write(clock, "Observation", "o1", 1, tokens=CODE)])
+    history_before = await all_history(store, HistoryQuery())
+    paused, release = asyncio.Event(), asyncio.Event()
+
+    async def freeze() -> None:
+        paused.set()
+        await release.wait()
+
+    monkeypatch.setattr(mongo_module, "apause_before_commit", freeze)
+    commit = asyncio.create_task(
+        store.commit(
+            [
+                write(clock, "Observation", "o2", 1, tokens=CODE),
+                write(clock, "Observation", "o1", 2),  # drops the token
+            ]
+        )
+    )
+    await asyncio.wait_for(paused.wait(), 10)
+
+    staged = await store._versions.count_documents({"txn": {"$exists": True}})
+    assert staged == 2, "the commit is frozen after staging both versions"
+    current = await store.read("Observation", "o1")
+    assert current is not None and current.version == 1
+    assert await store.read("Observation", "o2") is None
+    assert await store.vread("Observation", "o1", 2) is None
+    assert await store.match(by_code()) == ["o1"]
+    assert await all_history(store, HistoryQuery()) == history_before
+    with pytest.raises(VersionConflict):  # the resource is claimed by the staged commit
+        await store.commit([write(clock, "Observation", "o1", 2)])
+
+    release.set()
+    await asyncio.wait_for(commit, 10)
+
+    current = await store.read("Observation", "o1")
+    assert current is not None and current.version == 2
+    assert await store.match(by_code()) == ["o2"]
+    assert await store._versions.count_documents({"txn": {"$exists": True}}) == 0
+    assert await store._versions.count_documents({"sup": {"$exists": True}}) == 0
+
+
+async def test_a_decided_commit_is_visible_before_roll_forward_and_finished_on_open(
+    staged_store: MongoStore, mongo_db_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = staged_store
+    clock = Clock()
+    await store.commit([write(clock, "Observation", "o1", 1, tokens=CODE)])
+
+    async def connection_lost(txn: str) -> None:
+        raise AutoReconnect("connection lost after the commit point")
+
+    monkeypatch.setattr(store, "_roll_forward", connection_lost)
+    with pytest.raises(StoreUnavailable):
+        await store.commit(
+            [
+                write(clock, "Observation", "o1", 2),
+                write(clock, "Observation", "o2", 1, tokens=CODE),
+            ]
+        )
+    monkeypatch.undo()
+
+    # Decided: visible at once, even with every marker still in place.
+    assert await store._versions.count_documents({"txn": {"$exists": True}}) == 2
+    current = await store.read("Observation", "o1")
+    assert current is not None and current.version == 2
+    assert await store.match(by_code()) == ["o2"]
+    assert [v for _, _, v in await all_history(store, HistoryQuery("Observation", "o1"))] == [2, 1]
+
+    reopened = MongoStore(mongo_db_uri)
+    await reopened.open()
+    try:
+        assert await reopened._versions.count_documents({"txn": {"$exists": True}}) == 0
+        assert await reopened._versions.count_documents({"sup": {"$exists": True}}) == 0
+        assert await reopened._versions.count_documents({"cur": True}) == 2
+        assert await reopened.match(by_code()) == ["o2"]
+        await reopened.commit([write(clock, "Observation", "o1", 3)])
+    finally:
+        await reopened.close()
+
+
+async def test_an_undecided_commit_blocks_its_resources_until_stale_then_a_writer_clears_it(
+    staged_store: MongoStore, mongo_db_uri: str
+) -> None:
+    clock = Clock()
+    await staged_store.commit([write(clock, "Observation", "o1", 1, tokens=CODE)])
+    doomed = write(clock, "Observation", "o1", 2)
+    child = await start_commit_and_freeze(
+        mongo_db_uri,
+        [["Observation", "o1", 1, 2, doomed.last_updated, (doomed.body or b"").decode(), []]],
+    )
+    child.kill()
+    await child.wait()
+
+    # Young: the undecided commit may still be running somewhere, so it holds the claim.
+    with pytest.raises(VersionConflict):
+        await staged_store.commit([write(clock, "Observation", "o1", 2, tokens=CODE)])
+
+    # Stale: the next writer aborts it and goes ahead, no restart needed.
+    staged_store._stale_after = timedelta(0)
+    await staged_store.commit([write(clock, "Observation", "o1", 2, tokens=CODE)])
+
+    current = await staged_store.read("Observation", "o1")
+    assert current is not None and current.version == 2
+    assert await staged_store.match(by_code()) == ["o1"]
+    assert await staged_store._versions.count_documents({"txn": {"$exists": True}}) == 0
+    assert await staged_store._versions.count_documents({"sup": {"$exists": True}}) == 0
