@@ -15,8 +15,11 @@ from server.config import Settings
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+@pytest.fixture(params=["sqlite", "mongo"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The app's settings, once per storage backend: every API test runs on both."""
+    if request.param == "mongo":
+        return Settings(store_url=request.getfixturevalue("mongo_db_uri"))
     return Settings(store_url=f"sqlite:///{tmp_path / 'billable.db'}")
 
 

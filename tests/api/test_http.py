@@ -185,7 +185,8 @@ def test_malformed_if_match_is_400(client: TestClient):
     assert r.status_code == 400
 
 
-def test_healthz(client: TestClient):
+def test_healthz_names_the_backend(client: TestClient, settings: Settings):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "store": "sqlite"}
+    expected = "mongodb" if settings.store_url.startswith("mongodb") else "sqlite"
+    assert r.json() == {"status": "ok", "store": expected}
