@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,11 +34,12 @@ def running_server(store_url: str, extra_args: tuple[str, ...] = ()) -> Iterator
     """Yield (base URL, pid) of a server on a free loopback port; stop it afterwards."""
     port = free_port()
     env = {**os.environ, "BILLABLE_STORE": store_url}
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *extra_args],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -49,7 +51,8 @@ def running_server(store_url: str, extra_args: tuple[str, ...] = ()) -> Iterator
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("server did not start")
+                log.seek(0)
+                raise RuntimeError(f"server did not start: {log.read().decode()[-2000:]}")
             time.sleep(0.1)
         yield base, proc.pid
     finally:

@@ -1,8 +1,9 @@
-"""Create and read throughput of ~2 KB Claims against a real server, 10 concurrent clients.
+"""Create, read and update throughput of ~2.7 KB Claims against a real server process.
 
-Usage: python bench/crud_bench.py [--requests N] [--clients C] [--store URL]
-Prints requests/s, p50 and p99 latency for create and for read, and the idle RSS of the
-server process. Figures only; nothing here passes or fails.
+Usage: python -m bench.crud_bench [--requests N] [--clients C] [--backends sqlite,mongo]
+Runs the same workload on each backend in one run (MongoDB through a private FerretDB,
+or BILLABLE_TEST_MONGO_URI) and prints requests/s, p50 and p99 latency per phase and the
+RSS of the idle server process. Figures only; nothing here passes or fails.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def claim(n: int) -> dict[str, Any]:
         "status": "active",
         "type": {
             "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                    "code": "professional",
+                }
             ]
         },
         "use": "claim",
@@ -114,21 +118,40 @@ async def run(base: str, n: int, clients: int) -> None:
 
         await phase("read", n, clients, read)
 
+        async def update(i: int) -> str:
+            rid = ids[i % len(ids)]
+            body = {**claim(i), "id": rid, "status": "active"}
+            r = await http.put(f"/fhir/Claim/{rid}", content=orjson.dumps(body))
+            assert r.status_code == 200, r.text
+            return ""
+
+        await phase("update", n, clients, update)
+
+
+def bench_store(store: str, requests: int, clients: int) -> None:
+    with running_server(store) as (base, pid):
+        time.sleep(1)
+        print(f"\n== store {store.split('?')[0]}")
+        print(f"idle server RSS {rss_mib(pid):.1f} MiB")
+        asyncio.run(run(base, requests, clients))
+        print(f"server RSS after run {rss_mib(pid):.1f} MiB")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--store", default=None, help="store URL (default: a temp SQLite file)")
+    parser.add_argument("--backends", default="sqlite,mongo")
     args = parser.parse_args()
+    backends = args.backends.split(",")
     with tempfile.TemporaryDirectory() as tmp:
-        store = args.store or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        with running_server(store) as (base, pid):
-            time.sleep(1)
-            print(f"store {store.split('?')[0]}")
-            print(f"idle server RSS {rss_mib(pid):.1f} MiB")
-            asyncio.run(run(base, args.requests, args.clients))
-            print(f"server RSS after run {rss_mib(pid):.1f} MiB")
+        if "sqlite" in backends:
+            bench_store(f"sqlite:///{Path(tmp) / 'bench.db'}", args.requests, args.clients)
+        if "mongo" in backends:
+            from tests.support.ferretdb import mongo_server, with_database
+
+            with mongo_server() as uri:
+                bench_store(with_database(uri, "bench"), args.requests, args.clients)
 
 
 if __name__ == "__main__":
