@@ -250,6 +250,7 @@ class MongoStore:
         self._client: AsyncMongoClient[Doc] | None = None
         self._versions_coll: AsyncCollection[Doc] | None = None
         self._transactions_coll: AsyncCollection[Doc] | None = None
+        self._meta_coll: AsyncCollection[Doc] | None = None
         self._use_transactions = False
         self._commits_since_gc = 0
 
@@ -266,6 +267,12 @@ class MongoStore:
         if self._transactions_coll is None:
             raise StoreUnavailable("the MongoDB store is not open")
         return self._transactions_coll
+
+    @property
+    def _meta(self) -> AsyncCollection[Doc]:
+        if self._meta_coll is None:
+            raise StoreUnavailable("the MongoDB store is not open")
+        return self._meta_coll
 
     @asynccontextmanager
     async def _guard(self, doing: str) -> AsyncIterator[None]:
@@ -303,6 +310,7 @@ class MongoStore:
         db = client.get_default_database(DEFAULT_DATABASE)
         self._versions_coll = db["versions"]
         self._transactions_coll = db["transactions"]
+        self._meta_coll = db["meta"]
         async with self._guard("open"):
             await self._create_indexes()
             self._use_transactions = await self._choose_transactions(hello)
@@ -347,7 +355,9 @@ class MongoStore:
             async with self._client.start_session() as session:
 
                 async def probe(s: AsyncClientSession) -> None:
-                    await self._transactions.find_one({"_id": "probe"}, session=s)
+                    await self._meta.update_one(
+                        {"_id": "transaction-probe"}, {"$set": {"at": _now()}}, True, session=s
+                    )
 
                 await session.with_transaction(probe)
         except PyMongoError:
@@ -358,7 +368,7 @@ class MongoStore:
         if self._client is not None:
             await self._client.close()
         self._client = None
-        self._versions_coll = self._transactions_coll = None
+        self._versions_coll = self._transactions_coll = self._meta_coll = None
 
     async def ping(self) -> None:
         if self._client is None:
@@ -583,6 +593,7 @@ class MongoStore:
                 await apause_before_commit()
                 decided = True
                 if await self._decide(txn, COMMITTED) != COMMITTED:
+                    await self._abort(txn)  # finish the abort another process started
                     raise StoreUnavailable(
                         f"MongoDB at {self.info.location}: commit {txn} was aborted by a"
                         " recovering process before it completed; nothing was stored"
