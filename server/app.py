@@ -9,7 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from server import __version__
-from server.api import capabilities, create, delete, health, history, patch, read, update
+from server.api import (
+    bundle,
+    capabilities,
+    create,
+    delete,
+    health,
+    history,
+    patch,
+    read,
+    update,
+)
 from server.api.errors import install_error_handlers
 from server.config import Settings
 from server.repository import Repository
@@ -18,8 +28,9 @@ from server.storage.port import Store
 
 log = logging.getLogger("billable")
 
-# Order matters: fixed paths (metadata, _history) before the generic /{type}/{id} routes.
-INTERACTION_MODULES = (capabilities, history, read, create, update, patch, delete)
+# Order matters: fixed paths (metadata, POST [base], _history) before the generic
+# /{type}/{id} routes.
+INTERACTION_MODULES = (capabilities, bundle, history, read, create, update, patch, delete)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -51,6 +62,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     install_error_handlers(app)
 
     fhir = APIRouter(prefix="/fhir")
+    # POST [base] (batch/transaction): the empty path cannot come from an included router.
+    fhir.add_api_route("", bundle.transaction_or_batch, methods=["POST"], include_in_schema=False)
     for module in INTERACTION_MODULES:
         fhir.include_router(module.router)
     app.include_router(health.router)

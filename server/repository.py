@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jsonpatch
 import orjson
@@ -25,6 +25,7 @@ import orjson
 from server.errors import FhirError, Issue
 from server.search.conditional import parse_conditional
 from server.search.extract import extract_tokens
+from server.spec.resources import is_resource_type
 from server.storage.port import (
     HistoryPage,
     HistoryQuery,
@@ -35,6 +36,9 @@ from server.storage.port import (
     Write,
 )
 from server.validation import validate_resource
+
+if TYPE_CHECKING:
+    from server.auth.scopes import Grants
 
 log = logging.getLogger("billable.repository")
 
@@ -49,20 +53,46 @@ class RequestContext:
     client_id: str | None = None
     user: str | None = None
     remote_addr: str | None = None
+    # The validated access token (``server.auth.scopes.Grants``); None with --auth off.
+    grants: Grants | None = None
 
 
 class AccessPolicy(Protocol):
-    """Decides whether ``ctx`` may perform ``interaction`` on ``resource_type``."""
+    """Decides whether ``ctx`` may perform ``interaction`` on ``resource_type``.
 
-    def authorize(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
+    ``authorize`` is asked before every interaction, and again with the resource a write
+    would store; ``can_see`` is asked for every version before it leaves the repository
+    (read, vread, history; search results and includes must do the same).
+    """
+
+    def authorize(
+        self,
+        ctx: RequestContext,
+        interaction: str,
+        resource_type: str | None,
+        resource: dict[str, Any] | None = None,
+    ) -> None:
         """Raise ``FhirError`` (403) to refuse."""
+
+    def can_see(self, ctx: RequestContext, interaction: str, version: StoredVersion) -> bool:
+        """Whether ``version`` may be shown; hidden versions look like missing ones."""
 
 
 class OpenAccess:
     """The policy of ``--auth off``: everything is allowed (loopback development only)."""
 
-    def authorize(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
+    def authorize(
+        self,
+        ctx: RequestContext,
+        interaction: str,
+        resource_type: str | None,
+        resource: dict[str, Any] | None = None,
+    ) -> None:
         return None
+
+    def can_see(self, ctx: RequestContext, interaction: str, version: StoredVersion) -> bool:
+        # Internal records (OAuth clients, signing keys) share the store; never serve them.
+        return is_resource_type(version.resource_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +147,7 @@ class Repository:
 
     async def read(self, ctx: RequestContext, resource_type: str, rid: str) -> StoredVersion:
         self.policy.authorize(ctx, "read", resource_type)
-        current = await self.store.read(resource_type, rid)
+        current = await self._visible(ctx, "read", await self.store.read(resource_type, rid))
         if current is None:
             raise FhirError.of(404, "not-found", f"{resource_type}/{rid} is not known")
         if current.deleted:
@@ -136,6 +166,8 @@ class Repository:
         if not vid.isdigit():
             raise FhirError.of(404, "not-found", f"{resource_type}/{rid} has no version {vid!r}")
         version = await self.store.vread(resource_type, rid, int(vid))
+        if version is not None and not await self._visible(ctx, "vread", version):
+            version = None
         if version is None:
             raise FhirError.of(404, "not-found", f"{resource_type}/{rid} has no version {vid}")
         if version.deleted:
@@ -145,17 +177,61 @@ class Repository:
         return version
 
     async def history(self, ctx: RequestContext, query: HistoryQuery) -> HistoryPage:
-        self.policy.authorize(ctx, "history", query.resource_type)
+        if query.resource_id is not None:
+            interaction = "history-instance"
+        else:
+            interaction = "history-type" if query.resource_type else "history-system"
+        self.policy.authorize(ctx, interaction, query.resource_type)
         if query.resource_id is not None:
             assert query.resource_type is not None
-            if await self.store.read(query.resource_type, query.resource_id) is None:
+            current = await self.store.read(query.resource_type, query.resource_id)
+            if await self._visible(ctx, interaction, current) is None:
                 raise FhirError.of(
                     404, "not-found", f"{query.resource_type}/{query.resource_id} is not known"
                 )
         try:
-            return await self.store.history(query)
+            page = await self.store.history(query)
         except ValueError as exc:
             raise FhirError.of(400, "invalid", f"Invalid history paging cursor: {exc}") from exc
+        # Hidden versions are dropped from the page; the cursor still moves past them.
+        page.versions = [v for v in page.versions if self.policy.can_see(ctx, interaction, v)]
+        return page
+
+    async def _visible(
+        self, ctx: RequestContext, interaction: str, version: StoredVersion | None
+    ) -> StoredVersion | None:
+        """``version`` if the policy lets ``ctx`` see it, else ``None`` (reads as 404).
+
+        A delete marker has no content to judge, so the version before it decides.
+        """
+        if version is None or self.policy.can_see(ctx, interaction, version):
+            return version
+        if version.deleted and version.version > 1:
+            before = await self.store.vread(version.resource_type, version.id, version.version - 1)
+            if before is not None and self.policy.can_see(ctx, interaction, before):
+                return version
+        return None
+
+    def _guarded(
+        self,
+        ctx: RequestContext,
+        interaction: str,
+        resource_type: str,
+        produce: Callable[[StoredVersion | None], dict[str, Any]],
+    ) -> Callable[[StoredVersion | None], dict[str, Any]]:
+        """``produce`` checked by the policy: the version replaced and the one written."""
+
+        def guarded(current: StoredVersion | None) -> dict[str, Any]:
+            if current is not None and current.body is not None:
+                if not self.policy.can_see(ctx, "read", current):
+                    raise FhirError.of(
+                        404, "not-found", f"{resource_type}/{current.id} is not known"
+                    )
+            resource = produce(current)
+            self.policy.authorize(ctx, interaction, resource_type, resource)
+            return resource
+
+        return guarded
 
     async def match(self, ctx: RequestContext, query: MatchQuery) -> list[str]:
         self.policy.authorize(ctx, "search-type", query.resource_type)
@@ -172,6 +248,7 @@ class Repository:
     ) -> WriteOutcome:
         self.policy.authorize(ctx, "create", resource_type)
         _check_type(resource, resource_type)
+        self.policy.authorize(ctx, "create", resource_type, resource)
         validate_resource(resource)
         if if_none_exist is None:
             return await self._create_new(resource_type, resource)
@@ -221,7 +298,8 @@ class Repository:
             )
         validate_resource(resource)
         expected = parse_version_tag(if_match) if if_match is not None else None
-        return await self._put(resource_type, rid, lambda _current: resource, expected)
+        produce = self._guarded(ctx, "update", resource_type, lambda _current: resource)
+        return await self._put(resource_type, rid, produce, expected)
 
     async def conditional_update(
         self,
@@ -259,7 +337,8 @@ class Repository:
                         (f"{resource_type}.id",),
                     )
             expected = parse_version_tag(if_match) if if_match is not None else None
-            return await self._put(resource_type, target, lambda _c: resource, expected)
+            produce = self._guarded(ctx, "update", resource_type, lambda _c: resource)
+            return await self._put(resource_type, target, produce, expected)
 
     async def patch(
         self,
@@ -296,7 +375,9 @@ class Repository:
             return patched
 
         expected = parse_version_tag(if_match) if if_match is not None else None
-        return await self._put(resource_type, rid, apply, expected)
+        return await self._put(
+            resource_type, rid, self._guarded(ctx, "patch", resource_type, apply), expected
+        )
 
     async def delete(
         self, ctx: RequestContext, resource_type: str, rid: str, if_match: str | None = None
@@ -304,7 +385,7 @@ class Repository:
         self.policy.authorize(ctx, "delete", resource_type)
         expected_tag = parse_version_tag(if_match) if if_match is not None else None
         for _attempt in range(MAX_UPDATE_RETRIES):
-            current = await self.store.read(resource_type, rid)
+            current = await self._visible(ctx, "delete", await self.store.read(resource_type, rid))
             if current is None:
                 raise FhirError.of(404, "not-found", f"{resource_type}/{rid} is not known")
             if expected_tag is not None and current.version != expected_tag:
@@ -345,6 +426,46 @@ class Repository:
         if not ids:
             return WriteOutcome(None)
         return await self.delete(ctx, resource_type, ids[0])
+
+    # -- planning: Writes built without committing (batch/transaction bundles) -------
+
+    @property
+    def conditional_lock(self) -> asyncio.Lock:
+        """Held around check-then-write of conditional interactions, bundles included."""
+        return self._conditional_lock
+
+    def authorize(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
+        """Access control for one interaction that a bundle entry asks for."""
+        self.policy.authorize(ctx, interaction, resource_type)
+
+    async def current_version(self, resource_type: str, rid: str) -> StoredVersion | None:
+        """The latest stored version (a delete marker included), for planning writes.
+
+        Callers must have authorised the interaction the lookup serves.
+        """
+        return await self.store.read(resource_type, rid)
+
+    async def find_ids(self, query: MatchQuery) -> list[str]:
+        """Ids matching conditional criteria, for planning; callers authorise first."""
+        return await self.store.match(query)
+
+    def plan_delete(self, resource_type: str, rid: str, current: StoredVersion) -> Write:
+        """The delete marker that follows ``current``."""
+        return Write(
+            resource_type,
+            rid,
+            expected_version=current.version,
+            version=current.version + 1,
+            last_updated=self.clock.next(),
+            body=None,
+        )
+
+    async def commit_planned(self, ctx: RequestContext, writes: list[Write]) -> None:
+        """Commit writes planned with ``new_version``/``plan_delete``: all of them or none.
+
+        Raises ``VersionConflict`` when a resource changed since it was planned.
+        """
+        await self.store.commit(writes)
 
     # -- internals -----------------------------------------------------------------
 

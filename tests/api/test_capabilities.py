@@ -32,7 +32,11 @@ def test_capability_statement_is_r4_and_lists_every_resource_type(client: TestCl
     assert claim["conditionalDelete"] == "single"
     assert claim["updateCreate"] is True
     assert claim["versioning"] == "versioned-update"
-    assert {i["code"] for i in cs["rest"][0]["interaction"]} == {"history-system"}
+    assert {i["code"] for i in cs["rest"][0]["interaction"]} == {
+        "history-system",
+        "transaction",
+        "batch",
+    }
 
 
 def test_capability_statement_is_a_valid_r4_resource(client: TestClient):
