@@ -102,7 +102,9 @@ async def run(base: str, n: int, clients: int) -> None:
     bodies = [orjson.dumps(claim(i)) for i in range(n)]
     print(f"body size {len(bodies[0])} bytes")
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers=HEADERS, limits=limits) as http:
+    async with httpx.AsyncClient(
+        base_url=base, headers=HEADERS, limits=limits, timeout=120
+    ) as http:
 
         async def create(i: int) -> str:
             r = await http.post("/fhir/Claim", content=bodies[i])
