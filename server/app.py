@@ -21,6 +21,7 @@ from server.api import (
     update,
 )
 from server.api.errors import install_error_handlers
+from server.auth.setup import build_security
 from server.config import Settings
 from server.repository import Repository
 from server.storage.factory import create_store
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     """Build the app. The store is opened on start-up and closed on shutdown."""
     settings = settings or Settings()
     store = store or create_store(settings.store_url)
+    security = build_security(settings, store)  # None with --auth off
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,10 +58,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         openapi_url=None,
     )
     app.state.settings = settings
-    app.state.repository = Repository(store)
+    app.state.repository = (
+        Repository(security.fhir_store, security.policy) if security else Repository(store)
+    )
     app.state.interaction_modules = INTERACTION_MODULES
     app.state.capability_statement = None
     install_error_handlers(app)
+    if security is not None:  # OAuth routes before the generic FHIR routes; middleware
+        security.install(app)
 
     fhir = APIRouter(prefix="/fhir")
     # POST [base] (batch/transaction): the empty path cannot come from an included router.

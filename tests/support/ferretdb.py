@@ -116,15 +116,15 @@ class FerretDB:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = self.log_path.read_text(errors="replace")
+                output = self.log_path.read_text(errors="replace")
                 hint = (
                     " (a plain `go install` build: rebuild it with tests/support/build-ferretdb.sh)"
-                    if "version.txt" in log
+                    if "version.txt" in output
                     else ""
                 )
                 raise MongoNotAvailable(
                     f"FerretDB ({self.binary}) exited with {self.process.returncode}{hint}: "
-                    + log[-2000:]
+                    + output[-2000:]
                 )
             if answers(self.uri, timeout_ms=250):
                 return self.uri
