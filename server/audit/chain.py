@@ -1,0 +1,211 @@
+"""An append-only, tamper-evident audit trail of FHIR AuditEvents.
+
+Event ``n`` (id ``n`` zero-padded) carries two extensions: the hash of event ``n-1`` and
+its own hash, SHA-256 over the previous hash and the canonical JSON of the event without
+its own hash. A head record (``x-billable-audit-head``, version ``n``) names the last
+event; appending commits the new event and the head's next version in one atomic commit
+that expects the head's current version, so concurrent writers (in one process or
+several) serialise and the chain never forks. Changing, removing or reordering any event
+breaks every hash after it, which ``verify`` reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from server.storage.port import Store, VersionConflict, Write
+
+log = logging.getLogger("billable.audit")
+
+HEAD_TYPE = "x-billable-audit-head"
+HEAD_ID = "head"
+EVENT_TYPE = "AuditEvent"
+GENESIS = "0" * 64
+PREVIOUS_HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-previous-hash"
+HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-hash"
+
+
+def event_id(seq: int) -> str:
+    return f"{seq:012d}"
+
+
+def _instant(seconds: float) -> str:
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}Z"
+
+
+def chain_hash(previous: str, event: dict[str, Any]) -> str:
+    """Hash of an event whose extensions hold the previous hash but not its own."""
+    canonical = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(previous.encode() + canonical).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """What one request did, as the middleware saw it."""
+
+    action: str  # C R U D E
+    interaction: str  # restful-interaction code, or an OAuth endpoint name
+    status: int
+    client_id: str | None
+    user: str | None  # fhirUser reference or user name
+    remote_addr: str | None
+    entity: str | None = None  # Type/id reference
+    query: str | None = None  # query string of a search
+    description: str | None = None
+
+
+def build_event(record: AuditRecord, recorded: str) -> dict[str, Any]:
+    outcome = "0" if record.status < 400 else ("4" if record.status < 500 else "8")
+    agents: list[dict[str, Any]] = [
+        {
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://dicom.nema.org/resources/ontology/DCM",
+                        "code": "110150",
+                        "display": "Application",
+                    }
+                ]
+            },
+            "who": {
+                "identifier": {
+                    "system": "urn:billable:oauth-client",
+                    "value": record.client_id or "anonymous",
+                }
+            },
+            "requestor": record.user is None,
+            "network": {"address": record.remote_addr or "unknown", "type": "2"},
+        }
+    ]
+    if record.user:
+        who: dict[str, Any] = (
+            {"reference": record.user}
+            if "/" in record.user
+            else {"identifier": {"system": "urn:billable:user", "value": record.user}}
+        )
+        agents.append({"who": who, "requestor": True})
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+            "display": "RESTful Operation",
+        },
+        "subtype": [
+            {"system": "http://hl7.org/fhir/restful-interaction", "code": record.interaction}
+        ],
+        "action": record.action,
+        "recorded": recorded,
+        "outcome": outcome,
+        "outcomeDesc": record.description or f"HTTP {record.status}",
+        "agent": agents,
+        "source": {
+            "observer": {"display": "Billable FHIR server"},
+            "type": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                    "code": "3",
+                    "display": "Web Server",
+                }
+            ],
+        },
+    }
+    entities: list[dict[str, Any]] = []
+    if record.entity:
+        entities.append({"what": {"reference": record.entity}})
+    if record.query:
+        entities.append({"query": base64.b64encode(record.query.encode()).decode()})
+    if entities:
+        event["entity"] = entities
+    return event
+
+
+class AuditTrail:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = asyncio.Lock()
+
+    async def append(self, record: AuditRecord) -> str:
+        """Write one event at the end of the chain; returns its id."""
+        async with self._lock:
+            for _attempt in range(50):
+                head = await self.store.read(HEAD_TYPE, HEAD_ID)
+                seq = head.version if head is not None else 0
+                previous = orjson.loads(head.body)["hash"] if head and head.body else GENESIS
+                now = time.time()
+                recorded = _instant(now)
+                rid = event_id(seq + 1)
+                event = build_event(record, recorded)
+                event["id"] = rid
+                event["meta"] = {"versionId": "1", "lastUpdated": recorded}
+                event["extension"] = [{"url": PREVIOUS_HASH_URL, "valueString": previous}]
+                digest = chain_hash(previous, event)
+                event["extension"].append({"url": HASH_URL, "valueString": digest})
+                writes = [
+                    Write(
+                        HEAD_TYPE,
+                        HEAD_ID,
+                        expected_version=seq,
+                        version=seq + 1,
+                        last_updated=recorded,
+                        body=orjson.dumps({"seq": seq + 1, "hash": digest}),
+                    ),
+                    Write(
+                        EVENT_TYPE,
+                        rid,
+                        expected_version=0,
+                        version=1,
+                        last_updated=recorded,
+                        body=orjson.dumps(event),
+                    ),
+                ]
+                try:
+                    await self.store.commit(writes)
+                except VersionConflict:
+                    await asyncio.sleep(0.001)
+                    continue
+                return rid
+        raise RuntimeError("audit trail: too many concurrent appends")
+
+    async def verify(self) -> list[str]:
+        """Problems found walking the chain from the first event; empty when intact."""
+        problems: list[str] = []
+        head = await self.store.read(HEAD_TYPE, HEAD_ID)
+        if head is None or head.body is None:
+            return problems
+        head_value = orjson.loads(head.body)
+        previous = GENESIS
+        for seq in range(1, int(head_value["seq"]) + 1):
+            rid = event_id(seq)
+            stored = await self.store.read(EVENT_TYPE, rid)
+            if stored is None or stored.body is None:
+                problems.append(f"AuditEvent/{rid} is missing")
+                previous = "?"
+                continue
+            if stored.version != 1:
+                problems.append(f"AuditEvent/{rid} was changed after it was written")
+            event = orjson.loads(stored.body)
+            extensions = event.get("extension", [])
+            own = next((e.get("valueString") for e in extensions if e.get("url") == HASH_URL), "")
+            prev = next(
+                (e.get("valueString") for e in extensions if e.get("url") == PREVIOUS_HASH_URL), ""
+            )
+            if prev != previous:
+                problems.append(f"AuditEvent/{rid} does not follow the event before it")
+            event["extension"] = [e for e in extensions if e.get("url") != HASH_URL]
+            if chain_hash(prev, event) != own:
+                problems.append(f"AuditEvent/{rid} does not match its hash")
+            previous = own
+        if previous != head_value["hash"]:
+            problems.append("the chain head does not match the last event")
+        return problems

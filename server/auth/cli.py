@@ -1,0 +1,161 @@
+"""``billable clients|users|keys|launch|audit``: security administration on the configured store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import hashlib
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from server.audit.chain import AuditTrail
+from server.auth.clients import RegistrationError, add_app_client, add_backend_client, add_user
+from server.auth.keys import KeyRing
+from server.auth.records import CLIENT, LAUNCH, USER, Records
+from server.storage.factory import create_store
+from server.storage.port import Store
+
+COMMANDS = ("clients", "users", "keys", "launch", "audit")
+
+
+def _store_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None, help="store URL (env BILLABLE_STORE)")
+
+
+def add_commands(commands: Any) -> None:
+    clients = commands.add_parser("clients", help="manage OAuth clients")
+    csub = clients.add_subparsers(dest="action", required=True)
+    add = csub.add_parser("add", help="register a backend service or an app")
+    _store_arg(add)
+    add.add_argument("client_id")
+    add.add_argument("--kind", choices=("backend", "app"), required=True)
+    add.add_argument("--scope", required=True, help='allowed scopes, e.g. "system/*.rs"')
+    add.add_argument("--jwks", type=Path, help="backend/app: JWKS file with the public key(s)")
+    add.add_argument("--jwks-url", help="backend: URL of the client's JWKS")
+    add.add_argument("--redirect-uri", action="append", default=[], help="app: (repeatable)")
+    add.add_argument(
+        "--confidential", action="store_true", help="app: issue a client secret (shown once)"
+    )
+    add.add_argument("--name")
+    listing = csub.add_parser("list", help="list clients")
+    _store_arg(listing)
+
+    users = commands.add_parser("users", help="manage users of the login page")
+    usub = users.add_subparsers(dest="action", required=True)
+    uadd = usub.add_parser("add", help="add a user (password from BILLABLE_PASSWORD or a prompt)")
+    _store_arg(uadd)
+    uadd.add_argument("username")
+    uadd.add_argument("--fhir-user", help="e.g. Practitioner/pr1 or Patient/p1")
+    uadd.add_argument("--patient", action="append", help="a patient this user may open")
+    ulist = usub.add_parser("list")
+    _store_arg(ulist)
+
+    keys = commands.add_parser("keys", help="signing keys of the embedded server")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    rotate = ksub.add_parser("rotate", help="make a new signing key (old ones stay published)")
+    _store_arg(rotate)
+
+    launch = commands.add_parser("launch", help="make an EHR launch id for a patient")
+    _store_arg(launch)
+    launch.add_argument("--patient", required=True)
+
+    audit = commands.add_parser("audit", help="audit trail")
+    asub = audit.add_subparsers(dest="action", required=True)
+    verify = asub.add_parser("verify", help="check the hash chain of every AuditEvent")
+    _store_arg(verify)
+
+
+def _with_store(url: str | None, work: Callable[[Store], Awaitable[int]]) -> int:
+    from server.config import Settings
+
+    store_url = url or Settings.from_env().store_url
+
+    async def run() -> int:
+        store = create_store(store_url)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _with_store(args.store, lambda store: _dispatch(args, store))
+    except RegistrationError as exc:
+        print(f"billable: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _dispatch(args: argparse.Namespace, store: Store) -> int:
+    records = Records(store)
+    if args.command == "clients" and args.action == "add":
+        jwks = json.loads(args.jwks.read_text()) if args.jwks else None
+        if args.kind == "backend":
+            await add_backend_client(
+                records,
+                args.client_id,
+                args.scope,
+                jwks=jwks,
+                jwks_url=args.jwks_url,
+                name=args.name,
+            )
+            print(f"backend client {args.client_id} registered")
+            return 0
+        _, secret = await add_app_client(
+            records,
+            args.client_id,
+            args.scope,
+            args.redirect_uri,
+            confidential=args.confidential or jwks is not None,
+            name=args.name,
+            jwks=jwks,
+        )
+        print(f"app client {args.client_id} registered")
+        if secret:
+            print(f"client secret (shown once, only its hash is stored): {secret}")
+        return 0
+    if args.command == "clients" and args.action == "list":
+        for client in await records.list(CLIENT):
+            print(f"{client['client_id']}\t{client['kind']}\t{' '.join(client['scopes'])}")
+        return 0
+    if args.command == "users" and args.action == "add":
+        password = os.environ.get("BILLABLE_PASSWORD") or getpass.getpass("password: ")
+        await add_user(
+            records, args.username, password, fhir_user=args.fhir_user, patients=args.patient
+        )
+        print(f"user {args.username} added")
+        return 0
+    if args.command == "users" and args.action == "list":
+        for user in await records.list(USER):
+            print(f"{user['username']}\t{user.get('fhir_user') or ''}")
+        return 0
+    if args.command == "keys":
+        kid = await KeyRing(records).rotate()
+        print(f"new signing key {kid}")
+        return 0
+    if args.command == "launch":
+        launch_id = secrets.token_urlsafe(24)
+        await records.put(
+            LAUNCH,
+            hashlib.sha256(launch_id.encode()).hexdigest(),
+            {"patient": args.patient, "exp": time.time() + 3600},
+        )
+        print(launch_id)
+        return 0
+    if args.command == "audit":
+        problems = await AuditTrail(store).verify()
+        for problem in problems:
+            print(problem)
+        print("audit chain intact" if not problems else f"{len(problems)} problem(s)")
+        return 0 if not problems else 1
+    return 2

@@ -1,0 +1,108 @@
+"""``SmartPolicy``: the access policy of ``--auth smart``, consulted by the repository facade.
+
+The repository calls ``authorize`` before every interaction (and again with the resource
+for writes, so a patient-context token cannot write outside its compartment), and
+``can_see`` on every version it is about to hand out (read, vread, history, search
+results and includes). Refusals never say more than the interaction and the type.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from server.auth.compartment import in_patient_compartment, matches_query
+from server.auth.scopes import UNRESTRICTED, Access, Condition
+from server.errors import FhirError
+from server.spec.resources import is_resource_type
+from server.storage.port import StoredVersion
+
+if TYPE_CHECKING:
+    from server.repository import RequestContext
+
+log = logging.getLogger("billable.auth")
+
+
+def forbidden(interaction: str, resource_type: str | None) -> FhirError:
+    target = resource_type or "the whole server"
+    return FhirError.of(
+        403, "forbidden", f"The access token's scopes do not allow {interaction} on {target}"
+    )
+
+
+def satisfies(access: Access, resource_type: str, resource: dict[str, Any]) -> bool:
+    return any(_meets(c, resource_type, resource) for c in access.conditions)
+
+
+def _meets(condition: Condition, resource_type: str, resource: dict[str, Any]) -> bool:
+    if condition.patients is not None and not in_patient_compartment(
+        resource_type, resource, condition.patients
+    ):
+        return False
+    return matches_query(resource, condition.query)
+
+
+class SmartPolicy:
+    """Scopes as a union; patient/user context as compartment restrictions; fail closed."""
+
+    def access(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> Access:
+        grants = ctx.grants
+        if grants is None:
+            raise FhirError.of(403, "forbidden", "No access token was validated for this request")
+        access = grants.access(interaction, resource_type)
+        if access is None:
+            log.info(
+                "denied client=%s interaction=%s type=%s",
+                grants.client_id,
+                interaction,
+                resource_type,
+            )
+            raise forbidden(interaction, resource_type)
+        return access
+
+    def authorize(
+        self,
+        ctx: RequestContext,
+        interaction: str,
+        resource_type: str | None,
+        resource: dict[str, Any] | None = None,
+    ) -> None:
+        access = self.access(ctx, interaction, resource_type)
+        if resource is None or access.unrestricted:
+            return
+        rtype = resource_type or str(resource.get("resourceType"))
+        if not satisfies(access, rtype, resource):
+            raise FhirError.of(
+                403,
+                "forbidden",
+                f"The access token's scopes do not allow {interaction} of this {rtype}:"
+                " it is outside the patient context or the scope's query",
+            )
+
+    def restriction(
+        self, ctx: RequestContext, interaction: str, resource_type: str | None
+    ) -> Access:
+        """For the search layer: the conditions results must meet (raises 403 when none).
+
+        ``Access.patients`` is the set of patient compartments to restrict the query to
+        (``None``: unrestricted). Whatever the search layer renders, it must still pass
+        every result and included resource through ``can_see``.
+        """
+        return self.access(ctx, interaction, resource_type)
+
+    def can_see(self, ctx: RequestContext, interaction: str, version: StoredVersion) -> bool:
+        if not is_resource_type(version.resource_type):
+            return False  # internal records (clients, keys, chain head) are never served
+        grants = ctx.grants
+        if grants is None:
+            return False
+        access = grants.access(interaction, version.resource_type)
+        if access is None:
+            return False
+        if access is UNRESTRICTED or access.unrestricted:
+            return True
+        if version.body is None:
+            return False  # a delete marker shows nothing to check against
+        return satisfies(access, version.resource_type, orjson.loads(version.body))

@@ -1,0 +1,557 @@
+"""The embedded OAuth2 authorization server (SMART App Launch v2 and Backend Services).
+
+Endpoints under ``/auth``: ``authorize`` (GET: login page), ``login`` and ``pick`` (the
+forms), ``token`` (authorization_code with PKCE S256, refresh_token, client_credentials
+with a private_key_jwt assertion), ``revoke`` (RFC 7009), ``introspect`` (RFC 7662),
+``jwks``; and ``/fhir/.well-known/smart-configuration``. PKCE uses authlib's S256
+implementation; JWTs are handled by joserfc, authlib's JOSE successor.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from server.api.context import fhir_base
+from server.auth import pages
+from server.auth.clients import check_user_password, grant_scopes
+from server.auth.records import ASSERTION_JTI, AUTH_CODE, CLIENT, REFRESH_TOKEN, REVOKED_TOKEN
+from server.auth.scopes import split_scopes
+from server.auth.tokens import TokenError, _unverified_header
+
+if TYPE_CHECKING:
+    from server.auth.setup import Security
+
+log = logging.getLogger("billable.auth.server")
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGS = ("RS384", "ES384")
+MAX_ASSERTION_LIFETIME_S = 300
+CODE_LIFETIME_S = 60
+FORM_LIFETIME_S = 600
+
+router = APIRouter()
+well_known = APIRouter()
+
+
+class OAuthError(Exception):
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+
+    def response(self) -> Response:
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="billable"'
+        return JSONResponse(
+            {"error": self.error, "error_description": self.description},
+            self.status,
+            headers=headers,
+        )
+
+
+def security_of(request: Request) -> Security:
+    security: Security = request.app.state.security
+    return security
+
+
+def _sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _no_store(payload: dict[str, Any]) -> Response:
+    return JSONResponse(payload, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+# -- discovery -------------------------------------------------------------------------
+
+
+@well_known.get("/fhir/.well-known/smart-configuration")
+async def smart_configuration(request: Request) -> Response:
+    security = security_of(request)
+    return JSONResponse(await security.smart_configuration(fhir_base(request)))
+
+
+@router.get("/.well-known/openid-configuration")
+async def openid_configuration(request: Request) -> Response:
+    security = security_of(request)
+    config = await security.smart_configuration(fhir_base(request))
+    config["subject_types_supported"] = ["public"]
+    config["id_token_signing_alg_values_supported"] = ["RS256"]
+    return JSONResponse(config)
+
+
+@router.get("/jwks")
+async def jwks(request: Request) -> Response:
+    security = security_of(request)
+    await security.ensure_ready()
+    assert security.keys is not None
+    return JSONResponse(security.keys.public_jwks(), headers={"Cache-Control": "max-age=300"})
+
+
+# -- authorization code: authorize, login, pick ------------------------------------------
+
+
+@router.get("/authorize")
+async def authorize(request: Request) -> Response:
+    security = security_of(request)
+    await security.ensure_ready()
+    params = request.query_params
+    client_id = params.get("client_id", "")
+    client = await security.records.get(CLIENT, client_id) if client_id else None
+    redirect_uri = params.get("redirect_uri", "")
+    if client is None or client.get("kind") != "app":
+        return HTMLResponse(pages.error_page("Unknown client."), 400)
+    if redirect_uri not in client.get("redirect_uris", []):
+        return HTMLResponse(pages.error_page("The redirect URI is not registered."), 400)
+    state = params.get("state")
+
+    def fail(error: str, description: str) -> Response:
+        query = {"error": error, "error_description": description}
+        if state is not None:
+            query["state"] = state
+        return RedirectResponse(_with_query(redirect_uri, query), 302)
+
+    if params.get("response_type") != "code":
+        return fail("unsupported_response_type", "response_type must be code")
+    base = fhir_base(request)
+    if params.get("aud", "").rstrip("/") != base:
+        return fail("invalid_request", "aud must be this server's FHIR base URL")
+    if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":
+        return fail("invalid_request", "PKCE with code_challenge_method=S256 is required")
+    launch_context: dict[str, Any] = {}
+    if params.get("launch"):
+        launch = await security.records.consume(security.launch_kind, _sha(params["launch"]))
+        if launch is None or launch.get("exp", 0) < time.time():
+            return fail("invalid_request", "unknown or expired launch")
+        launch_context = {"patient": launch.get("patient")}
+    scopes = grant_scopes(params.get("scope", ""), client["scopes"], ("patient", "user"))
+    if params.get("launch") and "launch" not in scopes:
+        scopes.append("launch")
+    if not any("/" in s and not s.startswith("launch") for s in scopes) and "openid" not in scopes:
+        return fail("invalid_scope", "none of the requested scopes may be granted to this client")
+    request_token = security.sign_form(
+        issuer=security.issuer_url(base),
+        kind="authorize",
+        client_id=client_id,
+        redirect_uri=redirect_uri,
+        scope=" ".join(scopes),
+        state=state,
+        code_challenge=params["code_challenge"],
+        aud=base,
+        launch=launch_context,
+    )
+    return HTMLResponse(pages.login_page(client["name"], scopes, request_token))
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    security = security_of(request)
+    form = await request.form()
+    base = fhir_base(request)
+    pending = await security.read_form(str(form.get("request", "")), "authorize", base)
+    if pending is None:
+        return HTMLResponse(pages.error_page("The sign-in form expired; start again."), 400)
+    user = await check_user_password(
+        security.records, str(form.get("username", "")), str(form.get("password", ""))
+    )
+    if user is None:
+        log.info("failed login for client=%s", pending["client_id"])
+        return HTMLResponse(
+            pages.login_page(
+                pending["client_id"],
+                split_scopes(pending["scope"]),
+                str(form["request"]),
+                "Unknown user name or wrong password.",
+            ),
+            401,
+        )
+    scopes = split_scopes(pending["scope"])
+    patient = (pending.get("launch") or {}).get("patient")
+    candidates: list[str] = user.get("patients") or []
+    if patient and user.get("patients") is not None and patient not in candidates:
+        return _redirect_error(pending, "access_denied", "the user may not open this patient")
+    if patient is None and "launch/patient" in scopes:
+        if len(candidates) > 1:
+            session = security.sign_form(
+                issuer=security.issuer_url(base), kind="session", username=user["username"]
+            )
+            return HTMLResponse(pages.picker_page(candidates, str(form["request"]), session))
+        if len(candidates) == 1:
+            patient = candidates[0]
+    return await _issue_code(security, pending, user, patient)
+
+
+@router.post("/pick")
+async def pick(request: Request) -> Response:
+    security = security_of(request)
+    form = await request.form()
+    base = fhir_base(request)
+    pending = await security.read_form(str(form.get("request", "")), "authorize", base)
+    session = await security.read_form(str(form.get("session", "")), "session", base)
+    if pending is None or session is None:
+        return HTMLResponse(pages.error_page("The form expired; start again."), 400)
+    user = await security.records.get(security.user_kind, session["username"])
+    patient = str(form.get("patient", ""))
+    if user is None or patient not in (user.get("patients") or []):
+        return HTMLResponse(pages.error_page("That patient cannot be chosen."), 400)
+    return await _issue_code(security, pending, user, patient)
+
+
+async def _issue_code(
+    security: Security, pending: dict[str, Any], user: dict[str, Any], patient: str | None
+) -> Response:
+    code = secrets.token_urlsafe(32)
+    await security.records.put(
+        AUTH_CODE,
+        _sha(code),
+        {
+            "client_id": pending["client_id"],
+            "redirect_uri": pending["redirect_uri"],
+            "scope": pending["scope"],
+            "code_challenge": pending["code_challenge"],
+            "username": user["username"],
+            "fhir_user": user.get("fhir_user"),
+            "user_patients": user.get("patients"),
+            "patient": patient,
+            "aud": pending["aud"],
+            "exp": time.time() + CODE_LIFETIME_S,
+        },
+    )
+    query = {"code": code}
+    if pending.get("state") is not None:
+        query["state"] = pending["state"]
+    return RedirectResponse(_with_query(pending["redirect_uri"], query), 302)
+
+
+def _redirect_error(pending: dict[str, Any], error: str, description: str) -> Response:
+    query = {"error": error, "error_description": description}
+    if pending.get("state") is not None:
+        query["state"] = pending["state"]
+    return RedirectResponse(_with_query(pending["redirect_uri"], query), 302)
+
+
+def _with_query(uri: str, query: dict[str, str]) -> str:
+    return uri + ("&" if urlsplit(uri).query else "?") + urlencode(query)
+
+
+# -- token -----------------------------------------------------------------------------
+
+
+@router.post("/token")
+async def token(request: Request) -> Response:
+    security = security_of(request)
+    await security.ensure_ready()
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    request.state.oauth_client = form.get("client_id") or None
+    try:
+        grant_type = form.get("grant_type")
+        if grant_type == "client_credentials":
+            payload = await _client_credentials(request, security, form)
+        elif grant_type == "authorization_code":
+            payload = await _authorization_code(request, security, form)
+        elif grant_type == "refresh_token":
+            payload = await _refresh(request, security, form)
+        else:
+            raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} not supported")
+    except OAuthError as exc:
+        log.info("token refused: %s", exc.error)
+        return exc.response()
+    return _no_store(payload)
+
+
+def token_endpoint_url(request: Request, security: Security) -> str:
+    return security.issuer_url(fhir_base(request)) + "/token"
+
+
+async def authenticate_client(
+    request: Request, security: Security, form: dict[str, str], allow_public: bool
+) -> dict[str, Any]:
+    """The calling client, authenticated by private_key_jwt, a secret, or (public) its id."""
+    if form.get("client_assertion_type") or form.get("client_assertion"):
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise OAuthError("invalid_client", "unsupported client_assertion_type", 401)
+        return await verify_client_assertion(
+            security, form.get("client_assertion", ""), token_endpoint_url(request, security)
+        )
+    client_id, secret = form.get("client_id"), form.get("client_secret")
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(header[6:]).decode()
+            client_id, secret = decoded.split(":", 1)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise OAuthError("invalid_client", "malformed Basic credentials", 401) from exc
+        from urllib.parse import unquote_plus
+
+        client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if not client_id:
+        raise OAuthError("invalid_client", "client authentication is required", 401)
+    client = await security.records.get(CLIENT, client_id)
+    if client is None:
+        raise OAuthError("invalid_client", "unknown client", 401)
+    if client.get("secret_hash"):
+        from server.auth.passwords import verify_secret
+
+        if not secret or not verify_secret(secret, client["secret_hash"]):
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+        return client
+    if client.get("confidential"):
+        raise OAuthError("invalid_client", "this client must authenticate with its key", 401)
+    if not allow_public:
+        raise OAuthError("invalid_client", "a public client cannot use this endpoint", 401)
+    return client
+
+
+async def verify_client_assertion(
+    security: Security, assertion: str, token_url: str
+) -> dict[str, Any]:
+    """SMART Backend Services: a JWT signed with the client's registered key."""
+    try:
+        header = _unverified_header(assertion)
+    except TokenError as exc:
+        raise OAuthError("invalid_client", "the client assertion is not a JWT", 401) from exc
+    if header.get("alg") not in ASSERTION_ALGS:
+        raise OAuthError(
+            "invalid_client", f"client assertions must be signed with {ASSERTION_ALGS}", 401
+        )
+    try:
+        payload = orjson.loads(_b64(assertion.split(".")[1]))
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        raise OAuthError("invalid_client", "the client assertion is not a JWT", 401) from exc
+    client_id = payload.get("iss")
+    client = await security.records.get(CLIENT, client_id) if isinstance(client_id, str) else None
+    if client is None:
+        raise OAuthError("invalid_client", "unknown client", 401)
+    if payload.get("sub") != client_id:
+        raise OAuthError(
+            "invalid_client", "iss and sub of the assertion must be the client id", 401
+        )
+    keyset = await _client_keys(security, client, header)
+    try:
+        verified = jwt.decode(assertion, keyset, algorithms=[header["alg"]]).claims
+    except JoseError as exc:
+        raise OAuthError(
+            "invalid_client", "the client assertion signature is invalid", 401
+        ) from exc
+    aud = verified.get("aud")
+    if token_url not in (aud if isinstance(aud, list) else [aud]):
+        raise OAuthError("invalid_client", "the assertion aud must be the token endpoint", 401)
+    now = time.time()
+    exp = verified.get("exp")
+    if not isinstance(exp, int | float) or exp <= now:
+        raise OAuthError("invalid_client", "the client assertion is expired", 401)
+    if exp > now + MAX_ASSERTION_LIFETIME_S + 5:
+        raise OAuthError("invalid_client", "the assertion exp is more than 5 minutes ahead", 401)
+    jti = verified.get("jti")
+    if not isinstance(jti, str) or not jti:
+        raise OAuthError("invalid_client", "the client assertion needs a jti", 401)
+    if not await security.records.insert(
+        ASSERTION_JTI, _sha(f"{client_id}\n{jti}"), {"client_id": client_id, "exp": exp}
+    ):
+        raise OAuthError("invalid_client", "the client assertion was already used (jti)", 401)
+    return client
+
+
+def _b64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+async def _client_keys(
+    security: Security, client: dict[str, Any], header: dict[str, Any]
+) -> KeySet:
+    if client.get("jwks"):
+        return KeySet.import_key_set(client["jwks"])
+    url = client.get("jwks_url")
+    if not url:
+        raise OAuthError("invalid_client", "the client has no registered keys", 401)
+    if header.get("jku") and header["jku"] != url:
+        raise OAuthError("invalid_client", "jku is not the client's registered JWKS URL", 401)
+    try:
+        return await security.client_jwks(url)
+    except Exception as exc:  # network, JSON or key errors: all mean "cannot verify"
+        raise OAuthError("invalid_client", "the client's JWKS URL could not be read", 401) from exc
+
+
+async def _client_credentials(
+    request: Request, security: Security, form: dict[str, str]
+) -> dict[str, Any]:
+    client = await authenticate_client(request, security, form, allow_public=False)
+    request.state.oauth_client = client["client_id"]
+    if client.get("kind") != "backend":
+        raise OAuthError("unauthorized_client", "client_credentials is for backend clients")
+    granted = grant_scopes(form.get("scope", ""), client["scopes"], ("system",))
+    if not granted:
+        raise OAuthError("invalid_scope", "none of the requested scopes may be granted")
+    scope = " ".join(granted)
+    base = fhir_base(request)
+    issued = security.issuer.access_token(
+        issuer=security.issuer_url(base),
+        audience=base,
+        client_id=client["client_id"],
+        scope=scope,
+        lifetime_s=security.backend_token_lifetime_s,
+    )
+    return {
+        "access_token": issued.token,
+        "token_type": "bearer",
+        "expires_in": security.backend_token_lifetime_s,
+        "scope": scope,
+    }
+
+
+async def _authorization_code(
+    request: Request, security: Security, form: dict[str, str]
+) -> dict[str, Any]:
+    client = await authenticate_client(request, security, form, allow_public=True)
+    request.state.oauth_client = client["client_id"]
+    code = form.get("code", "")
+    grant = await security.records.consume(AUTH_CODE, _sha(code)) if code else None
+    if grant is None or grant["exp"] < time.time():
+        raise OAuthError("invalid_grant", "the code is unknown, used or expired")
+    if grant["client_id"] != client["client_id"]:
+        raise OAuthError("invalid_grant", "the code was issued to another client")
+    if form.get("redirect_uri") != grant["redirect_uri"]:
+        raise OAuthError("invalid_grant", "redirect_uri differs from the authorization request")
+    verifier = form.get("code_verifier", "")
+    if not (43 <= len(verifier) <= 128) or not secrets.compare_digest(
+        create_s256_code_challenge(verifier), grant["code_challenge"]
+    ):
+        raise OAuthError("invalid_grant", "the PKCE code_verifier does not match")
+    return await _user_tokens(request, security, client["client_id"], grant, refresh=None)
+
+
+async def _user_tokens(
+    request: Request,
+    security: Security,
+    client_id: str,
+    grant: dict[str, Any],
+    refresh: str | None,
+) -> dict[str, Any]:
+    scopes = split_scopes(grant["scope"])
+    base = fhir_base(request)
+    issuer_url = security.issuer_url(base)
+    patient = grant.get("patient") if any(s.startswith("launch") for s in scopes) else None
+    issued = security.issuer.access_token(
+        issuer=issuer_url,
+        audience=base,
+        client_id=client_id,
+        scope=grant["scope"],
+        lifetime_s=security.app_token_lifetime_s,
+        subject=grant["username"],
+        patient=patient,
+        fhir_user=grant.get("fhir_user") if "fhirUser" in scopes else None,
+        user_patients=grant.get("user_patients"),
+    )
+    payload: dict[str, Any] = {
+        "access_token": issued.token,
+        "token_type": "bearer",
+        "expires_in": security.app_token_lifetime_s,
+        "scope": grant["scope"],
+        "need_patient_banner": patient is not None,
+    }
+    if patient:
+        payload["patient"] = patient
+    if "openid" in scopes and grant.get("fhir_user") and "fhirUser" in scopes:
+        now = int(time.time())
+        payload["id_token"] = security.issuer.sign(
+            {
+                "iss": issuer_url,
+                "sub": grant["username"],
+                "aud": client_id,
+                "iat": now,
+                "exp": now + security.app_token_lifetime_s,
+                "fhirUser": f"{base}/{grant['fhir_user']}",
+            }
+        )
+    if "offline_access" in scopes or "online_access" in scopes:
+        lifetime = (
+            security.offline_refresh_lifetime_s
+            if "offline_access" in scopes
+            else security.online_refresh_lifetime_s
+        )
+        token = refresh or secrets.token_urlsafe(32)
+        record = {
+            key: grant.get(key)
+            for key in ("scope", "username", "fhir_user", "user_patients", "patient")
+        }
+        record.update({"client_id": client_id, "exp": time.time() + lifetime})
+        await security.records.put(REFRESH_TOKEN, _sha(token), record)
+        payload["refresh_token"] = token
+    return payload
+
+
+async def _refresh(request: Request, security: Security, form: dict[str, str]) -> dict[str, Any]:
+    client = await authenticate_client(request, security, form, allow_public=True)
+    request.state.oauth_client = client["client_id"]
+    old = form.get("refresh_token", "")
+    grant = await security.records.consume(REFRESH_TOKEN, _sha(old)) if old else None
+    if grant is None or grant["exp"] < time.time() or grant["client_id"] != client["client_id"]:
+        raise OAuthError("invalid_grant", "the refresh token is unknown, revoked or expired")
+    if form.get("scope"):
+        wanted = set(split_scopes(form["scope"]))
+        if not wanted <= set(split_scopes(grant["scope"])):
+            raise OAuthError("invalid_scope", "a refresh cannot widen the scopes")
+        grant["scope"] = " ".join(s for s in split_scopes(grant["scope"]) if s in wanted)
+    # Rotation: the old refresh token is spent; a new one comes with the new access token.
+    return await _user_tokens(request, security, client["client_id"], grant, refresh=None)
+
+
+# -- revocation and introspection ------------------------------------------------------
+
+
+@router.post("/revoke")
+async def revoke(request: Request) -> Response:
+    security = security_of(request)
+    await security.ensure_ready()
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    try:
+        client = await authenticate_client(request, security, form, allow_public=True)
+    except OAuthError as exc:
+        return exc.response()
+    request.state.oauth_client = client["client_id"]
+    value = form.get("token", "")
+    refresh = await security.records.get(REFRESH_TOKEN, _sha(value)) if value else None
+    if refresh is not None and refresh["client_id"] == client["client_id"]:
+        await security.records.delete(REFRESH_TOKEN, _sha(value))
+    elif value.count(".") == 2:
+        claims = await security.own_token_claims(value)
+        if claims is not None and claims.get("client_id") == client["client_id"]:
+            await security.records.put(REVOKED_TOKEN, claims["jti"], {"exp": claims["exp"]})
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/introspect")
+async def introspect(request: Request) -> Response:
+    security = security_of(request)
+    await security.ensure_ready()
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    try:
+        client = await authenticate_client(request, security, form, allow_public=False)
+    except OAuthError as exc:
+        return exc.response()
+    request.state.oauth_client = client["client_id"]
+    value = form.get("token", "")
+    base = fhir_base(request)
+    try:
+        claims = await security.validator.claims(value, security.issuer_url(base), base)
+    except TokenError:
+        return _no_store({"active": False})
+    answer = {"active": True, "token_type": "Bearer"}
+    for key in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "patient", "fhirUser"):
+        if key in claims:
+            answer[key] = claims[key]
+    return _no_store(answer)
