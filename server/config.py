@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from server.storage.factory import DEFAULT_STORE_URL
 
-AUTH_MODES = ("off",)
+AUTH_MODES = ("smart", "off")
 MIB = 1024 * 1024
 
 
@@ -23,6 +23,13 @@ class Settings:
     max_body_bytes: int = 16 * MIB
     default_count: int = 20
     max_count: int = 1000
+    # Security (docs/security.md). `auth` stays "off" here for in-process tests; the CLI
+    # defaults to "smart". `issuer`: trust an external authorization server instead of the
+    # embedded one; `jwks_url`: its keys (default: from its discovery document).
+    issuer: str | None = None
+    jwks_url: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -35,6 +42,14 @@ class Settings:
             values["auth"] = env["BILLABLE_AUTH"]
         if "BILLABLE_BASE_URL" in env:
             values["base_url"] = env["BILLABLE_BASE_URL"]
+        if "BILLABLE_ISSUER" in env:
+            values["issuer"] = env["BILLABLE_ISSUER"]
+        if "BILLABLE_JWKS_URL" in env:
+            values["jwks_url"] = env["BILLABLE_JWKS_URL"]
+        if "BILLABLE_CORS_ORIGINS" in env:
+            values["cors_origins"] = tuple(env["BILLABLE_CORS_ORIGINS"].split())
+        if "BILLABLE_RATE_LIMIT" in env:
+            values["rate_limit_per_minute"] = int(env["BILLABLE_RATE_LIMIT"])
         if "BILLABLE_MAX_BODY_MB" in env:
             values["max_body_bytes"] = int(float(env["BILLABLE_MAX_BODY_MB"]) * MIB)
         values.update({k: v for k, v in overrides.items() if v is not None})
