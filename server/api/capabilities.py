@@ -67,7 +67,11 @@ async def metadata(request: Request) -> Response:
     statement = request.app.state.capability_statement
     if statement is None:
         store_kind = request.app.state.repository.store.info.kind
+        base_url = request_context(request).base_url
         statement = capability_statement(
-            request.app.state.interaction_modules, request_context(request).base_url, store_kind
+            request.app.state.interaction_modules, base_url, store_kind
         )
+        # Hooks add what other packages own, e.g. server.auth's rest.security section.
+        for hook in getattr(request.app.state, "capability_hooks", ()):
+            statement = hook(statement, base_url)
     return json_response(request, statement)

@@ -29,7 +29,15 @@ def fhir_base(request: Request) -> str:
 
 def request_context(request: Request) -> RequestContext:
     client = request.client
-    return RequestContext(base_url=fhir_base(request), remote_addr=client.host if client else None)
+    # Set by server.auth.middleware.SecurityMiddleware after validating the bearer token.
+    grants = getattr(request.state, "grants", None)
+    return RequestContext(
+        base_url=fhir_base(request),
+        client_id=grants.client_id if grants else None,
+        user=(grants.fhir_user or grants.subject) if grants else None,
+        remote_addr=client.host if client else None,
+        grants=grants,
+    )
 
 
 def known_type(resource_type: str) -> str:
