@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,9 +28,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--store", help="sqlite:///PATH or mongodb://... (env BILLABLE_STORE)", default=None
     )
-    serve.add_argument("--auth", help="authentication mode (env BILLABLE_AUTH)", default=None)
+    serve.add_argument(
+        "--auth", help="smart (default) or off, loopback only (env BILLABLE_AUTH)", default=None
+    )
+    serve.add_argument("--issuer", help="trust this external OAuth2 issuer (env BILLABLE_ISSUER)")
+    serve.add_argument("--jwks-url", help="the external issuer's JWKS URL")
+    serve.add_argument("--cors-origin", action="append", help="allowed browser origin")
+    serve.add_argument("--rate-limit", type=int, help="requests per minute per client")
+    serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
     serve.add_argument("--base-url", help="public FHIR base URL when behind a proxy")
     serve.add_argument("--log-level", default="info")
+    from server.auth.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -46,14 +59,24 @@ def _check_store(url: str) -> None:
 def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         store_url=args.store,
-        auth=args.auth,
+        auth=args.auth or os.environ.get("BILLABLE_AUTH") or "smart",
         host=args.host,
         port=args.port,
         base_url=args.base_url,
+        issuer=args.issuer,
+        jwks_url=args.jwks_url,
+        cors_origins=tuple(args.cors_origin) if args.cors_origin else None,
+        rate_limit_per_minute=args.rate_limit,
     )
     if settings.auth not in AUTH_MODES:
         print(
             f"billable: --auth {settings.auth!r} is not available; modes: {', '.join(AUTH_MODES)}",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.auth == "off" and not _is_loopback(settings.host):
+        print(
+            f"billable: --auth off is allowed only on a loopback host, not {settings.host!r}",
             file=sys.stderr,
         )
         return 2
@@ -62,7 +85,8 @@ def serve(args: argparse.Namespace) -> int:
     except (StoreUrlError, StoreUnavailable) as exc:
         print(f"billable: cannot use store {settings.store_url}: {exc}", file=sys.stderr)
         return 1
-    url = f"http://{settings.host}:{settings.port}/fhir"
+    scheme = "https" if args.tls_cert else "http"
+    url = f"{scheme}://{settings.host}:{settings.port}/fhir"
     if settings.auth == "off":
         print(UNAUTHENTICATED_WARNING.format(url=url), file=sys.stderr, flush=True)
 
@@ -77,14 +101,29 @@ def serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=args.log_level,
         access_log=False,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
     )
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    from server.auth.cli import COMMANDS, run
+
+    if args.command in COMMANDS:
+        return run(args)
     return 2
 
 

@@ -24,7 +24,7 @@ def server(tmp_path: Path):
     port = free_port()
     env = {**os.environ, "BILLABLE_STORE": f"sqlite:///{tmp_path / 'data' / 'billable.db'}"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "server.cli", "serve", "--auth", "off", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
