@@ -18,6 +18,7 @@ from server.api import (
     history,
     patch,
     read,
+    search,
     update,
 )
 from server.api.errors import install_error_handlers
@@ -31,7 +32,7 @@ log = logging.getLogger("billable")
 
 # Order matters: fixed paths (metadata, POST [base], _history) before the generic
 # /{type}/{id} routes.
-INTERACTION_MODULES = (capabilities, bundle, history, read, create, update, patch, delete)
+INTERACTION_MODULES = (capabilities, bundle, history, search, read, create, update, patch, delete)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     fhir = APIRouter(prefix="/fhir")
     # POST [base] (batch/transaction): the empty path cannot come from an included router.
     fhir.add_api_route("", bundle.transaction_or_batch, methods=["POST"], include_in_schema=False)
+    # GET [base]?_type=... (system search), for the same reason.
+    fhir.add_api_route("", search.system_search, methods=["GET"], include_in_schema=False)
     for module in INTERACTION_MODULES:
         fhir.include_router(module.router)
     app.include_router(health.router)

@@ -14,22 +14,26 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import jsonpatch
 import orjson
 
 from server.errors import FhirError, Issue
 from server.search.conditional import parse_conditional
-from server.search.extract import extract_tokens
+from server.search.extract import extract_index_values, extract_tokens
 from server.spec.resources import is_resource_type
 from server.storage.port import (
     HistoryPage,
     HistoryQuery,
+    IncludeSpec,
     MatchQuery,
+    SearchPage,
+    SearchQuery,
+    SearchStore,
     Store,
     StoredVersion,
     VersionConflict,
@@ -236,6 +240,39 @@ class Repository:
     async def match(self, ctx: RequestContext, query: MatchQuery) -> list[str]:
         self.policy.authorize(ctx, "search-type", query.resource_type)
         return await self.store.match(query)
+
+    async def search(self, ctx: RequestContext, query: SearchQuery) -> SearchPage:
+        """One page of a compiled FHIR search (``server.search``)."""
+        if len(query.types) == 1:
+            self.policy.authorize(ctx, "search-type", query.types[0])
+        else:
+            self.policy.authorize(ctx, "search-system", None)
+            for rtype in query.types:
+                self.policy.authorize(ctx, "search-type", rtype)
+        return await _searchable(self.store).search(query)
+
+    async def include(
+        self,
+        ctx: RequestContext,
+        spec: IncludeSpec,
+        resources: Sequence[tuple[str, str]],
+        limit: int,
+    ) -> list[StoredVersion]:
+        """Resources ``_include``/``_revinclude`` add to a search page (authorised per type)."""
+        found = await _searchable(self.store).include(spec, resources, limit)
+        allowed: dict[str, bool] = {}
+        out = []
+        for version in found:
+            rtype = version.resource_type
+            if rtype not in allowed:
+                try:
+                    self.policy.authorize(ctx, "search-type", rtype)
+                    allowed[rtype] = True
+                except FhirError:
+                    allowed[rtype] = False
+            if allowed[rtype]:
+                out.append(version)
+        return out
 
     # -- writes --------------------------------------------------------------------
 
@@ -515,8 +552,17 @@ class Repository:
             last_updated=last_updated,
             body=body,
             tokens=extract_tokens(resource),
+            index=extract_index_values(resource, last_updated),
         )
         return write, _as_stored(write)
+
+
+def _searchable(store: Store) -> SearchStore:
+    if not hasattr(store, "search"):
+        raise FhirError.of(
+            501, "not-supported", f"Search is not available on the {store.info.kind} store yet"
+        )
+    return cast(SearchStore, store)
 
 
 def serialise_with_meta(

@@ -1,17 +1,30 @@
 """Search index values extracted from a resource once, at write time.
 
-Until the full search-parameter registry lands this extracts the values conditional
-interactions need: the ``identifier`` token of every resource type that has one.
+``extract_index_values`` evaluates every search parameter the registry defines for the
+resource's type (compiled FHIRPath, ``server.search.fhirpath``) and turns the nodes into
+typed index rows (``SearchIndex``) that both backends store next to the resource.
+
+Derived rows under a suffixed name serve modifiers without extra tables:
+``<param>:text`` (string rows from CodeableConcept/Coding/Identifier text and display),
+``<param>:identifier`` (token rows from ``Reference.identifier``) and
+``identifier:of-type`` (token rows ``type-system | type-code|value``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from server.storage.port import TokenIndexEntry
+from server.search.fhirpath import reference_type
+from server.search.registry import SearchParam, registry
+from server.search.values import MAX_INSTANT, MIN_INSTANT, BadValue, date_range, normalise_string
+from server.storage.port import CompositePart, SearchIndex, TokenIndexEntry
+
+_CONTACT_SYSTEMS = frozenset(("phone", "fax", "email", "pager", "url", "sms", "other"))
+_SKIP = frozenset(("_id", "_text", "_content", "_query"))
 
 
 def extract_tokens(resource: dict[str, Any]) -> list[TokenIndexEntry]:
+    """The ``identifier`` tokens (kept for the port's ``MatchQuery`` path)."""
     identifiers = resource.get("identifier")
     if isinstance(identifiers, dict):  # a few types have a single identifier (0..1)
         identifiers = [identifiers]
@@ -26,3 +39,261 @@ def extract_tokens(resource: dict[str, Any]) -> list[TokenIndexEntry]:
                     )
                 )
     return tokens
+
+
+class _Collector:
+    __slots__ = ("tokens", "strings", "refs", "dates", "numbers", "quantities", "uris", "comps")
+
+    def __init__(self) -> None:
+        self.tokens: dict[tuple[str, str | None, str], None] = {}
+        self.strings: dict[tuple[str, str, str], None] = {}
+        self.refs: dict[tuple[str, str | None, str | None, str | None], None] = {}
+        self.dates: dict[tuple[str, int, int], None] = {}
+        self.numbers: dict[tuple[str, float], None] = {}
+        self.quantities: dict[tuple[str, str | None, str | None, float], None] = {}
+        self.uris: dict[tuple[str, str], None] = {}
+        self.comps: dict[tuple[str, tuple[CompositePart, ...]], None] = {}
+
+    def result(self) -> SearchIndex:
+        return SearchIndex(
+            tokens=list(self.tokens),
+            strings=list(self.strings),
+            references=list(self.refs),
+            dates=list(self.dates),
+            numbers=list(self.numbers),
+            quantities=list(self.quantities),
+            uris=list(self.uris),
+            composites=list(self.comps),
+        )
+
+
+def _string(c: _Collector, param: str, value: str) -> None:
+    if value:
+        c.strings[(param, normalise_string(value), value)] = None
+
+
+def token_values(node: Any) -> list[tuple[str | None, str]]:
+    """(system, code) pairs a token parameter matches for one node."""
+    if isinstance(node, bool):
+        return [(None, "true" if node else "false")]
+    if isinstance(node, str | int | float):
+        return [(None, str(node))]
+    if not isinstance(node, dict):
+        return []
+    out: list[tuple[str | None, str]] = []
+    if isinstance(node.get("coding"), list):  # CodeableConcept
+        for coding in node["coding"]:
+            if isinstance(coding, dict) and coding.get("code") is not None:
+                out.append((coding.get("system"), str(coding["code"])))
+    elif "code" in node and not isinstance(node.get("code"), dict):  # Coding, Quantity
+        if node["code"] is not None:
+            out.append((node.get("system"), str(node["code"])))
+    elif node.get("value") is not None and not isinstance(node["value"], dict):
+        # Identifier (system|value); ContactPoint (value; its system is not a URI)
+        system = node.get("system")
+        if system in _CONTACT_SYSTEMS:
+            system = None
+        out.append((system, str(node["value"])))
+    return out
+
+
+def _token(c: _Collector, param: str, node: Any) -> None:
+    for system, code in token_values(node):
+        c.tokens[(param, system if isinstance(system, str) else None, code)] = None
+    if isinstance(node, dict):
+        text_param = param + ":text"
+        if isinstance(node.get("text"), str):
+            _string(c, text_param, node["text"])
+        if isinstance(node.get("display"), str):
+            _string(c, text_param, node["display"])
+        for coding in node.get("coding") or ():
+            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+                _string(c, text_param, coding["display"])
+        ident_type = node.get("type")
+        if isinstance(ident_type, dict) and isinstance(node.get("value"), str):
+            if isinstance(ident_type.get("text"), str):
+                _string(c, text_param, ident_type["text"])
+            for coding in ident_type.get("coding") or ():
+                if isinstance(coding, dict) and coding.get("code"):
+                    key = f"{coding['code']}|{node['value']}"
+                    c.tokens[(param + ":of-type", coding.get("system"), key)] = None
+
+
+_NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
+_ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
+
+
+def string_values(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if not isinstance(node, dict):
+        return []
+    parts: tuple[str, ...] | None = _NAME_PARTS if ("family" in node or "given" in node) else None
+    if parts is None and any(k in node for k in ("line", "city", "postalCode", "country")):
+        parts = _ADDRESS_PARTS
+    out: list[str] = []
+    for key in parts or node.keys():
+        value = node.get(key)
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, list):
+            out.extend(v for v in value if isinstance(v, str))
+    return out
+
+
+def split_reference(reference: str) -> tuple[str | None, str | None, str | None]:
+    """``Patient/1`` → (Patient, 1, None); absolute URLs keep the URL as well."""
+    if reference.startswith("#"):
+        return None, None, reference
+    parts = reference.split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    rtype = reference_type("/".join(parts))
+    if rtype is None or len(parts) < 2:
+        return None, None, reference
+    absolute = "://" in reference or reference.startswith("urn:")
+    return rtype, parts[-1], ("/".join(parts) if absolute else None)
+
+
+def _reference(c: _Collector, param: str, node: Any) -> None:
+    if isinstance(node, str):  # canonical / uri target
+        url = node.split("|", 1)[0]
+        rtype, rid, absolute = split_reference(url)
+        c.refs[(param, rtype, rid, absolute or (url if rtype is None else None))] = None
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("reference")
+    if isinstance(ref, str):
+        c.refs[(param, *split_reference(ref))] = None
+    ident = node.get("identifier")
+    if isinstance(ident, dict):
+        _token(c, param + ":identifier", ident)
+
+
+def date_values(node: Any) -> list[tuple[int, int]]:
+    try:
+        if isinstance(node, str):
+            return [date_range(node)]
+        if not isinstance(node, dict):
+            return []
+        if "start" in node or "end" in node:  # Period
+            lo = date_range(node["start"])[0] if isinstance(node.get("start"), str) else MIN_INSTANT
+            hi = date_range(node["end"])[1] if isinstance(node.get("end"), str) else MAX_INSTANT
+            return [(lo, hi)]
+        out: list[tuple[int, int]] = []
+        for event in node.get("event") or ():  # Timing
+            if isinstance(event, str):
+                out.append(date_range(event))
+        bounds = (node.get("repeat") or {}).get("boundsPeriod")
+        if isinstance(bounds, dict):
+            out.extend(date_values(bounds))
+        return out
+    except BadValue:
+        return []
+
+
+def quantity_values(node: Any) -> list[tuple[str | None, str | None, float]]:
+    if not isinstance(node, dict):
+        return [(None, None, float(node))] if isinstance(node, int | float) else []
+    value = node.get("value")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        out: list[tuple[str | None, str | None, float]] = []
+        for bound in ("low", "high"):  # Range
+            if isinstance(node.get(bound), dict):
+                out.extend(quantity_values(node[bound]))
+        return out
+    if "currency" in node:  # Money
+        return [("urn:iso:std:iso:4217", node["currency"], float(value))]
+    rows = [(node.get("system"), node.get("code"), float(value))]
+    if node.get("unit") and node.get("unit") != node.get("code"):
+        rows.append((None, node["unit"], float(value)))
+    return rows
+
+
+def _add(c: _Collector, param: SearchParam, node: Any) -> None:
+    code = param.code
+    kind = param.type
+    if kind == "token":
+        _token(c, code, node)
+    elif kind == "string":
+        for s in string_values(node):
+            _string(c, code, s)
+    elif kind == "reference":
+        _reference(c, code, node)
+    elif kind == "date":
+        for lo, hi in date_values(node):
+            c.dates[(code, lo, hi)] = None
+    elif kind == "number":
+        if isinstance(node, int | float) and not isinstance(node, bool):
+            c.numbers[(code, float(node))] = None
+        elif isinstance(node, dict) and isinstance(node.get("value"), int | float):
+            c.numbers[(code, float(node["value"]))] = None
+    elif kind == "quantity":
+        for system, unit, value in quantity_values(node):
+            c.quantities[(code, system, unit, value)] = None
+    elif kind == "uri":
+        if isinstance(node, str):
+            c.uris[(code, node)] = None
+
+
+def component_parts(param: SearchParam, node: Any) -> list[CompositePart]:
+    """Index parts of one component value: (s, c, lo, hi) as ``CompositePart``."""
+    out: list[CompositePart] = []
+    kind = param.type
+    if kind == "token":
+        out.extend(CompositePart(s, code, None, None) for s, code in token_values(node))
+    elif kind == "quantity":
+        for system, unit, value in quantity_values(node):
+            out.append(CompositePart(system, unit, value, value))
+    elif kind == "number" and isinstance(node, int | float):
+        out.append(CompositePart(None, None, float(node), float(node)))
+    elif kind == "date":
+        out.extend(CompositePart(None, None, lo, hi) for lo, hi in date_values(node))
+    elif kind == "string":
+        out.extend(
+            CompositePart(None, normalise_string(s), None, None) for s in string_values(node)
+        )
+    elif kind == "reference" and isinstance(node, dict) and isinstance(node.get("reference"), str):
+        rtype, rid, _ = split_reference(node["reference"])
+        out.append(CompositePart(rtype, rid, None, None))
+    elif kind == "uri" and isinstance(node, str):
+        out.append(CompositePart(None, node, None, None))
+    return out
+
+
+def _composite(c: _Collector, param: SearchParam, node: Any, resource: Any) -> None:
+    combos: list[tuple[CompositePart, ...]] = [()]
+    for comp in param.components:
+        parts = [p for v in comp.evaluate(node, resource) for p in component_parts(comp.param, v)]
+        if not parts:
+            return
+        combos = [combo + (p,) for combo in combos for p in parts][:64]
+    for combo in combos:
+        c.comps[(param.code, combo)] = None
+
+
+def extract_index_values(resource: dict[str, Any], last_updated: str | None = None) -> SearchIndex:
+    """Every search index value of ``resource`` (``meta.lastUpdated`` may be given apart)."""
+    rtype = resource.get("resourceType")
+    c = _Collector()
+    if not isinstance(rtype, str):
+        return c.result()
+    for param in registry().params(rtype).values():
+        if param.evaluate is None or param.code in _SKIP:
+            continue
+        if param.code == "_lastUpdated" and last_updated is not None:
+            lo, hi = date_range(last_updated)
+            c.dates[("_lastUpdated", lo, hi)] = None
+            continue
+        try:
+            nodes = param.evaluate(resource)
+        except (TypeError, AttributeError, ValueError):
+            continue  # malformed data is not indexed; validation owns rejecting it
+        if param.type == "composite":
+            for node in nodes:
+                _composite(c, param, node, resource)
+            continue
+        for node in nodes:
+            _add(c, param, node)
+    return c.result()

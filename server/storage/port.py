@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
+
+from server.search.expr import Expr
 
 
 class StoreError(Exception):
@@ -72,6 +74,38 @@ class TokenIndexEntry:
     code: str
 
 
+class CompositePart(NamedTuple):
+    """One component value of a composite index row.
+
+    token: (system, code); quantity: (system, code, value, value); date: (None, None, lo,
+    hi); string: (None, normalised); reference: (type, id); number: (None, None, v, v).
+    """
+
+    s: str | None
+    c: str | None
+    lo: float | None
+    hi: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchIndex:
+    """Every search index value of one resource version, extracted at write time.
+
+    Rows are tuples whose first member is the parameter code. Dates are closed ranges of
+    epoch microseconds (UTC); strings carry their normalised (case- and accent-folded)
+    form and the exact text. Only current, non-deleted versions are indexed.
+    """
+
+    tokens: Sequence[tuple[str, str | None, str]] = ()  # (param, system, code)
+    strings: Sequence[tuple[str, str, str]] = ()  # (param, normalised, exact)
+    references: Sequence[tuple[str, str | None, str | None, str | None]] = ()  # type, id, url
+    dates: Sequence[tuple[str, int, int]] = ()  # (param, lo, hi)
+    numbers: Sequence[tuple[str, float]] = ()
+    quantities: Sequence[tuple[str, str | None, str | None, float]] = ()  # system, code, v
+    uris: Sequence[tuple[str, str]] = ()
+    composites: Sequence[tuple[str, tuple[CompositePart, ...]]] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     """One new version to store. ``body is None`` means a delete marker."""
@@ -83,6 +117,8 @@ class Write:
     last_updated: str
     body: bytes | None
     tokens: Sequence[TokenIndexEntry] = ()
+    # Every search index value (``server.search.extract``); ``None`` on delete markers.
+    index: SearchIndex | None = None
 
     @property
     def deleted(self) -> bool:
@@ -117,6 +153,56 @@ class MatchQuery:
     ids: Sequence[str] | None = None
     token_groups: Sequence[Sequence[TokenCriterion]] = ()
     limit: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One ``_sort`` key. ``kind`` is ``id``, ``lastUpdated`` or a parameter type."""
+
+    param: str
+    kind: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A compiled FHIR search (``server.search.parse``) for a backend to render and run.
+
+    ``types`` empty means every type. Results are ordered by ``sort`` then type and id;
+    ``after`` / ``before`` are keyset positions (as returned in ``SearchPage.positions``)
+    to page forwards or backwards from.
+    """
+
+    types: tuple[str, ...]
+    where: Expr | None = None
+    sort: tuple[SortKey, ...] = ()
+    count: int = 20
+    after: tuple[Any, ...] | None = None
+    before: tuple[Any, ...] | None = None
+    total: bool = False
+
+
+@dataclass(slots=True)
+class SearchPage:
+    versions: list[StoredVersion]
+    positions: list[tuple[Any, ...]]
+    more: bool  # another page in the paging direction
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncludeSpec:
+    """``_include`` (forward) or ``_revinclude`` (``reverse``).
+
+    Forward: resources referenced through ``param`` (``None``: every reference parameter)
+    of the ``source_type`` resources given; reverse: ``source_type`` resources whose
+    ``param`` references any of the resources given. ``target_type`` narrows the target.
+    """
+
+    source_type: str
+    param: str | None
+    target_type: str | None = None
+    reverse: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +263,19 @@ class Store(Protocol):
         """Ids of current resources matching ``query``, at most ``query.limit``."""
 
     async def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+
+class SearchStore(Protocol):
+    """The search part of the port (SQLite implements it; MongoDB once wired).
+
+    Kept apart from ``Store`` while a backend is being wired, so that a backend without
+    it still type-checks as a ``Store`` and searches on it answer 501.
+    """
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        """One page of current resources matching ``query``."""
+
+    async def include(
+        self, spec: IncludeSpec, resources: Sequence[tuple[str, str]], limit: int
+    ) -> list[StoredVersion]:
+        """Current resources ``spec`` reaches from ``resources`` (type, id), at most ``limit``."""

@@ -19,11 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from server.search import sql_render
+from server.search.expr import And, Expr
 from server.storage.port import (
     BackendInfo,
     HistoryPage,
     HistoryQuery,
+    IncludeSpec,
     MatchQuery,
+    SearchIndex,
+    SearchPage,
+    SearchQuery,
     StoredVersion,
     StoreUnavailable,
     TokenCriterion,
@@ -34,7 +40,8 @@ from server.storage.testhooks import pause_before_commit
 
 T = TypeVar("T")
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS resource_versions (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     type         TEXT    NOT NULL,
@@ -62,6 +69,8 @@ CREATE TABLE IF NOT EXISTS token_index (
 CREATE INDEX IF NOT EXISTS token_index_lookup ON token_index (type, param, code, system);
 CREATE INDEX IF NOT EXISTS token_index_owner ON token_index (type, id);
 """
+    + sql_render.SCHEMA
+)
 
 
 def _row_to_version(row: tuple[str, str, int, str, int, bytes | None]) -> StoredVersion:
@@ -240,6 +249,66 @@ class SQLiteStore:
 
         return await self._read(q)
 
+    async def search(self, query: SearchQuery) -> SearchPage:
+        text, args, keys, count_sql = _render_search(query)
+
+        def q(c: sqlite3.Connection) -> SearchPage:
+            rows = c.execute(text, args).fetchall()
+            more = len(rows) > query.count
+            rows = rows[: query.count]
+            if query.before is not None:
+                rows.reverse()
+            positions = [tuple(row) for row in rows]
+            versions = _current_versions(c, [(row[-2], row[-1]) for row in rows])
+            total = None
+            if count_sql is not None:
+                total = c.execute(count_sql[0], count_sql[1]).fetchone()[0]
+            return SearchPage(versions, positions, more, total)
+
+        return await self._read(q)
+
+    async def include(
+        self, spec: IncludeSpec, resources: Sequence[tuple[str, str]], limit: int
+    ) -> list[StoredVersion]:
+        def q(c: sqlite3.Connection) -> list[StoredVersion]:
+            found: dict[tuple[str, str], None] = {}
+            by_type: dict[str, list[str]] = {}
+            for rtype, rid in resources:
+                by_type.setdefault(rtype, []).append(rid)
+            for rtype, ids in by_type.items():
+                for chunk in _chunks(ids, 500):
+                    marks = ",".join("?" * len(chunk))
+                    if spec.reverse:
+                        sql = (
+                            "SELECT type, id FROM sp_ref WHERE type = ? AND target_type = ?"
+                            f" AND target_id IN ({marks})"
+                        )
+                        args: list[object] = [spec.source_type, rtype, *chunk]
+                        if spec.param is not None:
+                            sql += " AND param = ?"
+                            args.append(spec.param)
+                        if spec.target_type is not None and spec.target_type != rtype:
+                            continue
+                    else:
+                        if spec.source_type not in ("*", rtype):
+                            continue
+                        sql = (
+                            "SELECT target_type, target_id FROM sp_ref WHERE type = ?"
+                            f" AND id IN ({marks}) AND target_id IS NOT NULL"
+                        )
+                        args = [rtype, *chunk]
+                        if spec.param is not None:
+                            sql += " AND param = ?"
+                            args.append(spec.param)
+                        if spec.target_type is not None:
+                            sql += " AND target_type = ?"
+                            args.append(spec.target_type)
+                    for row in c.execute(sql + " LIMIT ?", [*args, limit]):
+                        found[(row[0], row[1])] = None
+            return _current_versions(c, list(found)[:limit])
+
+        return await self._read(q)
+
     # -- writes --------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[Write]) -> None:
@@ -279,6 +348,7 @@ class SQLiteStore:
                             " VALUES (?, ?, ?, ?, ?)",
                             [(w.resource_type, w.id, t.param, t.system, t.code) for t in w.tokens],
                         )
+                    _replace_index(c, w.resource_type, w.id, w.index)
                 pause_before_commit()  # crash-recovery tests only; no-op otherwise
                 c.execute("COMMIT")
             except BaseException:
@@ -286,6 +356,127 @@ class SQLiteStore:
                 raise
 
         await self._write(tx)
+
+
+_INDEX_INSERTS = {
+    "tokens": "INSERT INTO sp_token (type, id, param, system, code) VALUES (?, ?, ?, ?, ?)",
+    "strings": "INSERT INTO sp_string (type, id, param, norm, exact) VALUES (?, ?, ?, ?, ?)",
+    "references": "INSERT INTO sp_ref (type, id, param, target_type, target_id, url)"
+    " VALUES (?, ?, ?, ?, ?, ?)",
+    "dates": "INSERT INTO sp_date (type, id, param, lo, hi) VALUES (?, ?, ?, ?, ?)",
+    "numbers": "INSERT INTO sp_number (type, id, param, value) VALUES (?, ?, ?, ?)",
+    "quantities": "INSERT INTO sp_quantity (type, id, param, system, code, value)"
+    " VALUES (?, ?, ?, ?, ?, ?)",
+    "uris": "INSERT INTO sp_uri (type, id, param, uri) VALUES (?, ?, ?, ?)",
+}
+_COMPOSITE_INSERT = (
+    "INSERT INTO sp_composite (type, id, param, s1, c1, lo1, hi1, s2, c2, lo2, hi2,"
+    " s3, c3, lo3, hi3) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _replace_index(c: sqlite3.Connection, rtype: str, rid: str, index: SearchIndex | None) -> None:
+    """Drop the index rows of the previous version; add this version's (if any)."""
+    for table in sql_render.TABLES.values():
+        c.execute(f"DELETE FROM {table} WHERE type = ? AND id = ?", (rtype, rid))
+    if index is None:
+        return
+    for name, sql in _INDEX_INSERTS.items():
+        rows = getattr(index, name)
+        if rows:
+            c.executemany(sql, [(rtype, rid, *row) for row in rows])
+    if index.composites:
+        rows = []
+        for param, parts in index.composites:
+            flat: list[object] = []
+            for part in parts[: sql_render.COMPOSITE_WIDTH]:
+                flat.extend(part)
+            flat.extend([None] * (4 * sql_render.COMPOSITE_WIDTH - len(flat)))
+            rows.append((rtype, rid, param, *flat))
+        c.executemany(_COMPOSITE_INSERT, rows)
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _current_versions(c: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[StoredVersion]:
+    """The current versions of ``keys`` (type, id), in that order, skipping deleted ones."""
+    if not keys:
+        return []
+    found: dict[tuple[str, str], StoredVersion] = {}
+    by_type: dict[str, list[str]] = {}
+    for rtype, rid in keys:
+        by_type.setdefault(rtype, []).append(rid)
+    for rtype, ids in by_type.items():
+        for chunk in _chunks(ids, 500):
+            rows = c.execute(
+                "SELECT type, id, version, last_updated, deleted, body FROM resource_versions"
+                f" WHERE type = ? AND id IN ({','.join('?' * len(chunk))})"
+                " AND is_current = 1 AND deleted = 0",
+                [rtype, *chunk],
+            ).fetchall()
+            for row in rows:
+                found[(row[0], row[1])] = _row_to_version(row)
+    return [found[k] for k in keys if k in found]
+
+
+def _render_search(
+    query: SearchQuery,
+) -> tuple[str, list[object], list[tuple[str, bool]], tuple[str, list[object]] | None]:
+    """SQL of one page (``SELECT k..., type, id``) and of the total count if asked."""
+    r = sql_render.Renderer()
+    where: list[str] = [f"r.{sql_render.CURRENT}"]
+    args: list[object] = []
+    if len(query.types) == 1:
+        where.append("r.type = ?")
+        args.append(query.types[0])
+    elif query.types:
+        where.append(f"r.type IN ({','.join('?' * len(query.types))})")
+        args.extend(query.types)
+    if query.where is not None:
+        terms: list[Expr] = (
+            list(query.where.exprs) if isinstance(query.where, And) else [query.where]
+        )
+        driver = None
+        if len(query.types) == 1:
+            driver, terms = sql_render.split_driver(terms)
+        if driver is not None:
+            sub = r.ids(driver, query.types[0])
+            if sub is None:
+                terms.append(driver)
+            else:
+                where.append(f"r.id IN ({sub[0]})")
+                args.extend(sub[1])
+        for term in terms:
+            sql, a = r.cond(term, "r.type", "r.id")
+            where.append(sql)
+            args.extend(a)
+    keys = [(r.sort_expr(k), k.descending) for k in query.sort]
+    keys += [("r.type", False), ("r.id", False)]
+    names = [f"k{i}" for i in range(len(keys))]
+    select = ", ".join(f"{expr} AS {name}" for (expr, _), name in zip(keys, names, strict=True))
+    inner = f"SELECT {select} FROM resource_versions r WHERE {' AND '.join(where)}"
+    count_sql = (
+        (f"SELECT count(*) FROM resource_versions r WHERE {' AND '.join(where)}", list(args))
+        if query.total
+        else None
+    )
+    outer_keys = [(name, desc) for name, (_, desc) in zip(names, keys, strict=True)]
+    backwards = query.before is not None
+    position = query.before if backwards else query.after
+    text = f"SELECT * FROM ({inner})"
+    outer_args = list(args)
+    if position is not None:
+        cond, cargs = sql_render.keyset(outer_keys, tuple(position), backwards)
+        text += f" WHERE {cond}"
+        outer_args.extend(cargs)
+    order = ", ".join(
+        f"{name} {'DESC' if desc != backwards else 'ASC'}" for name, desc in outer_keys
+    )
+    text += f" ORDER BY {order} LIMIT ?"
+    outer_args.append(query.count + 1)
+    return text, outer_args, outer_keys, count_sql
 
 
 def _token_clause(crit: TokenCriterion) -> tuple[str, list[object]]:

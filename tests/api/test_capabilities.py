@@ -26,6 +26,7 @@ def test_capability_statement_is_r4_and_lists_every_resource_type(client: TestCl
         "delete",
         "history-instance",
         "history-type",
+        "search-type",
     }
     assert claim["conditionalCreate"] is True
     assert claim["conditionalUpdate"] is True
@@ -34,6 +35,7 @@ def test_capability_statement_is_r4_and_lists_every_resource_type(client: TestCl
     assert claim["versioning"] == "versioned-update"
     assert {i["code"] for i in cs["rest"][0]["interaction"]} == {
         "history-system",
+        "search-system",
         "transaction",
         "batch",
     }
