@@ -105,7 +105,7 @@ def codesystem_from_json(data: dict[str, Any]) -> CodeSystemVersion:
             if parent is not None:
                 if not parent.children:
                     parent.children = []
-                parent.children.append(concept.code)  # type: ignore[union-attr]
+                parent.children.append(concept.code)
     return CodeSystemVersion(
         meta=Meta.from_json(data["meta"]),
         concepts=concepts,

@@ -1,0 +1,437 @@
+"""Rebuild the shipped tables under ``terminology/data/`` from the curation sources.
+
+    python -m terminology.curation.build [--synthea DIR] [--icd10cm-xml FY:PATH ...]
+
+* ``--icd10cm-xml 2026:icd10cm-tabular-2026.xml`` recompiles an ICD-10-CM fiscal year.
+* ``--synthea DIR`` (the unpacked ``org.mitre.synthea:synthea`` jar: ``modules/`` and
+  ``export/``) regenerates the SNOMED CT map TSVs: it lists the SNOMED CT codes that
+  Synthea's Condition and Procedure states emit, seeds the condition map from Synthea's
+  ``export/condition_code_map.json`` (Apache-2.0), applies the overrides in
+  ``snomed_conditions.txt``, validates every ICD-10-CM target against the shipped fiscal
+  years (completing 7th characters), and records the measured coverage in the header.
+* Without options it recompiles the TSVs and the small code systems into ``.json.gz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from terminology import catalog, store, systems
+from terminology.loaders.icd10cm import load_tabular_xml
+from terminology.loaders.other_systems import MAP_COLUMNS, load_curated_codesystem, load_curated_map
+from terminology.service import TerminologyService
+
+HERE = Path(__file__).parent
+DATA = store.SHIPPED_DIR
+MAPS_EFFECTIVE = "2025-10-01"
+EXTERNAL_CAUSE = re.compile(r"^[V-Y]")
+SEVENTH_ADVICE = (
+    "7TH CHARACTER A (INITIAL ENCOUNTER) CHOSEN; USE D (SUBSEQUENT) OR S (SEQUELA) AS DOCUMENTED"
+)
+
+
+@dataclass
+class Alt:
+    code: str
+    rules: list[str]
+
+
+def parse_targets(field: str) -> list[list[Alt]]:
+    """``"A / B[age<7] + C"`` -> [[A, B(age<7)], [C]]."""
+    groups: list[list[Alt]] = []
+    if not field.strip() or field.strip() == "-":
+        return groups
+    for group in field.split(" + "):
+        alts = []
+        for alt in group.split(" / "):
+            alt = alt.strip()
+            rules = re.findall(r"\[([^\]]+)\]", alt)
+            alts.append(Alt(re.sub(r"\[[^\]]*\]", "", alt).strip(), rules))
+        groups.append(alts)
+    return groups
+
+
+def read_curation(name: str) -> list[list[str]]:
+    rows = []
+    for line in (HERE / name).read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        rows.append([c.strip() for c in line.split("|")])
+    return rows
+
+
+def read_codes(name: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in read_curation(name)}
+
+
+def synthea_codes(synthea: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """SNOMED CT codes of Synthea's ConditionOnset and Procedure states -> module file."""
+    conditions: dict[str, str] = {}
+    procedures: dict[str, str] = {}
+    for path in sorted(glob.glob(str(synthea / "modules" / "**" / "*.json"), recursive=True)):
+        module = json.loads(Path(path).read_text())
+        for state in (module.get("states") or {}).values():
+            kind = state.get("type")
+            target = {"ConditionOnset": conditions, "Procedure": procedures}.get(kind)
+            if target is None:
+                continue
+            for coding in state.get("codes", []):
+                if str(coding.get("system", "")).upper().startswith("SNOMED"):
+                    target.setdefault(str(coding["code"]), Path(path).name)
+    return conditions, procedures
+
+
+def _header(fields: dict[str, str]) -> str:
+    return "".join(f"# {k}: {v}\n" for k, v in fields.items())
+
+
+def _tsv(rows: list[list[Any]]) -> str:
+    lines = ["\t".join(MAP_COLUMNS)]
+    lines += ["\t".join("" if v is None else str(v) for v in row) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+class Icd:
+    """ICD-10-CM checks for map targets against the shipped fiscal years."""
+
+    def __init__(self) -> None:
+        service = TerminologyService(data_dir=DATA / "_none", include_shipped=True)
+        self.current, _ = service.code_system(systems.ICD10CM, version="2026")
+        self.previous, _ = service.code_system(systems.ICD10CM, version="2025")
+
+    def resolve(self, code: str) -> tuple[str | None, str]:
+        """A billable FY2026 code for ``code`` (completing a 7th character), with advice."""
+        code = systems.normalize_code(systems.ICD10CM, code)
+        concept = self.current.concepts.get(code)
+        if concept is not None and concept.billable:
+            return code, ""
+        bare = code.replace(".", "").ljust(6, "X")
+        seventh = f"{bare[:3]}.{bare[3:]}A"
+        c7 = self.current.concepts.get(seventh)
+        if c7 is not None and c7.billable:
+            return seventh, SEVENTH_ADVICE
+        return None, f"{code} is not a billable FY2026 code"
+
+    def advice(self, code: str) -> str:
+        notes = []
+        chain = [code, *self.current.ancestors(code)]
+        for at in chain:
+            for text in self.current.notes.get(at, {}).get("useAdditionalCode", [])[:1]:
+                notes.append(
+                    f"POSSIBLE REQUIREMENT FOR ADDITIONAL CODE: use additional code {text}"
+                )
+                break
+            if notes:
+                break
+        for at in chain:
+            for text in self.current.notes.get(at, {}).get("codeFirst", [])[:1]:
+                notes.append(f"CODE FIRST {text}")
+                break
+        concept = self.current.concepts[code]
+        if concept.manifestation:
+            notes.append("MANIFESTATION CODE: NOT TO BE USED AS PRINCIPAL DIAGNOSIS")
+        return "; ".join(notes)
+
+
+def build_condition_map(synthea: Path, icd: Icd) -> None:
+    conditions, _ = synthea_codes(synthea)
+    seed: dict[str, list[dict[str, str]]] = json.loads(
+        (synthea / "export" / "condition_code_map.json").read_text()
+    )
+    curated = {r[0]: r for r in read_curation("snomed_conditions.txt")}
+    rows: list[list[Any]] = []
+    problems: list[str] = []
+    mapped = decided = 0
+    for sct in sorted(conditions, key=int):
+        cur = curated.get(sct)
+        if cur is None:
+            problems.append(f"{sct}: no curated description")
+            continue
+        own = cur[1]
+        override = cur[2] if len(cur) > 2 and cur[2] else None
+        extra_advice = cur[3] if len(cur) > 3 else ""
+        if override == "-":
+            rows.append([sct, own, 1, 1, "TRUE", extra_advice, None, "", "unmatched"])
+            decided += 1
+            continue
+        if override:
+            groups = parse_targets(override)
+            equivalence_single = "inexact"
+        else:
+            codes = [t["code"] for t in seed.get(sct, [])]
+            if not codes:
+                problems.append(f"{sct}: no seed and no override")
+                continue
+            main = [c for c in codes if not EXTERNAL_CAUSE.match(c)]
+            ext = [c for c in codes if EXTERNAL_CAUSE.match(c)]
+            groups = [[Alt(c, []) for c in main]] if main else []
+            if ext:
+                groups.append([Alt(c, []) for c in ext])
+            equivalence_single = "equivalent"
+        emitted = 0
+        for g, alts in enumerate(groups, start=1):
+            for p, alt in enumerate(alts, start=1):
+                code, why = icd.resolve(alt.code)
+                if code is None:
+                    problems.append(f"{sct}: {why}")
+                    continue
+                advice = [a for a in (why, icd.advice(code), extra_advice) if a]
+                if EXTERNAL_CAUSE.match(code):
+                    advice.insert(0, "EXTERNAL CAUSE CODE: REPORT AS A SECONDARY CODE")
+                rule = (
+                    ";".join(alt.rules)
+                    if alt.rules
+                    else ("OTHERWISE TRUE" if p > 1 and any(a.rules for a in alts) else "TRUE")
+                )
+                single = len(alts) == 1 and not alt.rules
+                equivalence = equivalence_single if single else "inexact"
+                rows.append(
+                    [
+                        sct,
+                        own,
+                        g,
+                        p,
+                        rule,
+                        "; ".join(advice),
+                        code,
+                        icd.current.concepts[code].display,
+                        equivalence,
+                    ]
+                )
+                emitted += 1
+        if emitted:
+            mapped += 1
+            decided += 1
+    if problems:
+        raise SystemExit("condition map problems:\n" + "\n".join(problems))
+    total = len(conditions)
+    modules = len(list((synthea / "modules").rglob("*.json")))
+    header = {
+        "url": systems.MAP_SNOMED_ICD10CM,
+        "name": "SNOMED_ICD10CM_SYNTHEA",
+        "title": "SNOMED CT to ICD-10-CM (Billable curated subset for Synthea conditions)",
+        "version": "2026.1",
+        "effective_from": MAPS_EFFECTIVE,
+        "source_system": systems.SNOMED,
+        "target_system": systems.ICD10CM,
+        "source": "Billable curation following the NLM SNOMED CT to ICD-10-CM map model; "
+        "seeded from Synthea 3.3.0 export/condition_code_map.json (Apache-2.0), every "
+        "target validated against ICD-10-CM FY2026",
+        "description": f"Coverage: {mapped}/{total} = {100 * mapped / total:.1f}% of the distinct "
+        f"SNOMED CT codes emitted by ConditionOnset states of Synthea 3.3.0's {modules} "
+        f"module files map to an ICD-10-CM code; {decided}/{total} = {100 * decided / total:.1f}% "
+        "have a decision (social findings with no ICD-10-CM code are explicit no-map rows). "
+        "Measured by terminology/curation/build.py --synthea. SNOMED CT descriptions are "
+        "Billable's own words.",
+        "license": "Billable (Apache-2.0); SNOMED CT identifiers only",
+    }
+    out = HERE / "snomed-icd10cm.tsv"
+    out.write_text(_header(header) + _tsv(rows))
+    print(f"{out.name}: {mapped}/{total} mapped, {decided}/{total} decided")
+
+
+def build_procedure_maps(synthea: Path, icd: Icd) -> None:
+    _, procedures = synthea_codes(synthea)
+    curated = {r[0]: r for r in read_curation("snomed_procedures.txt")}
+    cpt = read_codes("cpt_codes.txt")
+    hcpcs = read_codes("hcpcs_codes.txt")
+    pcs = read_codes("icd10pcs_codes.txt")
+    prof_rows: dict[str, list[list[Any]]] = {"cpt": [], "hcpcs": []}
+    pcs_rows: list[list[Any]] = []
+    problems = []
+    mapped = decided = pcs_mapped = 0
+    for sct in sorted(procedures, key=int):
+        row = curated.get(sct)
+        if row is None:
+            problems.append(f"{sct}: not curated")
+            continue
+        _, own, prof, inpatient, advice = (row + ["", "", "", ""])[:5]
+        decided += 1
+        if prof.strip() == "-":
+            prof_rows["cpt"].append([sct, own, 1, 1, "TRUE", advice, None, "", "unmatched"])
+        else:
+            mapped += 1
+        for g, alts in enumerate(parse_targets(prof), start=1):
+            for p, alt in enumerate(alts, start=1):
+                table = "hcpcs" if alt.code[0].isalpha() else "cpt"
+                names = hcpcs if table == "hcpcs" else cpt
+                if alt.code not in names:
+                    problems.append(f"{sct}: {alt.code} has no description")
+                    continue
+                rule = (
+                    ";".join(alt.rules)
+                    if alt.rules
+                    else ("OTHERWISE TRUE" if p > 1 and any(a.rules for a in alts) else "TRUE")
+                )
+                equivalence = "equivalent" if len(alts) == 1 else "inexact"
+                prof_rows[table].append(
+                    [sct, own, g, p, rule, advice, alt.code, names[alt.code], equivalence]
+                )
+        pcs_alts = parse_targets(inpatient)
+        if pcs_alts:
+            pcs_mapped += 1
+        for g, alts in enumerate(pcs_alts, start=1):
+            for p, alt in enumerate(alts, start=1):
+                if alt.code not in pcs:
+                    problems.append(f"{sct}: PCS {alt.code} unknown")
+                    continue
+                equivalence = "equivalent" if len(alts) == 1 else "inexact"
+                pcs_rows.append(
+                    [sct, own, g, p, "TRUE", advice, alt.code, pcs[alt.code], equivalence]
+                )
+    if problems:
+        raise SystemExit("procedure map problems:\n" + "\n".join(problems))
+    total = len(procedures)
+    coverage = (
+        f"Coverage: {mapped}/{total} = {100 * mapped / total:.1f}% of the distinct SNOMED CT codes "
+        f"emitted by Procedure states of Synthea 3.3.0's modules map to a CPT or HCPCS code; "
+        f"{decided}/{total} = {100 * decided / total:.1f}% have a decision (the rest are "
+        f"explicit 'not separately reportable' rows with advice); {pcs_mapped} map to "
+        "ICD-10-PCS. Measured by terminology/curation/build.py --synthea."
+    )
+    common = {
+        "version": "2026.1",
+        "effective_from": MAPS_EFFECTIVE,
+        "source_system": systems.SNOMED,
+        "source": "Billable curation (own descriptions; CPT code numbers only, never AMA "
+        "descriptors)",
+        "license": "Billable (Apache-2.0); SNOMED CT identifiers and CPT code numbers only",
+        "description": coverage,
+    }
+    for table, url, name, target in (
+        ("cpt", systems.MAP_SNOMED_CPT, "SNOMED_CPT_SYNTHEA", systems.CPT),
+        (
+            "hcpcs",
+            f"{systems.BILLABLE_BASE}/ConceptMap/snomed-to-hcpcs",
+            "SNOMED_HCPCS_SYNTHEA",
+            systems.HCPCS,
+        ),
+    ):
+        header = {
+            "url": url,
+            "name": name,
+            "title": f"SNOMED CT procedures to {table.upper()} (professional claims)",
+            **common,
+            "target_system": target,
+        }
+        (HERE / f"snomed-{table}.tsv").write_text(_header(header) + _tsv(prof_rows[table]))
+    header = {
+        "url": systems.MAP_SNOMED_PCS,
+        "name": "SNOMED_ICD10PCS_SYNTHEA",
+        "title": "SNOMED CT procedures to ICD-10-PCS (inpatient claims)",
+        **common,
+        "target_system": systems.ICD10PCS,
+    }
+    (HERE / "snomed-icd10pcs.tsv").write_text(_header(header) + _tsv(pcs_rows))
+    print(coverage)
+
+
+def write_code_subsets(synthea: Path | None) -> None:
+    """CPT, HCPCS, PCS and SNOMED CT subsets as curated code system TSVs."""
+    effective = MAPS_EFFECTIVE
+    tables = [
+        (
+            "cpt-subset.tsv",
+            systems.CPT,
+            "CPT",
+            read_codes("cpt_codes.txt"),
+            "Code numbers the shipped maps use, with Billable's own descriptions (NOT AMA "
+            "descriptors); load your licensed CPT file for the real ones",
+            "CPT codes (c) AMA; descriptions (c) Billable, Apache-2.0",
+        ),
+        (
+            "hcpcs-subset.tsv",
+            systems.HCPCS,
+            "HCPCS",
+            read_codes("hcpcs_codes.txt"),
+            "HCPCS Level II codes the shipped maps use, described in Billable's words; load the "
+            "CMS quarterly file for all codes",
+            "Public domain codes; CDT D codes (c) ADA",
+        ),
+        (
+            "icd10pcs-subset.tsv",
+            systems.ICD10PCS,
+            "ICD10PCS",
+            read_codes("icd10pcs_codes.txt"),
+            "ICD-10-PCS codes the shipped maps use (FY2025/FY2026 titles); load the CMS order file "
+            "for the complete code set",
+            "Public domain (US Government work)",
+        ),
+    ]
+    sct: dict[str, str] = {}
+    for r in read_curation("snomed_conditions.txt") + read_curation("snomed_procedures.txt"):
+        sct.setdefault(r[0], r[1])
+    tables.append(
+        (
+            "snomed-subset.tsv",
+            systems.SNOMED,
+            "SNOMED_CT",
+            sct,
+            "SNOMED CT identifiers the shipped maps use, with Billable's own descriptions "
+            "(never SNOMED CT descriptions); load an RF2 snapshot for the real ones",
+            "SNOMED CT identifiers only",
+        )
+    )
+    for file, url, name, codes, description, lic in tables:
+        header = {
+            "url": url,
+            "name": name,
+            "title": f"{name} (Billable shipped subset)",
+            "version": "billable-2026.1",
+            "effective_from": effective,
+            "content": "fragment",
+            "source": "Billable curation",
+            "description": description,
+            "license": lic,
+        }
+        body = "code\tdisplay\n" + "".join(f"{c}\t{d}\n" for c, d in sorted(codes.items()))
+        (HERE / file).write_text(_header(header) + body)
+
+
+def compile_all() -> None:
+    for path in sorted(HERE.glob("*.tsv")):
+        text = path.read_text()
+        if "source_code\t" in text:
+            data = store.conceptmap_to_json(load_curated_map(path))
+        else:
+            data = store.codesystem_to_json(load_curated_codesystem(path))
+        meta = data["meta"]
+        stem = catalog.file_stem(
+            data["kind"], meta["name"], meta["version"], date.fromisoformat(meta["effective_from"])
+        )
+        catalog.publish(DATA, stem, data)
+        print("compiled", path.name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m terminology.curation.build")
+    parser.add_argument("--synthea", type=Path)
+    parser.add_argument(
+        "--icd10cm-xml",
+        action="append",
+        default=[],
+        help="FY:PATH[:RELEASE] of a CDC tabular XML file",
+    )
+    args = parser.parse_args(argv)
+    for spec in args.icd10cm_xml:
+        fy, path, *release = spec.split(":", 2)
+        cs = load_tabular_xml(path, int(fy), release=release[0] if release else "")
+        stem = catalog.file_stem("codesystem", "ICD10CM", cs.meta.version, cs.meta.effective_from)
+        catalog.publish(DATA, stem, store.codesystem_to_json(cs))
+    if args.synthea:
+        icd = Icd()
+        build_condition_map(args.synthea, icd)
+        build_procedure_maps(args.synthea, icd)
+    write_code_subsets(args.synthea)
+    compile_all()
+
+
+if __name__ == "__main__":
+    main()
