@@ -39,10 +39,41 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
     serve.add_argument("--base-url", help="public FHIR base URL when behind a proxy")
     serve.add_argument("--log-level", default="info")
+    reindex = commands.add_parser("reindex", help="rebuild the search index of every resource")
+    reindex.add_argument("--store", help="sqlite:///PATH or mongodb://... (env BILLABLE_STORE)")
+    reindex.add_argument("--type", action="append", help="only this resource type (repeatable)")
     from server.auth.cli import add_commands
 
     add_commands(commands)
     return parser
+
+
+def reindex_command(args: argparse.Namespace) -> int:
+    """Re-extract every current resource's search index values (after an upgrade)."""
+    from server.repository import _searchable
+    from server.search.reindex import reindex
+
+    settings = Settings.from_env(store_url=args.store)
+
+    async def run() -> int:
+        store = create_store(settings.store_url)
+        await store.open()
+        try:
+            return await reindex(
+                _searchable(store),
+                tuple(args.type or ()),
+                progress=lambda n: print(f"\rreindexed {n}", end="", file=sys.stderr),
+            )
+        finally:
+            await store.close()
+
+    try:
+        done = asyncio.run(run())
+    except (StoreUrlError, StoreUnavailable) as exc:
+        print(f"billable: cannot use store {settings.store_url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nbillable: reindexed {done} resources", file=sys.stderr)
+    return 0
 
 
 def _check_store(url: str) -> None:
@@ -120,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "reindex":
+        return reindex_command(args)
     from server.auth.cli import COMMANDS, run
 
     if args.command in COMMANDS:

@@ -279,3 +279,6 @@ class SearchStore(Protocol):
         self, spec: IncludeSpec, resources: Sequence[tuple[str, str]], limit: int
     ) -> list[StoredVersion]:
         """Current resources ``spec`` reaches from ``resources`` (type, id), at most ``limit``."""
+
+    async def reindex(self, entries: Sequence[tuple[str, str, SearchIndex]]) -> None:
+        """Replace the search index rows of current resources (``billable reindex``)."""

@@ -309,6 +309,19 @@ class SQLiteStore:
 
         return await self._read(q)
 
+    async def reindex(self, entries: Sequence[tuple[str, str, SearchIndex]]) -> None:
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for rtype, rid, index in entries:
+                    _replace_index(c, rtype, rid, index)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        await self._write(tx)
+
     # -- writes --------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[Write]) -> None:
