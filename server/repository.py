@@ -475,16 +475,30 @@ class Repository:
         """Access control for one interaction that a bundle entry asks for."""
         self.policy.authorize(ctx, interaction, resource_type)
 
-    async def current_version(self, resource_type: str, rid: str) -> StoredVersion | None:
-        """The latest stored version (a delete marker included), for planning writes.
-
-        Callers must have authorised the interaction the lookup serves.
-        """
-        return await self.store.read(resource_type, rid)
+    async def current_version(
+        self, ctx: RequestContext, interaction: str, resource_type: str, rid: str
+    ) -> StoredVersion | None:
+        """The latest version (a delete marker included) for planning a write, as ``ctx``
+        may see it: a version the policy hides reads as missing."""
+        return await self._visible(ctx, interaction, await self.store.read(resource_type, rid))
 
     async def find_ids(self, query: MatchQuery) -> list[str]:
         """Ids matching conditional criteria, for planning; callers authorise first."""
         return await self.store.match(query)
+
+    def plan_write(
+        self,
+        ctx: RequestContext,
+        interaction: str,
+        resource_type: str,
+        rid: str,
+        resource: dict[str, Any],
+        expected: int,
+    ) -> tuple[Write, StoredVersion]:
+        """``new_version`` after the policy has seen the resource exactly as it will be
+        stored (references rewritten)."""
+        self.policy.authorize(ctx, interaction, resource_type, resource)
+        return self.new_version(resource_type, rid, resource, expected)
 
     def plan_delete(self, resource_type: str, rid: str, current: StoredVersion) -> Write:
         """The delete marker that follows ``current``."""
@@ -498,7 +512,7 @@ class Repository:
         )
 
     async def commit_planned(self, ctx: RequestContext, writes: list[Write]) -> None:
-        """Commit writes planned with ``new_version``/``plan_delete``: all of them or none.
+        """Commit writes planned with ``plan_write``/``plan_delete``: all of them or none.
 
         Raises ``VersionConflict`` when a resource changed since it was planned.
         """

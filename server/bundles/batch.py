@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from server.bundles.entries import PROCESSING_ORDER, Entry, entry_error, parse_entry
-from server.bundles.references import is_conditional_reference, rewrite_resource
+from server.bundles.references import is_conditional_reference, rewrite_serialised
 from server.bundles.results import EntryResult
 from server.bundles.transaction import search_bundle
 from server.errors import FhirError, Issue
@@ -55,7 +57,7 @@ def _refuse_links_between_entries(entry: Entry, full_urls: set[str]) -> None:
             problems.append(f"conditional reference {ref!r} is allowed in transactions only")
         return None
 
-    rewrite_resource(entry.resource, check)
+    rewrite_serialised(orjson.dumps(entry.resource), check)
     if problems:
         raise FhirError(
             400,

@@ -42,11 +42,17 @@ from server.bundles.references import (
     ReferenceMap,
     Target,
     base_of,
-    rewrite_resource,
+    conditional_references,
+    rewrite_serialised,
 )
 from server.bundles.results import EntryResult
 from server.errors import FhirError
-from server.repository import Repository, RequestContext, parse_version_tag
+from server.repository import (
+    Repository,
+    RequestContext,
+    parse_version_tag,
+    serialise_with_meta,
+)
 from server.search.conditional import parse_conditional
 from server.search.extract import extract_tokens
 from server.storage.port import (
@@ -202,7 +208,7 @@ class TransactionPlan:
             if entry.if_none_exist is not None:
                 ids = await self._match(rtype, entry.if_none_exist, "Conditional create")
                 if ids:
-                    current = await self.repo.current_version(rtype, ids[0])
+                    current = await self.repo.current_version(self.ctx, "read", rtype, ids[0])
                     return Planned(entry, ids[0], current, status=200, matched_existing=True)
             return Planned(entry, str(uuid.uuid4()), None, entry.resource, status=201)
 
@@ -232,7 +238,7 @@ class TransactionPlan:
                     f" matched by the criteria ({rid!r})",
                     ("resource.id",),
                 )
-        current = await self.repo.current_version(rtype, rid)
+        current = await self.repo.current_version(self.ctx, entry.interaction, rtype, rid)
         self._check_if_match(entry, current)
         if entry.method == "DELETE":
             if current is None:
@@ -306,30 +312,15 @@ class TransactionPlan:
         to_write = [
             p for p in self.planned.values() if p.resource is not None and not p.matched_existing
         ]
-        rewritten: dict[int, dict[str, Any]] = {}
-        pending: dict[str, list[int]] = {}
-        for planned in to_write:
-            assert planned.resource is not None
-            base = base_of(planned.entry.full_url)
-            seen: list[str] = []
-
-            def resolve_first(ref: str, b: str | None = base) -> str | None:
-                return refs.resolve(ref, b)
-
-            rewritten[planned.entry.index] = rewrite_resource(
-                planned.resource, resolve_first, seen.append
-            )
-            for ref in seen:
-                pending.setdefault(ref, []).append(planned.entry.index)
+        # Compact JSON of each resource, scanned (not walked) for references; see
+        # references.rewrite_serialised.
+        serialised = {p.entry.index: orjson.dumps(p.resource) for p in to_write}
+        pending: dict[str, int] = {}
+        for index, raw in serialised.items():
+            for ref in conditional_references(raw):
+                pending.setdefault(ref, index)
         if pending:
             await self._resolve_conditional_references(refs, pending, to_write)
-            for index in {i for indexes in pending.values() for i in indexes}:
-                base = base_of(self.planned[index].entry.full_url)
-
-                def resolve(ref: str, b: str | None = base) -> str | None:
-                    return refs.resolve(ref, b)
-
-                rewritten[index] = rewrite_resource(rewritten[index], resolve)
         for planned in sorted(
             self.planned.values(),
             key=lambda p: (PROCESSING_ORDER[p.entry.method], p.entry.index),
@@ -348,18 +339,37 @@ class TransactionPlan:
                     write.resource_type, write.id, write.version, write.last_updated, True, None
                 )
             else:
-                resource = rewritten[entry.index]
+                assert planned.resource is not None
+                resource = self._rewritten(refs, planned, serialised.pop(entry.index))
+                if _unchanged(entry, planned, resource):
+                    planned.stored = planned.current
+                    continue
                 expected = planned.current.version if planned.current else 0
-                write, planned.stored = self.repo.new_version(
-                    entry.resource_type, planned.rid, resource, expected=expected
+                write, planned.stored = self.repo.plan_write(
+                    self.ctx,
+                    entry.interaction,
+                    entry.resource_type,
+                    planned.rid,
+                    resource,
+                    expected,
                 )
             planned.write = write
             self.writes.append(write)
-        # The rewritten copies are serialised into the writes: let them go.
-        rewritten.clear()
+
+    def _rewritten(self, refs: ReferenceMap, planned: Planned, serialised: bytes) -> dict[str, Any]:
+        base = base_of(planned.entry.full_url)
+
+        def resolve(ref: str) -> str | None:
+            return refs.resolve(ref, base)
+
+        rewritten = rewrite_serialised(serialised, resolve)
+        if rewritten is not None:
+            return rewritten
+        assert planned.resource is not None
+        return planned.resource
 
     async def _resolve_conditional_references(
-        self, refs: ReferenceMap, pending: dict[str, list[int]], to_write: list[Planned]
+        self, refs: ReferenceMap, pending: dict[str, int], to_write: list[Planned]
     ) -> None:
         """Each conditional reference must match exactly one resource: in the store, or
         among the resources this transaction creates or updates."""
@@ -369,8 +379,8 @@ class TransactionPlan:
             rtype = planned.entry.resource_type
             if rtype in wanted and planned.resource is not None and planned.rid is not None:
                 local[rtype].append((planned.rid, extract_tokens(planned.resource)))
-        for ref, indexes in pending.items():
-            first = self.planned[indexes[0]].entry
+        for ref, index in pending.items():
+            first = self.planned[index].entry
             rtype, _, criteria = ref.partition("?")
             try:
                 query = parse_conditional(rtype, criteria, "Conditional reference")
@@ -435,6 +445,19 @@ class TransactionPlan:
         return out
 
 
+def _unchanged(entry: Entry, planned: Planned, resource: dict[str, Any]) -> bool:
+    """A PUT that would store exactly the current content is a no-op: no new version.
+
+    This is what makes re-sending (and re-loading) update-as-create entries idempotent.
+    """
+    current = planned.current
+    if entry.method != "PUT" or current is None or current.body is None:
+        return False
+    assert planned.rid is not None
+    same = serialise_with_meta(resource, planned.rid, current.version, current.last_updated)
+    return same == current.body
+
+
 def _body(entry: Entry, version: StoredVersion) -> bytes | None:
     return None if entry.method == "HEAD" else version.body
 
@@ -466,7 +489,7 @@ async def search_bundle(repo: Repository, ctx: RequestContext, entry: Entry) -> 
     ids = await repo.match(ctx, replace(query, limit=SEARCH_LIMIT))
     found = []
     for rid in ids:
-        version = await repo.current_version(entry.resource_type, rid)
+        version = await repo.current_version(ctx, "search-type", entry.resource_type, rid)
         if version is not None and version.body is not None:
             found.append(
                 {
