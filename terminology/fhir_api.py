@@ -467,7 +467,9 @@ async def translate(request: Request) -> Response:
 
 # --------------------------------------------------- conformance resources
 def _resource_id(entry: Entry) -> str:
-    return entry.path.name.removesuffix(".json.gz").split("-", 1)[1]
+    """A FHIR id ([A-Za-z0-9-.]{1,64}) from the file name, e.g. ``icd10cm-2026-2025-10-01``."""
+    stem = entry.path.name.removesuffix(".json.gz").split("-", 1)[1]
+    return stem.replace("_", "-").lower()[:64]
 
 
 def _base_resource(kind: str, entry: Entry) -> dict[str, Any]:

@@ -395,7 +395,35 @@ def write_code_subsets(synthea: Path | None) -> None:
         (HERE / file).write_text(_header(header) + body)
 
 
+ILLUSTRATIVE = (
+    "Illustrative subset written for Billable in the CMS file format, NOT a CMS release; "
+    "load the official quarterly/annual file for real values"
+)
+
+
+def compile_billing() -> None:
+    """The edit and fee tables, read through the same loaders as the official files."""
+    from terminology.loaders import billing
+
+    start = date.fromisoformat(MAPS_EFFECTIVE)
+    tables = [
+        billing.load_ptp(HERE / "ncci-ptp-illustrative.txt", "billable-illustrative"),
+        billing.load_mue(HERE / "mue-illustrative.csv", "billable-illustrative", start),
+        billing.load_rvu(HERE / "pprrvu-illustrative.csv", "2026-illustrative"),
+        billing.load_gpci(HERE / "gpci-illustrative.csv", "2026-illustrative"),
+    ]
+    for data in tables:
+        data["meta"]["description"] = ILLUSTRATIVE
+        meta = data["meta"]
+        stem = catalog.file_stem(
+            data["kind"], meta["name"], meta["version"], date.fromisoformat(meta["effective_from"])
+        )
+        catalog.publish(DATA, stem, data)
+        print("compiled", stem)
+
+
 def compile_all() -> None:
+    compile_billing()
     for path in sorted(HERE.glob("*.tsv")):
         text = path.read_text()
         if "source_code\t" in text:

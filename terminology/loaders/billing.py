@@ -163,7 +163,7 @@ def load_mue(
 def _header_index(rows: list[list[str]], first: str) -> tuple[int, list[str]]:
     """Find the heading row starting with ``first`` and join continuation heading rows."""
     for i, row in enumerate(rows):
-        if row and row[0].upper().startswith(first):
+        if len(row) >= 5 and row[0].upper().startswith(first):
             names = [c.upper() for c in row]
             j = i + 1
             while j < len(rows) and rows[j] and not _CODE.match(rows[j][0]):
@@ -258,7 +258,7 @@ def load_gpci(
     rows = _rows(path)
     for i, row in enumerate(rows):
         upper = [c.upper() for c in row]
-        if any("LOCALITY" in c for c in upper) and any("GPCI" in c for c in upper):
+        if len(row) >= 5 and any("LOCALITY" in c for c in upper) and any("GPCI" in c for c in upper):
             names, start = upper, i + 1
             break
     else:
