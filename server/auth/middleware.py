@@ -86,21 +86,21 @@ def describe(method: str, path: str, query: str) -> tuple[str, str, str | None, 
     if parts[0] == "metadata":
         return "R", "capabilities", None, None
     if parts[0] == "_history":
-        return "R", "history-system", None, query or None
+        return "R", "history-system", None, f"_history?{query}"
     if parts[0].startswith("$") or parts[-1].startswith("$"):
         return "E", "operation", "/".join(parts[:-1]) or None, query or None
     rtype = parts[0]
     if len(parts) == 1:
         if method == "GET":
-            return "E", "search-type", rtype, query or None
+            return "E", "search-type", None, f"{rtype}?{query}"
         if method == "POST":
-            return "C", "create", rtype, None
+            return "C", "create", None, None
         code = {"PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "other")
-        return ("D" if method == "DELETE" else "U"), code, rtype, query or None
+        return ("D" if method == "DELETE" else "U"), code, None, f"{rtype}?{query}"
     if parts[1] == "_search":
-        return "E", "search-type", rtype, query or None
+        return "E", "search-type", None, f"{rtype}?{query}"
     if parts[1] == "_history":
-        return "R", "history-type", rtype, query or None
+        return "R", "history-type", None, f"{rtype}/_history?{query}"
     reference = f"{rtype}/{parts[1]}"
     if len(parts) >= 3 and parts[2] == "_history":
         if len(parts) == 3:
@@ -143,7 +143,8 @@ class SecurityMiddleware:
         async def audited_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                ok = await self._audit(scope, path, method, remote, grants, status, state)
+                location = _header(message, b"location")
+                ok = await self._audit(scope, path, method, remote, grants, status, state, location)
                 if not ok:
                     failure = _refusal(
                         503, "transient", "The audit trail is unavailable; try again later", []
@@ -206,11 +207,14 @@ class SecurityMiddleware:
         grants: Grants | None,
         status: int,
         state: dict[str, Any],
+        location: str | None = None,
     ) -> bool:
         if path in UNAUDITED_PATHS or method == "OPTIONS":
             return True
         query = scope.get("query_string", b"").decode("latin-1")
         action, interaction, entity, searched = describe(method, path, query)
+        if entity is None and location and "/fhir/" in location:
+            entity = location.split("/fhir/", 1)[1]  # what a create (or bundle) made
         client_id = grants.client_id if grants else state.get("oauth_client")
         user = (grants.fhir_user or grants.subject) if grants else None
         record = AuditRecord(
@@ -230,6 +234,13 @@ class SecurityMiddleware:
             log.exception("audit append failed for %s %s", method, path)
             return False
         return True
+
+
+def _header(message: Message, name: bytes) -> str | None:
+    for key, value in message.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 def _refusal(

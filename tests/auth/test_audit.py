@@ -1,0 +1,99 @@
+"""The audit trail: every request, allowed or denied, one hash-chained AuditEvent."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import orjson
+from fastapi.testclient import TestClient
+
+from server.audit.chain import AuditTrail, event_id
+from server.storage.factory import create_store
+from server.storage.port import Write
+from server.validation import validate_resource
+from tests.auth.conftest import mint
+
+
+def _events(client: TestClient) -> list[dict]:
+    auditor = mint(client, "system/AuditEvent.rs")
+    bundle = client.get("/fhir/AuditEvent/_history?_count=1000", headers=auditor).json()
+    return [e["resource"] for e in bundle["entry"]]
+
+
+def test_a_denied_request_is_audited_with_its_client_and_failure(seeded: TestClient):
+    me = mint(seeded, "patient/Claim.rs", patient="p1", client_id="nosy-app")
+    assert seeded.get("/fhir/Coverage/cov-p2", headers=me).status_code == 403
+    event = next(
+        e
+        for e in _events(seeded)
+        if e.get("entity", [{}])[0].get("what", {}).get("reference") == "Coverage/cov-p2"
+    )
+    assert event["outcome"] == "4"
+    assert event["action"] == "R"
+    assert event["subtype"][0]["code"] == "read"
+    client_agent = event["agent"][0]
+    assert client_agent["who"]["identifier"]["value"] == "nosy-app"
+    assert client_agent["network"]["address"]
+    validate_resource(event)  # a valid R4 AuditEvent
+
+
+def test_a_request_without_a_token_is_audited_too(client: TestClient):
+    assert client.get("/fhir/Claim?patient=p1").status_code == 401
+    event = _events(client)[0]  # newest first
+    assert event["outcome"] == "4"
+    assert event["agent"][0]["who"]["identifier"]["value"] == "anonymous"
+    query = base64.b64decode(event["entity"][0]["query"]).decode()
+    assert query == "Claim?patient=p1"
+
+
+def test_the_token_endpoint_is_audited_with_the_client(client: TestClient):
+    client.post("/auth/token", data={"grant_type": "password", "client_id": "coverage-app"})
+    event = _events(client)[0]
+    assert event["subtype"][0]["code"] == "oauth-token"
+    assert event["outcome"] == "4"
+    assert event["agent"][0]["who"]["identifier"]["value"] == "coverage-app"
+
+
+def test_the_chain_verifies_and_detects_tampering(seeded: TestClient, registered: str):
+    assert len(_events(seeded)) > 5
+
+    async def check() -> tuple[list[str], list[str], list[str]]:
+        store = create_store(registered)
+        await store.open()
+        try:
+            trail = AuditTrail(store)
+            intact = await trail.verify()
+            # An insider edits event 3 directly in the database (bypassing the API).
+            stored = await store.read("AuditEvent", event_id(3))
+            assert stored is not None and stored.body is not None
+            event = orjson.loads(stored.body)
+            event["outcome"] = "0"
+            await store.commit(
+                [Write("AuditEvent", event_id(3), 1, 2, stored.last_updated, orjson.dumps(event))]
+            )
+            edited = await trail.verify()
+            return intact, edited, []
+        finally:
+            await store.close()
+
+    intact, edited, _ = asyncio.run(check())
+    assert intact == []
+    assert any("000000000003" in p for p in edited)
+
+
+def test_concurrent_appends_keep_one_chain(registered: str):
+    from server.audit.chain import AuditRecord
+
+    async def burst() -> list[str]:
+        store = create_store(registered)
+        await store.open()
+        try:
+            trails = [AuditTrail(store), AuditTrail(store)]  # like two server processes
+            record = AuditRecord("R", "read", 200, "c", None, "127.0.0.1", "Patient/x")
+            await asyncio.gather(*(trails[i % 2].append(record) for i in range(40)))
+            return await trails[0].verify()
+        finally:
+            await store.close()
+
+    assert asyncio.run(burst()) == []
