@@ -506,7 +506,7 @@ def codesystem_resource(entry: Entry, inline: bool) -> dict[str, Any]:
         {"code": "effective-from", "type": "dateTime"},
         {"code": "effective-to", "type": "dateTime"},
     ]
-    if inline or (cs.content == "fragment" and len(cs.concepts) <= INLINE_LIMIT):
+    if inline or len(cs.concepts) <= INLINE_LIMIT:
         res["content"] = cs.content
         res["concept"] = [
             {

@@ -506,8 +506,13 @@ class TerminologyService:
             for t in targets:
                 groups.setdefault(t.map_group, []).append(t)
             for group in groups.values():
+                undecided = False  # an earlier rule in the group could not be evaluated
                 for t in group:
                     holds = _rule_holds(t, age, sex)
+                    if undecided and t.rule.upper().startswith("OTHERWISE"):
+                        holds = None  # applies only if the undecided rules above fail
+                    if holds is None:
+                        undecided = True
                     if holds is False:
                         continue
                     matches.append(

@@ -120,22 +120,19 @@ class Icd:
         return None, f"{code} is not a billable FY2026 code"
 
     def advice(self, code: str) -> str:
+        """NLM-style advice from the instructional notes at the code or its ancestors."""
         notes = []
         chain = [code, *self.current.ancestors(code)]
-        for at in chain:
-            for text in self.current.notes.get(at, {}).get("useAdditionalCode", [])[:1]:
-                notes.append(
-                    f"POSSIBLE REQUIREMENT FOR ADDITIONAL CODE: use additional code {text}"
-                )
-                break
-            if notes:
-                break
-        for at in chain:
-            for text in self.current.notes.get(at, {}).get("codeFirst", [])[:1]:
-                notes.append(f"CODE FIRST {text}")
-                break
-        concept = self.current.concepts[code]
-        if concept.manifestation:
+        for kind, label in (
+            ("useAdditionalCode", "POSSIBLE REQUIREMENT FOR ADDITIONAL CODE: use additional"),
+            ("codeFirst", "CODE FIRST"),
+        ):
+            for at in chain:
+                texts = self.current.notes.get(at, {}).get(kind, [])
+                if texts:
+                    notes.append(f"{label} {' '.join(texts[:4])}")
+                    break
+        if self.current.concepts[code].manifestation:
             notes.append("MANIFESTATION CODE: NOT TO BE USED AS PRINCIPAL DIAGNOSIS")
         return "; ".join(notes)
 
@@ -162,8 +159,9 @@ def build_condition_map(synthea: Path, icd: Icd) -> None:
             decided += 1
             continue
         if override:
-            groups = parse_targets(override)
-            equivalence_single = "inexact"
+            inexact = override.endswith("~")
+            groups = parse_targets(override.rstrip("~"))
+            equivalence_single = "inexact" if inexact else "equivalent"
         else:
             codes = [t["code"] for t in seed.get(sct, [])]
             if not codes:
@@ -275,6 +273,14 @@ def build_procedure_maps(synthea: Path, icd: Icd) -> None:
                     [sct, own, g, p, rule, advice, alt.code, names[alt.code], equivalence]
                 )
         pcs_alts = parse_targets(inpatient)
+        # A sex rule shared by every professional alternative applies to the PCS rows too.
+        sex_rules = {
+            tuple(r for r in a.rules if r.startswith("sex")) for g in parse_targets(prof) for a in g
+        }
+        shared = sex_rules.pop() if len(sex_rules) == 1 else ()
+        for pcs_group in pcs_alts:
+            for pcs_alt in pcs_group:
+                pcs_alt.rules = list(shared)
         if pcs_alts:
             pcs_mapped += 1
         for g, alts in enumerate(pcs_alts, start=1):
@@ -284,7 +290,17 @@ def build_procedure_maps(synthea: Path, icd: Icd) -> None:
                     continue
                 equivalence = "equivalent" if len(alts) == 1 else "inexact"
                 pcs_rows.append(
-                    [sct, own, g, p, "TRUE", advice, alt.code, pcs[alt.code], equivalence]
+                    [
+                        sct,
+                        own,
+                        g,
+                        p,
+                        ";".join(alt.rules) or "TRUE",
+                        advice,
+                        alt.code,
+                        pcs[alt.code],
+                        equivalence,
+                    ]
                 )
     if problems:
         raise SystemExit("procedure map problems:\n" + "\n".join(problems))

@@ -258,7 +258,11 @@ def load_gpci(
     rows = _rows(path)
     for i, row in enumerate(rows):
         upper = [c.upper() for c in row]
-        if len(row) >= 5 and any("LOCALITY" in c for c in upper) and any("GPCI" in c for c in upper):
+        if (
+            len(row) >= 5
+            and any("LOCALITY" in c for c in upper)
+            and any("GPCI" in c for c in upper)
+        ):
             names, start = upper, i + 1
             break
     else:
