@@ -17,7 +17,7 @@ from server.auth.compartment import in_patient_compartment, matches_query
 from server.auth.scopes import UNRESTRICTED, Access, Condition
 from server.errors import FhirError
 from server.spec.resources import is_resource_type
-from server.storage.port import StoredVersion
+from server.storage.port import SearchQuery, StoredVersion
 
 if TYPE_CHECKING:
     from server.repository import RequestContext
@@ -91,6 +91,12 @@ class SmartPolicy:
         every result and included resource through ``can_see``.
         """
         return self.access(ctx, interaction, resource_type)
+
+    def restrict_search(self, ctx: RequestContext, query: SearchQuery) -> SearchQuery:
+        """The search with the token's restrictions in its ``where`` (chains included)."""
+        from server.auth.search_restriction import restrict_search
+
+        return restrict_search(self, ctx, query)
 
     def can_see(self, ctx: RequestContext, interaction: str, version: StoredVersion) -> bool:
         if not is_resource_type(version.resource_type):
