@@ -81,6 +81,9 @@ class AccessPolicy(Protocol):
     def can_see(self, ctx: RequestContext, interaction: str, version: StoredVersion) -> bool:
         """Whether ``version`` may be shown; hidden versions look like missing ones."""
 
+    def restrict_search(self, ctx: RequestContext, query: SearchQuery) -> SearchQuery:
+        """``query`` limited to what ``ctx`` may see (patient compartment, scope queries)."""
+
 
 class OpenAccess:
     """The policy of ``--auth off``: everything is allowed (loopback development only)."""
@@ -97,6 +100,9 @@ class OpenAccess:
     def can_see(self, ctx: RequestContext, interaction: str, version: StoredVersion) -> bool:
         # Internal records (OAuth clients, signing keys) share the store; never serve them.
         return is_resource_type(version.resource_type)
+
+    def restrict_search(self, ctx: RequestContext, query: SearchQuery) -> SearchQuery:
+        return query
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +255,16 @@ class Repository:
             self.policy.authorize(ctx, "search-system", None)
             for rtype in query.types:
                 self.policy.authorize(ctx, "search-type", rtype)
-        return await _searchable(self.store).search(query)
+        query = self.policy.restrict_search(ctx, query)
+        page = await _searchable(self.store).search(query)
+        # Safety net (and the only filter for multi-type searches): never hand out a
+        # version the policy hides; a total that counted hidden ones would leak them.
+        keep = [self.policy.can_see(ctx, "search-type", v) for v in page.versions]
+        if not all(keep):
+            page.versions = [v for v, k in zip(page.versions, keep, strict=True) if k]
+            page.positions = [p for p, k in zip(page.positions, keep, strict=True) if k]
+            page.total = None
+        return page
 
     async def include(
         self,
@@ -270,7 +285,7 @@ class Repository:
                     allowed[rtype] = True
                 except FhirError:
                     allowed[rtype] = False
-            if allowed[rtype]:
+            if allowed[rtype] and self.policy.can_see(ctx, "search-type", version):
                 out.append(version)
         return out
 
