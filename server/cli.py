@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     reindex = commands.add_parser("reindex", help="rebuild the search index of every resource")
     reindex.add_argument("--store", help="sqlite:///PATH or mongodb://... (env BILLABLE_STORE)")
     reindex.add_argument("--type", action="append", help="only this resource type (repeatable)")
+    from server.bundles.loader import add_load_arguments
+
+    add_load_arguments(
+        commands.add_parser("load", help="load Bundle (JSON) and NDJSON files into the store")
+    )
     from server.auth.cli import add_commands
 
     add_commands(commands)
@@ -153,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args)
     if args.command == "reindex":
         return reindex_command(args)
+    if args.command == "load":
+        from server.bundles.loader import load_command
+
+        return load_command(args)
     from server.auth.cli import COMMANDS, run
 
     if args.command in COMMANDS:

@@ -1,10 +1,11 @@
-"""Batches: every entry on its own, through the repository's ordinary interactions.
+"""Batches: every entry on its own, answered on its own.
 
 Entries are executed in the R4 processing order (the order must not matter in a batch,
-http.html#brules) and answered in request order; one entry failing does not affect the
-others: its response carries the status and an OperationOutcome. Entries of a batch may
-not refer to each other (references to another entry's fullUrl, and conditional
-references, which R4 defines for transactions only, fail that entry with 400).
+http.html#brules), each as a transaction of its own, and answered in request order; one
+entry failing does not affect the others: its response carries the status and an
+OperationOutcome. Entries of a batch may not refer to each other (references to another
+entry's fullUrl, and conditional references, which R4 defines for transactions only, fail
+that entry with 400).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import orjson
 from server.bundles.entries import PROCESSING_ORDER, Entry, entry_error, parse_entry
 from server.bundles.references import is_conditional_reference, rewrite_serialised
 from server.bundles.results import EntryResult
-from server.bundles.transaction import search_bundle
+from server.bundles.transaction import run_transaction
 from server.errors import FhirError, Issue
-from server.repository import Repository, RequestContext, WriteOutcome
-from server.search.conditional import parse_conditional
+from server.repository import Repository, RequestContext
 
 
 async def run_batch(
@@ -66,52 +66,7 @@ def _refuse_links_between_entries(entry: Entry, full_urls: set[str]) -> None:
 
 
 async def _execute(repo: Repository, ctx: RequestContext, entry: Entry) -> EntryResult:
-    rtype = entry.resource_type
-    outcome: WriteOutcome
-    if entry.method == "POST":
-        assert entry.resource is not None
-        outcome = await repo.create(ctx, rtype, entry.resource, entry.if_none_exist)
-        return _written(outcome, 201 if outcome.created else 200)
-    if entry.method == "PUT":
-        assert entry.resource is not None
-        if entry.rid is not None:
-            outcome = await repo.update(ctx, rtype, entry.rid, entry.resource, entry.if_match)
-        else:
-            assert entry.query is not None
-            outcome = await repo.conditional_update(
-                ctx, rtype, entry.query, entry.resource, entry.if_match
-            )
-        return _written(outcome, 201 if outcome.created else 200)
-    if entry.method == "PATCH":
-        rid = entry.rid
-        if rid is None:
-            assert entry.query is not None
-            ids = await repo.match(ctx, parse_conditional(rtype, entry.query, "Conditional patch"))
-            if len(ids) != 1:
-                status = 412 if ids else 404
-                raise FhirError.of(status, "not-found", f"{entry.query!r} matched {len(ids)}")
-            rid = ids[0]
-        outcome = await repo.patch(ctx, rtype, rid, entry.patch, entry.if_match)
-        return _written(outcome, 200)
-    if entry.method == "DELETE":
-        if entry.rid is not None:
-            outcome = await repo.delete(ctx, rtype, entry.rid, entry.if_match)
-        else:
-            assert entry.query is not None
-            outcome = await repo.conditional_delete(ctx, rtype, entry.query)
-        return EntryResult(204, outcome.version, with_location=False)
-    # GET / HEAD
-    if entry.rid is None:
-        found = await search_bundle(repo, ctx, entry)
-        return EntryResult(200, body=None if entry.method == "HEAD" else found)
-    if entry.vid is not None:
-        version = await repo.vread(ctx, rtype, entry.rid, entry.vid)
-    else:
-        version = await repo.read(ctx, rtype, entry.rid)
-    body = None if entry.method == "HEAD" else version.body
-    return EntryResult(200, version, body, with_location=False)
-
-
-def _written(outcome: WriteOutcome, status: int) -> EntryResult:
-    version = outcome.version
-    return EntryResult(status, version, version.body if version is not None else None)
+    """One entry, as a transaction of its own: the same planning (conditional matching,
+    no-op updates, policy checks) and its own commit."""
+    (result,) = await run_transaction(repo, ctx, [entry])
+    return result
