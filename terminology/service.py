@@ -149,11 +149,16 @@ def _pick(entries: list[Entry], day: date | None) -> tuple[Entry | None, list[st
     if not entries:
         return None, []
     ordered = sorted(entries, key=lambda e: e.meta.effective_from)
+
+    # A complete release (e.g. a loaded SNOMED CT snapshot) wins over a shipped fragment.
+    def rank(e: Entry) -> tuple[bool, date]:
+        return e.extra.get("content", "complete") != "fragment", e.meta.effective_from
+
     if day is None:
-        return ordered[-1], []
+        return max(ordered, key=rank), []
     covering = [e for e in ordered if e.meta.covers(day)]
     if covering:
-        return covering[-1], []
+        return max(covering, key=rank), []
     later = [e for e in ordered if e.meta.effective_from > day]
     chosen = ordered[-1] if not later else later[0]
     if chosen is ordered[-1] and (chosen.meta.effective_to or day) < day:

@@ -20,6 +20,7 @@ mapTarget, correlationId, mapCategoryId.
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -99,6 +100,9 @@ def load_rf2(
             if not p.children:
                 p.children = []
             p.children.append(c.code)
+    stamp = re.search(r"_(\d{8})\.txt$", concept_file.name)
+    if stamp:  # the release date in the file name, e.g. ..._US1000124_20250901.txt
+        latest = max(latest, _rf2_date(stamp.group(1)))
     meta = Meta(
         url=systems.SNOMED,
         version=version or latest.strftime("%Y%m%d"),

@@ -1,0 +1,149 @@
+"""Every shipped table answers, is consistent with the others and says where it came from."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+
+from terminology import systems
+from terminology.service import TerminologyService
+
+from .conftest import parameters
+
+DAY = date(2026, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "display"),
+    [
+        (systems.ICD10CM, "I10", "Essential (primary) hypertension"),
+        (systems.ICD10PCS, "0FT44ZZ", "Resection of Gallbladder, Percutaneous Endoscopic Approach"),
+        (systems.HCPCS, "G0444", "Annual depression screening"),
+        (systems.CPT, "99213", "Established patient visit, low complexity"),
+        (systems.SNOMED, "44054006", "Type 2 diabetes"),
+        (systems.POS, "11", "Office"),
+        (systems.CLAIM_TYPE, "professional", "Professional"),
+        (systems.ADJUDICATION, "eligible", "Eligible Amount"),
+        (systems.PAYMENT_TYPE, "complete", "Complete"),
+        (systems.CARC, "97", "Paid as part of another service on the claim (bundled)"),
+    ],
+)
+def test_every_shipped_system_answers_lookup_and_validate_code(
+    client: TestClient, system: str, code: str, display: str
+) -> None:
+    looked_up = client.get(
+        "/fhir/CodeSystem/$lookup", params={"system": system, "code": code, "date": "2026-03-02"}
+    )
+    assert looked_up.status_code == 200, looked_up.text
+    assert parameters(looked_up.json())["display"] == display
+    validated = client.get(
+        "/fhir/CodeSystem/$validate-code",
+        params={"url": system, "code": code, "date": "2026-03-02"},
+    )
+    assert parameters(validated.json())["result"] is True
+
+
+def test_hcpcs_is_also_known_by_its_other_uris(service: TerminologyService) -> None:
+    for alias in (systems.HCPCS_BLUEBUTTON, systems.HCPCS_ALL_CODES):
+        assert service.lookup(alias, "G0444", DAY).system == systems.HCPCS
+
+
+def test_shipped_subsets_say_they_are_subsets(service: TerminologyService) -> None:
+    result = service.validate_code(systems.CPT, "99499", DAY)
+    assert result.reason == "unknown-code" and "subset" in result.message
+
+
+def test_every_table_records_its_source_version_and_dates(service: TerminologyService) -> None:
+    for entry in service.catalog():
+        meta = entry.meta
+        assert meta.source and meta.version and meta.effective_from, entry.path.name
+
+
+def test_no_cpt_descriptor_or_snomed_description_is_shipped(service: TerminologyService) -> None:
+    # Billable's own descriptions are short; AMA descriptors and SNOMED CT FSNs are not.
+    cpt, _ = service.code_system(systems.CPT, DAY)
+    assert cpt.content == "fragment"
+    assert all(len(c.display) <= 60 for c in cpt.concepts.values())
+    sct, _ = service.code_system(systems.SNOMED, DAY)
+    assert not any(
+        re.search(r"\((disorder|finding|procedure)\)", c.display) for c in sct.concepts.values()
+    )
+
+
+def test_every_map_target_is_a_valid_code_of_its_target_system(
+    service: TerminologyService,
+) -> None:
+    for cm in service.concept_maps(DAY):
+        for source, targets in cm.entries.items():
+            for t in targets:
+                if t.code is None:
+                    assert t.equivalence == "unmatched" and t.advice, source
+                    continue
+                result = service.validate_code(cm.target_system, t.code, DAY)
+                assert result.valid, f"{cm.meta.name} {source} -> {t.code}: {result.message}"
+
+
+def test_map_sources_are_in_the_shipped_snomed_subset(service: TerminologyService) -> None:
+    sct, _ = service.code_system(systems.SNOMED, DAY)
+    for cm in service.concept_maps(DAY):
+        assert set(cm.entries) <= set(sct.concepts), cm.meta.name
+
+
+@pytest.mark.parametrize("url", [systems.MAP_SNOMED_ICD10CM, systems.MAP_SNOMED_CPT])
+def test_maps_record_the_measured_synthea_coverage(service: TerminologyService, url: str) -> None:
+    cm = next(m for m in service.concept_maps(DAY) if m.meta.url == url)
+    decided = re.search(r"(\d+)/(\d+) = ([\d.]+)% have a decision", cm.meta.description)
+    assert decided and float(decided.group(3)) >= 95.0
+
+
+def test_condition_map_covers_95_percent_with_a_code(service: TerminologyService) -> None:
+    cm = next(m for m in service.concept_maps(DAY) if m.meta.url == systems.MAP_SNOMED_ICD10CM)
+    mapped = re.search(r"Coverage: (\d+)/(\d+) = ([\d.]+)%", cm.meta.description)
+    assert mapped and float(mapped.group(3)) >= 95.0
+
+
+def test_injury_maps_choose_the_initial_encounter_and_say_so(service: TerminologyService) -> None:
+    matches = service.translate(systems.SNOMED, "359817006", systems.ICD10CM, DAY)
+    assert matches[0].code == "S72.009A"
+    assert "7TH CHARACTER" in matches[0].advice
+
+
+def test_external_cause_codes_form_a_second_map_group(service: TerminologyService) -> None:
+    matches = service.translate(systems.SNOMED, "283545005", systems.ICD10CM, DAY)
+    groups = {m.map_group: m for m in matches}
+    assert groups[2].code and groups[2].code.startswith("Y")
+    assert "EXTERNAL CAUSE" in groups[2].advice
+
+
+class TestEditsAndFees:
+    def test_ncci_edit_in_either_order(self, service: TerminologyService) -> None:
+        (edit,) = service.ncci_edits("45378", "45380", DAY)
+        assert (edit.column1, edit.column2, edit.modifier_indicator) == ("45380", "45378", "1")
+
+    def test_deleted_edit_applies_only_before_its_deletion(
+        self, service: TerminologyService
+    ) -> None:
+        assert service.ncci_edits("94010", "94618", date(2022, 6, 1))
+        assert not service.ncci_edits("94010", "94618", DAY)
+
+    def test_mue(self, service: TerminologyService) -> None:
+        mue = service.mue("93000", DAY)
+        assert mue is not None and mue.units == 3 and mue.adjudication_indicator == "3"
+        assert service.mue("99499", DAY) is None
+
+    def test_fee_differs_by_setting_and_locality(self, service: TerminologyService) -> None:
+        office = service.fee("99213", DAY, "00000-00", facility=False)
+        hospital = service.fee("99213", DAY, "00000-00", facility=True)
+        manhattan = service.fee("99213", DAY, "13202-01", facility=False)
+        assert office and hospital and manhattan
+        # national: (1.30 + 1.28 + 0.09) * 33.4009
+        assert office.amount == pytest.approx(89.18, abs=0.01)
+        assert hospital.amount < office.amount < manhattan.amount
+        assert office.global_days == "XXX"
+
+    def test_no_fee_for_an_unknown_locality_or_year(self, service: TerminologyService) -> None:
+        assert service.fee("99213", DAY, "99999-99") is None
+        assert service.fee("99213", date(2024, 6, 1), "00000-00") is None
