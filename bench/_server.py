@@ -33,6 +33,8 @@ def rss_mib(pid: int) -> float:
 def running_server(store_url: str, extra_args: tuple[str, ...] = ()) -> Iterator[tuple[str, int]]:
     """Yield (base URL, pid) of a server on a free loopback port; stop it afterwards."""
     port = free_port()
+    if "--auth" not in extra_args:  # `serve` defaults to SMART auth; benches measure the core
+        extra_args = ("--auth", "off", *extra_args)
     env = {**os.environ, "BILLABLE_STORE": store_url}
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
