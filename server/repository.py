@@ -34,6 +34,7 @@ from server.storage.port import (
     SearchPage,
     SearchQuery,
     SearchStore,
+    SearchTooCostly,
     Store,
     StoredVersion,
     VersionConflict,
@@ -256,7 +257,10 @@ class Repository:
             for rtype in query.types:
                 self.policy.authorize(ctx, "search-type", rtype)
         query = self.policy.restrict_search(ctx, query)
-        page = await _searchable(self.store).search(query)
+        try:
+            page = await _searchable(self.store).search(query)
+        except SearchTooCostly as exc:
+            raise FhirError.of(400, "too-costly", f"Search too costly: {exc}") from exc
         # Safety net (and the only filter for multi-type searches): never hand out a
         # version the policy hides; a total that counted hidden ones would leak them.
         keep = [self.policy.can_see(ctx, "search-type", v) for v in page.versions]

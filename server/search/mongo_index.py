@@ -45,7 +45,6 @@ HIGH = "\U0010ffff"
 INDEXES: list[tuple[str, list[tuple[str, int]], bool]] = [
     ("search_keys", [("type", 1), ("idx.k", 1)], False),
     ("search_strings", [("type", 1), ("idx.s", 1)], False),
-    ("search_type_id", [("type", 1), ("id", 1)], False),
     ("search_date_lo", [("idx.dl.$**", 1)], True),
     ("search_date_hi", [("idx.dh.$**", 1)], True),
     ("search_numbers", [("idx.n.$**", 1)], True),

@@ -42,14 +42,21 @@ from server.search.expr import (
 from server.search.mongo_index import SEP, enc, field_name, key
 from server.search.registry import registry
 from server.search.sql_render import uri_above
-from server.storage.port import IncludeSpec, SearchPage, SearchQuery, SortKey, StoredVersion
+from server.storage.port import (
+    IncludeSpec,
+    SearchPage,
+    SearchQuery,
+    SearchTooCostly,
+    SortKey,
+    StoredVersion,
+)
 
 Doc = dict[str, Any]
 NOTHING: Doc = {"_id": {"$in": []}}
 MAX_JOIN_IDS = 10_000  # ids a chain / _has sub-query may hand to the outer query
 
 
-class TooCostly(Exception):
+class TooCostly(SearchTooCostly):
     """A chain or _has sub-query matched more than ``MAX_JOIN_IDS`` resources."""
 
 

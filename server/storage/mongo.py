@@ -77,15 +77,22 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from server.search.mongo_index import INDEXES as SEARCH_INDEXES
+from server.search.mongo_index import index_document
+from server.search.mongo_render import mongo_include, mongo_search
 from server.storage.port import (
     BackendInfo,
     HistoryPage,
     HistoryQuery,
+    IncludeSpec,
     MatchQuery,
+    SearchIndex,
+    SearchPage,
+    SearchQuery,
     StoredVersion,
     StoreUnavailable,
     TokenCriterion,
@@ -338,6 +345,19 @@ class MongoStore:
             name="current",
         )
         await v.create_index([("type", ASCENDING), ("tk", ASCENDING)], name="tokens")
+        # Search indexes (server.search.mongo_index). FerretDB accepts a wildcard index
+        # and then fails every insert, so it gets the plain ones only.
+        assert self._client is not None
+        build = await self._client.admin.command("buildInfo")
+        wildcards = "ferretdbVersion" not in build
+        for name, keys, wildcard in SEARCH_INDEXES:
+            if wildcard and not wildcards:
+                continue
+            try:
+                await v.create_index(keys, name=name)
+            except OperationFailure:
+                if not wildcard:
+                    raise  # wildcard indexes need MongoDB >= 4.2
         await v.create_index([("txn", ASCENDING)], sparse=True, name="staged")
         await v.create_index([("sup", ASCENDING)], sparse=True, name="superseding")
         await self._transactions.create_index(
@@ -441,6 +461,42 @@ class MongoStore:
                 await cursor.close()
         return ids
 
+    # search (server.search.mongo_render renders and runs; the idx layout is mongo_index's)
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        async with self._guard("search"):
+            visibility = self._visibility()
+            return await mongo_search(
+                self._versions,
+                query,
+                base={"cur": True, "deleted": False},
+                is_current=visibility.current,
+                to_version=_to_version,
+            )
+
+    async def include(
+        self, spec: IncludeSpec, resources: Sequence[tuple[str, str]], limit: int
+    ) -> list[StoredVersion]:
+        async with self._guard("search"):
+            visibility = self._visibility()
+            return await mongo_include(
+                self._versions,
+                spec,
+                resources,
+                limit,
+                base={"cur": True, "deleted": False},
+                is_current=visibility.current,
+                to_version=_to_version,
+            )
+
+    async def reindex(self, entries: Sequence[tuple[str, str, SearchIndex]]) -> None:
+        async with self._guard("reindex"):
+            for rtype, rid, index in entries:
+                await self._versions.update_many(
+                    {"type": rtype, "id": rid, "cur": True, "deleted": False},
+                    {"$set": {"idx": index_document(index)}},
+                )
+
     async def history(self, query: HistoryQuery) -> HistoryPage:
         filt: Doc = {}
         if query.resource_type is not None:
@@ -460,7 +516,7 @@ class MongoStore:
         async with self._guard("history"):
             visibility = self._visibility()
             cursor: AsyncCursor[Doc] = self._versions.find(
-                filt, {"tk": 0}, sort=[("lu", DESCENDING), ("_id", DESCENDING)]
+                filt, {"tk": 0, "idx": 0}, sort=[("lu", DESCENDING), ("_id", DESCENDING)]
             ).batch_size(wanted + 1)
             try:
                 async for doc in cursor:
@@ -491,6 +547,8 @@ class MongoStore:
         }
         if not w.deleted:
             doc["tk"] = token_keys(w.tokens)
+            if w.index is not None:
+                doc["idx"] = index_document(w.index)
         if txn is not None:
             doc["txn"] = txn
             doc["started"] = started
@@ -541,7 +599,7 @@ class MongoStore:
                 if prev is not None:
                     await self._versions.update_one(
                         {"_id": prev["_id"]},
-                        {"$set": {"cur": False}, "$unset": {"tk": ""}},
+                        {"$set": {"cur": False}, "$unset": {"tk": "", "idx": ""}},
                         session=session,
                     )
                 written[key] = doc
@@ -580,7 +638,8 @@ class MongoStore:
                     staged = True
                     if prev is not None and own_prev:
                         await self._versions.update_one(
-                            {"_id": prev["_id"]}, {"$set": {"cur": False}, "$unset": {"tk": ""}}
+                            {"_id": prev["_id"]},
+                            {"$set": {"cur": False}, "$unset": {"tk": "", "idx": ""}},
                         )
                     elif prev is not None:
                         marked = await self._versions.update_one(
@@ -660,7 +719,7 @@ class MongoStore:
 
     async def _roll_forward(self, txn: str) -> None:
         await self._versions.update_many(
-            {"sup": txn}, {"$set": {"cur": False}, "$unset": {"sup": "", "tk": ""}}
+            {"sup": txn}, {"$set": {"cur": False}, "$unset": {"sup": "", "tk": "", "idx": ""}}
         )
         await self._versions.update_many({"txn": txn}, {"$unset": {"txn": "", "started": ""}})
         await self._transactions.update_one({"_id": txn}, {"$set": {"done_at": _now()}})

@@ -29,6 +29,10 @@ class StoreUnavailable(StoreError):
     """The backend cannot be reached (network, file system). Maps to HTTP 503."""
 
 
+class SearchTooCostly(StoreError):
+    """A search the backend refuses to run in full (e.g. a chain matching too many). 400."""
+
+
 class VersionConflict(StoreError):
     """The current version of a resource is not the one the writer expected."""
 
