@@ -3,7 +3,7 @@
 Event ``n`` (id ``n`` zero-padded) carries two extensions: the hash of event ``n-1`` and
 its own hash, SHA-256 over the previous hash and the canonical JSON of the event without
 its own hash. A head record (``x-billable-audit-head``, version ``n``) names the last
-event; appending commits the new event and the head's next version in one atomic commit
+event; appending commits the new events and the head's next version in one atomic commit
 that expects the head's current version, so concurrent writers (in one process or
 several) serialise and the chain never forks. Changing, removing or reordering any event
 breaks every hash after it, which ``verify`` reports.
@@ -131,50 +131,71 @@ def build_event(record: AuditRecord, recorded: str) -> dict[str, Any]:
 
 
 class AuditTrail:
+    """Appends with group commit: requests that arrive while a commit is running are
+    written together by the next one (one store transaction for many events), and each
+    caller still returns only once its own event is durable."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = asyncio.Lock()
+        self._pending: list[tuple[AuditRecord, asyncio.Future[str]]] = []
 
     async def append(self, record: AuditRecord) -> str:
         """Write one event at the end of the chain; returns its id."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
         async with self._lock:
-            for _attempt in range(50):
-                head = await self.store.read(HEAD_TYPE, HEAD_ID)
-                seq = head.version if head is not None else 0
-                previous = orjson.loads(head.body)["hash"] if head and head.body else GENESIS
-                now = time.time()
-                recorded = _instant(now)
-                rid = event_id(seq + 1)
+            if not future.done():
+                batch, self._pending = self._pending, []
+                try:
+                    ids = await self._commit([r for r, _ in batch])
+                except Exception as exc:
+                    for _, waiting in batch:
+                        if not waiting.done():
+                            waiting.set_exception(exc)
+                else:
+                    for (_, waiting), rid in zip(batch, ids, strict=True):
+                        waiting.set_result(rid)
+        return await future
+
+    async def _commit(self, records: list[AuditRecord]) -> list[str]:
+        for _attempt in range(50):
+            head = await self.store.read(HEAD_TYPE, HEAD_ID)
+            head_value = orjson.loads(head.body) if head and head.body else None
+            seq = int(head_value["seq"]) if head_value else 0
+            previous = head_value["hash"] if head_value else GENESIS
+            recorded = _instant(time.time())
+            writes: list[Write] = []
+            ids: list[str] = []
+            for record in records:
+                seq += 1
+                rid = event_id(seq)
                 event = build_event(record, recorded)
                 event["id"] = rid
                 event["meta"] = {"versionId": "1", "lastUpdated": recorded}
                 event["extension"] = [{"url": PREVIOUS_HASH_URL, "valueString": previous}]
-                digest = chain_hash(previous, event)
-                event["extension"].append({"url": HASH_URL, "valueString": digest})
-                writes = [
-                    Write(
-                        HEAD_TYPE,
-                        HEAD_ID,
-                        expected_version=seq,
-                        version=seq + 1,
-                        last_updated=recorded,
-                        body=orjson.dumps({"seq": seq + 1, "hash": digest}),
-                    ),
-                    Write(
-                        EVENT_TYPE,
-                        rid,
-                        expected_version=0,
-                        version=1,
-                        last_updated=recorded,
-                        body=orjson.dumps(event),
-                    ),
-                ]
-                try:
-                    await self.store.commit(writes)
-                except VersionConflict:
-                    await asyncio.sleep(0.001)
-                    continue
-                return rid
+                previous = chain_hash(previous, event)
+                event["extension"].append({"url": HASH_URL, "valueString": previous})
+                writes.append(Write(EVENT_TYPE, rid, 0, 1, recorded, orjson.dumps(event)))
+                ids.append(rid)
+            head_version = head.version if head is not None else 0
+            writes.insert(
+                0,
+                Write(
+                    HEAD_TYPE,
+                    HEAD_ID,
+                    expected_version=head_version,
+                    version=head_version + 1,
+                    last_updated=recorded,
+                    body=orjson.dumps({"seq": seq, "hash": previous}),
+                ),
+            )
+            try:
+                await self.store.commit(writes)
+            except VersionConflict:  # another process appended first: rebuild on its head
+                await asyncio.sleep(0.001)
+                continue
+            return ids
         raise RuntimeError("audit trail: too many concurrent appends")
 
     async def verify(self) -> list[str]:
