@@ -125,6 +125,14 @@ def serve(args: argparse.Namespace) -> int:
     url = f"{scheme}://{settings.host}:{settings.port}/fhir"
     if settings.auth == "off":
         print(UNAUTHENTICATED_WARNING.format(url=url), file=sys.stderr, flush=True)
+    else:
+        issuer = settings.issuer or f"{url.removesuffix('/fhir')}/auth"
+        print(
+            f"auth: SMART on FHIR, tokens from {issuer} (discovery:"
+            f" {url}/.well-known/smart-configuration); register clients and users with"
+            " `billable clients add` / `billable users add` (docs/security.md)",
+            file=sys.stderr,
+        )
 
     import uvicorn
 
