@@ -185,6 +185,7 @@ class TerminologyService:
         self._checked = 0.0
         self._mtimes: tuple[float, float] = (0.0, 0.0)
         self._snapshot = _Snapshot(())
+        self._haystacks: dict[tuple[str, str, date], dict[str, str]] = {}
         self.reload()
 
     # ----------------------------------------------------------------- catalogue
@@ -423,23 +424,38 @@ class TerminologyService:
         else:
             raise TerminologyError("unknown-valueset", f"Unsupported implicit value set {url}")
         words = filter.lower().split() if filter else []
+        if words:
+            haystack = self._haystack(cs)
+            if len(words) == 1:
+                word = words[0]
+                codes = [c for c in codes if word in haystack[c]]
+            else:
+                codes = [c for c in codes if all(w in haystack[c] for w in words)]
+        stop = None if count is None else offset + count
         items: list[ExpansionItem] = []
+        total = 0
         for code in codes:
             concept = cs.concepts[code]
             if exclude_abstract and not concept.billable:
                 continue
-            if words:
-                hay = f"{code.lower()} {concept.display.lower()}"
-                if not all(w in hay for w in words):
-                    continue
-            items.append(
-                ExpansionItem(
-                    canonical, cs.meta.version, code, concept.display, not concept.billable
+            # Count every match, but build items only for the requested page.
+            if total >= offset and (stop is None or total < stop):
+                items.append(
+                    ExpansionItem(
+                        canonical, cs.meta.version, code, concept.display, not concept.billable
+                    )
                 )
-            )
-        total = len(items)
-        end = None if count is None else offset + count
-        return Expansion(url, total, offset, items[offset:end], [(canonical, cs.meta.version)])
+            total += 1
+        return Expansion(url, total, offset, items, [(canonical, cs.meta.version)])
+
+    def _haystack(self, cs: CodeSystemVersion) -> dict[str, str]:
+        """Lower-cased "code display" per code, built once per version for ``filter``."""
+        key = (cs.meta.url, cs.meta.version, cs.meta.effective_from)
+        found = self._haystacks.get(key)
+        if found is None:
+            found = {c.code: f"{c.code.lower()} {c.display.lower()}" for c in cs.concepts.values()}
+            self._haystacks[key] = found
+        return found
 
     def validate_in_valueset(
         self, url: str, system: str, code: str, day: date | None = None
