@@ -23,7 +23,7 @@ import jsonpatch
 import orjson
 
 from server.errors import FhirError, Issue
-from server.search.conditional import parse_conditional
+from server.search.conditional import parse_conditional_search
 from server.search.extract import extract_index_values, extract_tokens
 from server.spec.resources import is_resource_type
 from server.storage.port import (
@@ -308,9 +308,9 @@ class Repository:
         validate_resource(resource)
         if if_none_exist is None:
             return await self._create_new(resource_type, resource)
-        query = parse_conditional(resource_type, if_none_exist, "Conditional create")
+        query = parse_conditional_search(resource_type, if_none_exist, "Conditional create")
         async with self._conditional_lock:
-            ids = await self.store.match(query)
+            ids = await self._conditional_ids(query)
             if len(ids) > 1:
                 raise FhirError.of(
                     412,
@@ -368,9 +368,9 @@ class Repository:
         self.policy.authorize(ctx, "update", resource_type)
         _check_type(resource, resource_type)
         validate_resource(resource)
-        query = parse_conditional(resource_type, criteria, "Conditional update")
+        query = parse_conditional_search(resource_type, criteria, "Conditional update")
         async with self._conditional_lock:
-            ids = await self.store.match(query)
+            ids = await self._conditional_ids(query)
             if len(ids) > 1:
                 raise FhirError.of(
                     412,
@@ -471,8 +471,8 @@ class Repository:
         self, ctx: RequestContext, resource_type: str, criteria: str
     ) -> WriteOutcome:
         self.policy.authorize(ctx, "delete", resource_type)
-        query = parse_conditional(resource_type, criteria, "Conditional delete")
-        ids = await self.store.match(query)
+        query = parse_conditional_search(resource_type, criteria, "Conditional delete")
+        ids = await self._conditional_ids(query)
         if len(ids) > 1:
             raise FhirError.of(
                 412,
@@ -500,6 +500,14 @@ class Repository:
         """The latest version (a delete marker included) for planning a write, as ``ctx``
         may see it: a version the policy hides reads as missing."""
         return await self._visible(ctx, interaction, await self.store.read(resource_type, rid))
+
+    async def _conditional_ids(self, query: SearchQuery) -> list[str]:
+        """Ids matching conditional criteria (full search), at most ``query.count``."""
+        try:
+            page = await _searchable(self.store).search(query)
+        except SearchTooCostly as exc:
+            raise FhirError.of(400, "too-costly", f"Conditional criteria: {exc}") from exc
+        return [v.id for v in page.versions]
 
     async def find_ids(self, query: MatchQuery) -> list[str]:
         """Ids matching conditional criteria, for planning; callers authorise first."""

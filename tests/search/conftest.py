@@ -1,11 +1,10 @@
-"""Fixtures for search tests: one loaded SQLite-backed app per module."""
+"""Fixtures for search tests: the fixture data set behind the app, per module and backend."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-
-import uuid
 
 import pymongo
 import pytest
