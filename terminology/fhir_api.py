@@ -228,7 +228,7 @@ def lookup_parameters(found: LookupResult) -> dict[str, Any]:
             "cannot be the principal diagnosis; code the etiology first",
             valueBoolean=True,
         )
-    for key, value in (c.properties or {}).items():
+    for key, value in {**found.classification, **(c.properties or {})}.items():
         if key == "designations" or value is None:
             continue
         name = "age-group" if key == "age" else key

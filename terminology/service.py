@@ -63,6 +63,8 @@ class LookupResult:
     children: list[tuple[str, str]]
     notes: list[Note]
     warnings: list[str] = field(default_factory=list)
+    # Properties held once at the top of the hierarchy (ICD-10-CM chapter and block).
+    classification: dict[str, str] = field(default_factory=dict)
 
     @property
     def display(self) -> str:
@@ -306,7 +308,14 @@ class TerminologyService:
             for kind, texts in cs.notes.get(at, {}).items()
             for text in texts
         ]
+        root = cs.concepts.get(ancestors[-1]) if ancestors else None
+        classification = {
+            k: v
+            for k, v in ((root.properties or {}) if root else {}).items()
+            if k in ("chapter", "block")
+        }
         return LookupResult(
+            classification=classification,
             system=url,
             meta=cs.meta,
             concept=concept,

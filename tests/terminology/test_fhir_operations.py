@@ -29,6 +29,7 @@ def test_lookup_answers_display_hierarchy_and_effective_dates(client: TestClient
     assert props["effective-from"] == ["2025-10-01"]
     assert props["effective-to"] == ["2026-09-30"]
     assert any("type 1 diabetes" in n for n in props["excludes1"])
+    assert props["chapter"] == ["4"] and props["block"] == ["E08-E13"]
 
 
 def test_lookup_of_a_header_lists_its_children(client: TestClient) -> None:
