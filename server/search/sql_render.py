@@ -382,8 +382,8 @@ class Renderer:
         if leaf is not None:
             table, (pred, args) = leaf
             return (
-                f"EXISTS (SELECT 1 FROM {table} {a} WHERE {a}.type = {tcol} AND {a}.id = {icol}"
-                f" AND {pred})",
+                f"EXISTS (SELECT 1 FROM {table} {a} INDEXED BY {table}_owner"
+                f" WHERE {a}.type = {tcol} AND {a}.id = {icol} AND {pred})",
                 args,
             )
         if isinstance(e, Ids):
@@ -393,8 +393,8 @@ class Renderer:
         if isinstance(e, Missing):
             table = TABLES.get(e.kind, "sp_token")
             exists = (
-                f"EXISTS (SELECT 1 FROM {table} {a} WHERE {a}.type = {tcol} AND {a}.id = {icol}"
-                f" AND {a}.param = ?)"
+                f"EXISTS (SELECT 1 FROM {table} {a} INDEXED BY {table}_owner"
+                f" WHERE {a}.type = {tcol} AND {a}.id = {icol} AND {a}.param = ?)"
             )
             return (f"NOT {exists}" if e.missing else exists), [e.param]
         if isinstance(e, Not):
@@ -407,14 +407,16 @@ class Renderer:
         if isinstance(e, Chain):
             inner, args = self.ids_any(e.expr, e.target_type)
             return (
-                f"EXISTS (SELECT 1 FROM sp_ref {a} WHERE {a}.type = {tcol} AND {a}.id = {icol}"
+                f"EXISTS (SELECT 1 FROM sp_ref {a} INDEXED BY sp_ref_owner"
+                f" WHERE {a}.type = {tcol} AND {a}.id = {icol}"
                 f" AND {a}.param = ? AND {a}.target_type = ? AND {a}.target_id IN ({inner}))",
                 [e.param, e.target_type, *args],
             )
         if isinstance(e, Has):
             inner, args = self.ids_any(e.expr, e.source_type)
             return (
-                f"EXISTS (SELECT 1 FROM sp_ref {a} WHERE {a}.target_type = {tcol}"
+                f"EXISTS (SELECT 1 FROM sp_ref {a} INDEXED BY sp_ref_target"
+                f" WHERE {a}.target_type = {tcol}"
                 f" AND {a}.target_id = {icol} AND {a}.type = ? AND {a}.param = ?"
                 f" AND {a}.id IN ({inner}))",
                 [e.source_type, e.param, *args],
@@ -443,7 +445,8 @@ class Renderer:
         if isinstance(e, Has):
             inner, args = self.ids_any(e.expr, e.source_type)
             return (
-                f"SELECT {a}.target_id FROM sp_ref {a} WHERE {a}.type = ? AND {a}.param = ?"
+                f"SELECT {a}.target_id FROM sp_ref {a} INDEXED BY sp_ref_owner"
+                f" WHERE {a}.type = ? AND {a}.param = ?"
                 f" AND {a}.target_type = ? AND {a}.id IN ({inner})",
                 [e.source_type, e.param, rtype, *args],
             )
@@ -505,7 +508,8 @@ class Renderer:
         table = TABLES[key.kind]
         missing = DESC_MISSING if key.descending else ASC_MISSING
         return (
-            f"COALESCE((SELECT {agg}({column}) FROM {table} {a} WHERE {a}.type = r.type"
+            f"COALESCE((SELECT {agg}({column}) FROM {table} {a} INDEXED BY {table}_owner"
+            f" WHERE {a}.type = r.type"
             f" AND {a}.id = r.id AND {a}.param = '{_quote(key.param)}'), {missing})"
         )
 
