@@ -6,6 +6,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from terminology import cli, systems
@@ -110,7 +111,9 @@ def test_loading_a_bad_file_fails_cleanly(tmp_path: Path) -> None:
     assert not (tmp_path / "data" / "index.json").exists()
 
 
-def test_list_shows_shipped_and_loaded_versions(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_list_shows_shipped_and_loaded_versions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     shutil.copy(FIXTURES / "mue-excerpt.csv", tmp_path / "mue.csv")
     cli.main(
         [
