@@ -28,7 +28,10 @@ log = logging.getLogger("billable.auth")
 def forbidden(interaction: str, resource_type: str | None) -> FhirError:
     target = resource_type or "the whole server"
     return FhirError.of(
-        403, "forbidden", f"The access token's scopes do not allow {interaction} on {target}"
+        403,
+        "forbidden",
+        f"The access token's scopes do not allow {interaction} on {target}",
+        headers={"WWW-Authenticate": 'Bearer realm="billable", error="insufficient_scope"'},
     )
 
 

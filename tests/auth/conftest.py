@@ -49,8 +49,11 @@ def ec_key() -> ECKey:
     return ECKey.generate_key("P-384", parameters={"kid": "backend-ec"})
 
 
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "mongo"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Security records, keys and the audit chain live in the FHIR store: test both."""
+    if request.param == "mongo":
+        return str(request.getfixturevalue("mongo_db_uri"))
     return f"sqlite:///{tmp_path / 'billable.db'}"
 
 

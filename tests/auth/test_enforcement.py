@@ -6,6 +6,7 @@ import base64
 
 from fastapi.testclient import TestClient
 
+from server.validation import validate_resource
 from tests.auth.conftest import FHIR_JSON, claim_for, mint, put
 
 
@@ -32,6 +33,7 @@ def test_type_not_in_scope_is_a_403_operation_outcome(seeded: TestClient):
     assert r.status_code == 403
     assert r.json()["resourceType"] == "OperationOutcome"
     assert r.json()["issue"][0]["code"] == "forbidden"
+    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
 
 
 def test_patient_scope_without_patient_context_grants_nothing(seeded: TestClient):
@@ -150,6 +152,7 @@ def test_writes_carry_a_provenance_naming_the_client(seeded: TestClient):
         t["reference"]: e["resource"] for e in history["entry"] for t in e["resource"]["target"]
     }
     provenance = targets[location]
+    validate_resource(provenance)
     agent = provenance["agent"][-1]["who"]["identifier"]
     assert agent == {"system": "urn:billable:oauth-client", "value": "payer"}
 
