@@ -28,6 +28,7 @@ create can still race with another process's; see docs/bundles.md.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -65,6 +66,7 @@ from server.storage.port import (
 from server.validation import validate_resource
 
 MAX_ATTEMPTS = 5
+YIELD_EVERY = 200
 SEARCH_LIMIT = 100
 
 
@@ -78,12 +80,33 @@ async def run_transaction(
             repo.authorize(ctx, entry.interaction, entry.resource_type)
         except FhirError as exc:
             raise entry_error(entry.index, entry.label, exc) from exc
-    await validate_entries(entries)
+    # Validation (worker processes for big bundles) runs while the plan is built; the
+    # commit waits for it. The first invalid entry wins over any planning error, as if
+    # validation had come first.
+    validation = asyncio.ensure_future(validate_entries(entries))
+    try:
+        return await _plan_and_commit(repo, ctx, entries, validation)
+    except FhirError:
+        if not validation.done():
+            await asyncio.wait([validation])
+        invalid = None if validation.cancelled() else validation.exception()
+        if invalid is not None:
+            raise invalid from None
+        raise
+    finally:
+        if not validation.done():
+            validation.cancel()
+
+
+async def _plan_and_commit(
+    repo: Repository, ctx: RequestContext, entries: list[Entry], validation: asyncio.Future[None]
+) -> list[EntryResult]:
     for _attempt in range(MAX_ATTEMPTS):
         async with repo.conditional_lock:
             plan = TransactionPlan(repo, ctx, entries)
             await plan.resolve_identities()
             await plan.build_writes()
+            await validation
             try:
                 await repo.commit_planned(ctx, plan.writes)
             except VersionConflict as exc:
@@ -343,6 +366,8 @@ class TransactionPlan:
                 )
             planned.write = write
             self.writes.append(write)
+            if len(self.writes) % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let other requests (and pool results) through
 
     def _rewritten(self, refs: ReferenceMap, planned: Planned, serialised: bytes) -> dict[str, Any]:
         base = base_of(planned.entry.full_url)

@@ -320,3 +320,19 @@ def test_malformed_entries_are_located(client: TestClient):
 def test_trailing_slash_base_also_takes_bundles(client: TestClient):
     r = client.post("/fhir/", json=transaction(post(patient("27"))), headers=FHIR_JSON)
     assert r.status_code == 200, r.text
+
+
+def test_big_transaction_is_validated_in_parallel_and_reports_the_first_invalid_entry(
+    client: TestClient,
+):
+    # More entries than server.bundles.parallel.PARALLEL_MIN: validated by worker processes.
+    entries = [post(patient(str(1000 + i))) for i in range(80)]
+    entries[65] = post(patient("bad", birthDate="1980-13-45"))
+    entries[70] = post(patient("bad too", birthDate="someday"))
+    # A planning error after the invalid entries: validation still decides the answer.
+    entries.append(post(encounter(f"Patient?identifier={MRN}|nobody")))
+    r = post_bundle(client, transaction(*entries))
+    assert r.status_code == 400
+    issue = r.json()["issue"][0]
+    assert issue["expression"] == ["Bundle.entry[65].resource.birthDate"]
+    assert count(client) == 0
