@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     from server.auth.cli import add_commands
 
     add_commands(commands)
+    commands.add_parser(
+        "terminology",
+        help="load or list terminology releases (billable terminology --help)",
+        add_help=False,
+    )
     return parser
 
 
@@ -161,6 +166,12 @@ def _is_loopback(host: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["terminology"]:
+        # The terminology package owns its sub-commands and their arguments.
+        from terminology.cli import main as terminology_main
+
+        return terminology_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
