@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -65,6 +66,16 @@ CAPABILITIES = [
 ]
 
 
+# Loggers of libraries that would write resource content (PHI) at debug level.
+PHI_LOGGERS = ("pymongo.command",)
+
+
+def quiet_phi_loggers() -> None:
+    """Keep resource content out of the logs even at ``--log-level debug``."""
+    for name in PHI_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def auth_origin(base: str) -> str:
     return base[: -len("/fhir")] if base.endswith("/fhir") else base
 
@@ -78,6 +89,7 @@ class Security:
     user_kind = USER
 
     def __init__(self, settings: Settings, store: Store) -> None:
+        quiet_phi_loggers()
         self.settings = settings
         self.records = Records(store)
         self.external_issuer: str | None = getattr(settings, "issuer", None)
