@@ -97,3 +97,23 @@ def test_concurrent_appends_keep_one_chain(registered: str):
             await store.close()
 
     assert asyncio.run(burst()) == []
+
+
+def test_cli_verifies_the_chain_and_lists_clients(seeded: TestClient, registered: str):
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", *args, "--store", registered],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    verified = cli("audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "audit chain intact" in verified.stdout
+    listed = cli("clients", "list")
+    assert "payer\tbackend" in listed.stdout
+    assert "secret" not in listed.stdout
