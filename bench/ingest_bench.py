@@ -59,6 +59,25 @@ def proc_status(pid: int, field: str) -> float:
     return float("nan")
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it (the validation workers sit under a forkserver)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in children:
+            found.extend(descendants(int(child)))
+    return found
+
+
+def tree_memory(pid: int, field: str) -> float:
+    """``field`` summed over the server and its worker processes, in MiB."""
+    total = 0.0
+    for p in descendants(pid):
+        with contextlib.suppress(OSError, ValueError):
+            total += proc_status(p, field)
+    return total
+
+
 @contextlib.contextmanager
 def server(store_url: str, index: bool, max_body_mb: int) -> Iterator[tuple[str, int]]:
     port = free_port()
@@ -146,11 +165,12 @@ def throughput(
         elapsed = time.perf_counter() - started
         rss = proc_status(pid, "VmRSS")
         hwm = proc_status(pid, "VmHWM")
+        workers = tree_memory(pid, "VmRSS") - rss
     print(
         f"  index {'on ' if index else 'off'}: {len(bodies)} bundles, {resources} resources,"
         f" {megabytes:.1f} MiB in {elapsed:.1f}s = {resources / elapsed:,.0f} resources/s;"
         f" bundle p50 {statistics.median(latencies):.2f}s max {max(latencies):.2f}s;"
-        f" server RSS {rss:.0f} MiB (peak {hwm:.0f} MiB)",
+        f" server RSS {rss:.0f} MiB (peak {hwm:.0f} MiB), validation workers {workers:.0f} MiB",
         flush=True,
     )
 
@@ -166,10 +186,11 @@ def largest(store_url: str, reference: list[Path], patients: list[tuple[Path, in
         asyncio.run(post_all(base, [body], 1))
         elapsed = time.perf_counter() - started
         peak = proc_status(pid, "VmHWM")
+        workers = tree_memory(pid, "VmHWM") - peak
     print(
         f"  largest bundle: {entries} entries, {len(body) / 2**20:.1f} MiB in {elapsed:.1f}s"
         f" ({entries / elapsed:,.0f} resources/s); server peak RSS {peak:.0f} MiB"
-        f" (before it: {before:.0f} MiB)",
+        f" (before it: {before:.0f} MiB), validation workers' peaks {workers:.0f} MiB",
         flush=True,
     )
 
@@ -183,6 +204,7 @@ def main() -> None:
     parser.add_argument("--largest", action="store_true")
     parser.add_argument("--no-index-leg", action="store_true", help="skip index off")
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     reference, patients = bundle_files(args.folder)
     timed = [(p, n) for p, n in patients if n <= args.max_entries]
     print(

@@ -336,3 +336,31 @@ def test_big_transaction_is_validated_in_parallel_and_reports_the_first_invalid_
     issue = r.json()["issue"][0]
     assert issue["expression"] == ["Bundle.entry[65].resource.birthDate"]
     assert count(client) == 0
+
+
+def test_transaction_rolls_back_when_the_last_write_conflicts_at_commit(
+    client: TestClient, monkeypatch
+):
+    """The store's all-or-nothing commit: the first writes of the batch are undone."""
+    post_bundle(client, transaction(put(patient("31", id="target"), "Patient/target")))
+    repo = client.app.state.repository
+    original = repo.commit_planned
+
+    async def racing_commit(ctx, writes):
+        # Another writer changes the last entry's resource between planning and commit.
+        await repo.update(ctx, "Patient", "target", patient("31", id="target", gender="male"))
+        await original(ctx, writes)
+
+    monkeypatch.setattr(repo, "commit_planned", racing_commit)
+    bundle = transaction(
+        post(patient("32"), P),
+        post(encounter(P), E),
+        put(patient("31", id="target", gender="other"), "Patient/target", ifMatch='W/"1"'),
+    )
+    r = post_bundle(client, bundle)
+    monkeypatch.undo()
+    assert r.status_code == 412, r.text
+    assert "Bundle.entry[2]" in r.json()["issue"][0]["diagnostics"]
+    assert count(client, "Encounter") == 0
+    assert count(client, "Patient") == 2  # Patient/target v1 and the racing v2, nothing else
+    assert read(client, "Patient/target")["gender"] == "male"
