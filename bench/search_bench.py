@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from server.repository import Repository, RequestContext
-
 from server.search.extract import extract_index_values
 from server.search.parse import parse_search
 from server.storage.factory import create_store
@@ -36,8 +35,10 @@ FAMILIES = [
     "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Müller", "Öztürk", "Dubois",
 ]  # fmt: skip
 GIVEN = ["Ada", "Bob", "Chloé", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivan", "Jo", "Kim", "Lea"]
-SNOMED = ["44054006", "38341003", "195662009", "10509002", "444814009", "36971009", "65363002",
-          "233604007", "40055000", "59621000", "73595000", "15777000", "162864005", "271737000"]  # fmt: skip
+SNOMED = [
+    "44054006", "38341003", "195662009", "10509002", "444814009", "36971009", "65363002",
+    "233604007", "40055000", "59621000", "73595000", "15777000", "162864005", "271737000",
+]  # fmt: skip
 CPT = ["99213", "99214", "99203", "93000", "36415", "85025", "80053", "71046", "G0439", "99395"]
 SCT = "http://snomed.info/sct"
 
@@ -58,7 +59,9 @@ def generate(n: int, seed: int = 7) -> list[dict[str, Any]]:
             {
                 "resourceType": "Patient",
                 "id": pid,
-                "identifier": [{"system": "urn:oid:1.2.36.146.595.217.0.1", "value": f"MRN{p:07d}"}],
+                "identifier": [
+                    {"system": "urn:oid:1.2.36.146.595.217.0.1", "value": f"MRN{p:07d}"}
+                ],
                 "name": [{"family": rng.choice(FAMILIES), "given": [rng.choice(GIVEN)]}],
                 "gender": rng.choice(["male", "female"]),
                 "birthDate": _date(rng, 1930, 2020),
@@ -73,7 +76,10 @@ def generate(n: int, seed: int = 7) -> list[dict[str, Any]]:
                     "resourceType": "Encounter",
                     "id": eid,
                     "status": rng.choice(["finished"] * 8 + ["in-progress", "cancelled"]),
-                    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                    "class": {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                        "code": "AMB",
+                    },
                     "type": [{"coding": [{"system": SCT, "code": "185349003"}]}],
                     "subject": {"reference": f"Patient/{pid}"},
                     "participant": [{"individual": {"reference": f"Practitioner/dr{p % 50}"}}],
@@ -85,7 +91,14 @@ def generate(n: int, seed: int = 7) -> list[dict[str, Any]]:
                 {
                     "resourceType": "Condition",
                     "id": f"cond{p}-{e}",
-                    "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+                    "clinicalStatus": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                "code": "active",
+                            }
+                        ]
+                    },
                     "code": {"coding": [{"system": SCT, "code": rng.choice(SNOMED)}]},
                     "subject": {"reference": f"Patient/{pid}"},
                     "encounter": {"reference": f"Encounter/{eid}"},
@@ -99,7 +112,14 @@ def generate(n: int, seed: int = 7) -> list[dict[str, Any]]:
                         "resourceType": "Procedure",
                         "id": f"proc{p}-{e}",
                         "status": "completed",
-                        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": rng.choice(CPT)}]},
+                        "code": {
+                            "coding": [
+                                {
+                                    "system": "http://www.ama-assn.org/go/cpt",
+                                    "code": rng.choice(CPT),
+                                }
+                            ]
+                        },
                         "subject": {"reference": f"Patient/{pid}"},
                         "encounter": {"reference": f"Encounter/{eid}"},
                         "performedDateTime": f"{day}T09:10:00Z",
@@ -110,14 +130,40 @@ def generate(n: int, seed: int = 7) -> list[dict[str, Any]]:
                         "resourceType": "Claim",
                         "id": f"claim{p}-{e}",
                         "status": "active",
-                        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
+                        "type": {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                                    "code": "professional",
+                                }
+                            ]
+                        },
                         "use": "claim",
                         "patient": {"reference": f"Patient/{pid}"},
                         "created": f"{day}T12:00:00Z",
                         "provider": {"reference": f"Organization/org{p % 20}"},
                         "priority": {"coding": [{"code": "normal"}]},
-                        "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": f"Coverage/cov{p}"}}],
-                        "item": [{"sequence": 1, "productOrService": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": rng.choice(CPT)}]}, "encounter": [{"reference": f"Encounter/{eid}"}]}],
+                        "insurance": [
+                            {
+                                "sequence": 1,
+                                "focal": True,
+                                "coverage": {"reference": f"Coverage/cov{p}"},
+                            }
+                        ],
+                        "item": [
+                            {
+                                "sequence": 1,
+                                "productOrService": {
+                                    "coding": [
+                                        {
+                                            "system": "http://www.ama-assn.org/go/cpt",
+                                            "code": rng.choice(CPT),
+                                        }
+                                    ]
+                                },
+                                "encounter": [{"reference": f"Encounter/{eid}"}],
+                            }
+                        ],
                         "total": {"value": round(rng.uniform(50, 500), 2), "currency": "USD"},
                     }
                 )
@@ -137,7 +183,9 @@ async def load(repo: Repository, resources: list[dict[str, Any]], batch: int = 5
     return time.perf_counter() - started
 
 
-def queries(resources: list[dict[str, Any]], rng: random.Random) -> dict[str, list[tuple[str, str]]]:
+def queries(
+    resources: list[dict[str, Any]], rng: random.Random
+) -> dict[str, list[tuple[str, str]]]:
     """Each benchmark query as a function of a random patient."""
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     p = rng.choice(patients)
@@ -187,13 +235,50 @@ async def run_query(repo: Repository, rtype: str, query: str) -> int:
     return n
 
 
-async def bench_store(store: Store, resources: list[dict[str, Any]], runs: int) -> None:
+async def explain_mongo(store: Any, resources: list[dict[str, Any]]) -> None:
+    """The query plan MongoDB chooses for the main find of each benchmark query."""
+    from urllib.parse import parse_qsl
+
+    from server.search.mongo_render import render_filter, resolve_joins, sort_spec
+
+    coll = store._versions  # bench only: the collection MongoStore searches
+    base = {"cur": True, "deleted": False}
+
+    async def always(doc: Any) -> bool:
+        return True
+
+    print("query plans (winning plan, stages):")
+    for name, (rtype, query) in queries(resources, random.Random(3)).items():
+        parsed = parse_search((rtype,), parse_qsl(query))
+        where = await resolve_joins(parsed.where, coll, base, always, rtype)
+        filt = {"$and": [base, {"type": rtype}, render_filter(where)]}
+        order = [(f, d) for f, d, _ in sort_spec(parsed.sort)]
+        plan = await coll.find(filt).sort(order).limit(parsed.count + 1).explain()
+        winning = plan.get("queryPlanner", {}).get("winningPlan") or plan.get("queryPlanner")
+        print(f"  {name}: {_stages(winning)}")
+
+
+def _stages(plan: Any) -> str:
+    if isinstance(plan, dict):
+        own = plan.get("stage")
+        index = plan.get("indexName")
+        inner = [_stages(plan[k]) for k in ("inputStage", "queryPlan") if k in plan]
+        inner += [_stages(p) for p in plan.get("inputStages", [])]
+        text = f"{own}({index})" if index else (own or "")
+        return " <- ".join([t for t in [text, *inner] if t]) or str(plan)[:200]
+    return str(plan)[:200]
+
+
+async def bench_store(
+    store: Store, resources: list[dict[str, Any]], runs: int, explain: bool = False
+) -> None:
     await store.open()
     repo = Repository(store)
     try:
         print(f"\n== {store.info.kind} ({store.info.location}) ==")
         seconds = await load(repo, resources)
-        print(f"load: {len(resources)} resources in {seconds:.1f} s ({len(resources) / seconds:,.0f}/s)")
+        rate = len(resources) / seconds
+        print(f"load: {len(resources)} resources in {seconds:.1f} s ({rate:,.0f}/s)")
         rng = random.Random(11)
         names = list(queries(resources, rng))
         timings: dict[str, list[float]] = {name: [] for name in names}
@@ -209,6 +294,8 @@ async def bench_store(store: Store, resources: list[dict[str, Any]], runs: int) 
             p50 = statistics.median(ts)
             p99 = ts[min(len(ts) - 1, int(len(ts) * 0.99))]
             print(f"{name:56} {p50:8.2f} {p99:8.2f} {statistics.mean(hits[name]):6.1f}")
+        if explain:
+            await explain_mongo(store, resources)
     finally:
         await store.close()
 
@@ -219,21 +306,40 @@ def bench_extraction(resources: list[dict[str, Any]]) -> None:
     for r in sample:
         extract_index_values(r, "2026-01-01T00:00:00.000000Z")
     per = (time.perf_counter() - started) / len(sample) * 1e6
-    print(f"extraction (compiled FHIRPath subset): {per:.0f} µs per resource (mean of {len(sample)})")
+    print(
+        f"extraction (compiled FHIRPath subset): {per:.0f} µs per resource (mean of {len(sample)})"
+    )
     try:
         import fhirpathpy  # type: ignore[import-untyped]
     except ImportError:
         return
     from server.search.registry import registry
 
-    subset = sample[:500]
+    subset = sample[:300]
+    compiled: dict[str, Any] = {}
+    failures: set[str] = set()
     started = time.perf_counter()
     for r in subset:
         for p in registry().params(r["resourceType"]).values():
-            if p.expression:
-                fhirpathpy.evaluate(r, p.expression)
+            if not p.expression or p.evaluate is None:
+                continue
+            if p.expression not in compiled:
+                compiled[p.expression] = fhirpathpy.compile(p.expression)
+            try:
+                compiled[p.expression](r)
+            except Exception as exc:  # e.g. resolve() is not implemented without a model
+                failures.add(str(exc)[:40])
     per_fp = (time.perf_counter() - started) / len(subset) * 1e6
-    print(f"extraction with fhirpathpy (evaluate only): {per_fp:.0f} µs per resource")
+    started = time.perf_counter()
+    for r in subset:
+        for p in registry().params(r["resourceType"]).values():
+            if p.expression and p.evaluate is not None:
+                p.evaluate(r)
+    per_own = (time.perf_counter() - started) / len(subset) * 1e6
+    print(
+        f"FHIRPath evaluation only: compiled subset {per_own:.0f} µs, fhirpathpy {per_fp:.0f} µs"
+        f" per resource (fhirpathpy failures: {sorted(failures) or 'none'})"
+    )
 
 
 def main() -> None:
@@ -242,6 +348,10 @@ def main() -> None:
     parser.add_argument("--store", default=None, help="sqlite:///PATH (default: a temp file)")
     parser.add_argument("--mongo", default=None, help="also run on this MongoDB URL")
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument(
+        "--mongo-resources", type=int, default=None, help="data set size on MongoDB (default: same)"
+    )
+    parser.add_argument("--mongo-runs", type=int, default=None)
     args = parser.parse_args()
     resources = generate(args.resources)
     counts: dict[str, int] = {}
@@ -253,8 +363,12 @@ def main() -> None:
         url = args.store or f"sqlite:///{Path(tmp) / 'bench.db'}"
         asyncio.run(bench_store(create_store(url), resources, args.runs))
     if args.mongo:
-        asyncio.run(bench_store(create_store(args.mongo), resources, args.runs))
-
+        size = args.mongo_resources or args.resources
+        asyncio.run(
+            bench_store(
+                create_store(args.mongo), generate(size), args.mongo_runs or args.runs, explain=True
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -280,7 +280,8 @@ class SQLiteStore:
                     marks = ",".join("?" * len(chunk))
                     if spec.reverse:
                         sql = (
-                            "SELECT type, id FROM sp_ref WHERE type = ? AND target_type = ?"
+                            "SELECT type, id FROM sp_ref INDEXED BY sp_ref_target"
+                            " WHERE type = ? AND target_type = ?"
                             f" AND target_id IN ({marks})"
                         )
                         args: list[object] = [spec.source_type, rtype, *chunk]
@@ -293,7 +294,8 @@ class SQLiteStore:
                         if spec.source_type not in ("*", rtype):
                             continue
                         sql = (
-                            "SELECT target_type, target_id FROM sp_ref WHERE type = ?"
+                            "SELECT target_type, target_id FROM sp_ref INDEXED BY sp_ref_owner"
+                            " WHERE type = ?"
                             f" AND id IN ({marks}) AND target_id IS NOT NULL"
                         )
                         args = [rtype, *chunk]
