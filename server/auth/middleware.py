@@ -142,6 +142,7 @@ class SecurityMiddleware:
 
         async def audited_send(message: Message) -> None:
             if message["type"] == "http.response.start":
+                state["response_started"] = True
                 status = int(message["status"])
                 location = _header(message, b"location")
                 ok = await self._audit(scope, path, method, remote, grants, status, state, location)
@@ -169,6 +170,11 @@ class SecurityMiddleware:
         reset = current_grants.set(grants)
         try:
             await self.app(scope, receive, audited_send)
+        except Exception:
+            # An unhandled error becomes a 500 outside this middleware: audit it here.
+            if not state.get("response_started"):
+                await self._audit(scope, path, method, remote, grants, 500, state)
+            raise
         finally:
             current_grants.reset(reset)
 

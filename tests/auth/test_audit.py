@@ -117,3 +117,22 @@ def test_cli_verifies_the_chain_and_lists_clients(seeded: TestClient, registered
     listed = cli("clients", "list")
     assert "payer\tbackend" in listed.stdout
     assert "secret" not in listed.stdout
+
+
+def test_an_unexpected_server_error_is_audited(client: TestClient, monkeypatch):
+    import pytest
+
+    security = client.app.state.security  # type: ignore[attr-defined]
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(client.app.state.repository.store, "read", broken)  # type: ignore[attr-defined]
+    headers = mint(client, "system/*.rs")
+    with pytest.raises(RuntimeError):
+        client.get("/fhir/Claim/x", headers=headers)
+    monkeypatch.undo()
+    assert security  # the failed request left an AuditEvent with a server-failure outcome
+    event = _events(client)[0]  # newest first
+    assert event["outcome"] == "8"
+    assert event["entity"][0]["what"]["reference"] == "Claim/x"
