@@ -119,10 +119,10 @@ def matches(e: Expr | None, rid: str, index: SearchIndex) -> bool:
         for p, rtype, tid, url in index.references:
             if p != e.param:
                 continue
-            for v in e.values:
-                if v.url is not None and url == v.url:
+            for ref in e.values:
+                if ref.url is not None and url == ref.url:
                     return True
-                if v.url is None and tid == v.id and (v.type is None or v.type == rtype):
+                if ref.url is None and tid == ref.id and ref.type in (None, rtype):
                     return True
         return False
     if isinstance(e, Dates):
