@@ -10,15 +10,21 @@ transaction fails on its first invalid entry.
 
 ``BILLABLE_BUNDLE_WORKERS`` sets the number of worker processes (default: the number of
 CPUs; 0 or 1 validates in the server process). The pool starts on first use, with the
-``forkserver`` method (never ``fork`` from a process that runs threads).
+``spawn`` method (never ``fork`` from a process that runs threads), and each worker asks
+Linux to end it when the server process ends, however abruptly (a killed server must not
+leave workers behind).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -46,9 +52,25 @@ def _get_pool() -> ProcessPoolExecutor:
     global _pool
     if _pool is None:
         _pool = ProcessPoolExecutor(
-            max_workers=workers(), mp_context=multiprocessing.get_context("forkserver")
+            max_workers=workers(),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_end_with_parent,
         )
+        atexit.register(_reset_pool)
     return _pool
+
+
+def _end_with_parent() -> None:
+    """In a worker: SIGTERM when the parent dies (Linux ``PR_SET_PDEATHSIG``)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the signal was armed
+        os._exit(0)
 
 
 def _validate_chunk(

@@ -34,8 +34,9 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         await opened.close()
 
 
-async def load(store: Store, *paths: Path) -> LoadStats:
-    loader = Loader(Repository(store), RequestContext(base_url=LOADER_BASE_URL), chunk=2)
+async def load(store: Store, *paths: Path, jobs: int = 4) -> LoadStats:
+    ctx = RequestContext(base_url=LOADER_BASE_URL)
+    loader = Loader(Repository(store), ctx, jobs=jobs, chunk=2)
     return await loader.load(list(expand_paths(paths)))
 
 
@@ -158,3 +159,24 @@ def test_identifier_criteria_are_used_for_conditional_creates():
         "url": "Patient",
         "ifNoneExist": f"identifier={MRN}|40",
     }
+
+
+async def test_bundles_whose_references_are_not_there_yet_are_retried_at_the_end(
+    tmp_path: Path,
+):
+    folder = tmp_path / "renamed"
+    folder.mkdir()
+    # Without Synthea's names the reference data sorts after the patients that need it.
+    shutil.copy(SYNTHEA / "hospitalInformation.json", folder / "zz-hospitals.json")
+    shutil.copy(SYNTHEA / "practitionerInformation.json", folder / "zz-practitioners.json")
+    for patient_file in SYNTHEA.glob("L*.json"):
+        shutil.copy(patient_file, folder / patient_file.name)
+    store = create_store(f"sqlite:///{tmp_path / 'retry.db'}")
+    await store.open()
+    try:
+        # One file at a time: the patient bundle surely comes first, and fails.
+        stats = await load(store, folder, jobs=1)
+    finally:
+        await store.close()
+    assert stats.errors == []
+    assert stats.files_done == 3 and stats.resources == 232 + 39 + 38
