@@ -78,6 +78,17 @@ def tree_memory(pid: int, field: str) -> float:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the server and its live worker processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in descendants(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @contextlib.contextmanager
 def server(store_url: str, index: bool, max_body_mb: int) -> Iterator[tuple[str, int]]:
     port = free_port()
@@ -156,13 +167,16 @@ def throughput(
     clients: int,
 ) -> None:
     bodies = [p.read_bytes() for p, _ in patients]
+    cores = os.cpu_count() or 1
     resources = sum(n for _, n in patients)
     megabytes = sum(len(b) for b in bodies) / 2**20
     with server(store_url, index, max_body_mb=64) as (base, pid):
         load_reference_data(base, reference)
+        cpu_before = tree_cpu_seconds(pid)
         started = time.perf_counter()
         latencies = asyncio.run(post_all(base, bodies, clients))
         elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds(pid) - cpu_before
         rss = proc_status(pid, "VmRSS")
         hwm = proc_status(pid, "VmHWM")
         workers = tree_memory(pid, "VmRSS") - rss
@@ -170,7 +184,9 @@ def throughput(
         f"  index {'on ' if index else 'off'}: {len(bodies)} bundles, {resources} resources,"
         f" {megabytes:.1f} MiB in {elapsed:.1f}s = {resources / elapsed:,.0f} resources/s;"
         f" bundle p50 {statistics.median(latencies):.2f}s max {max(latencies):.2f}s;"
-        f" server RSS {rss:.0f} MiB (peak {hwm:.0f} MiB), validation workers {workers:.0f} MiB",
+        f" server RSS {rss:.0f} MiB (peak {hwm:.0f} MiB), validation workers {workers:.0f} MiB;"
+        f" server CPU {cpu * 1000 / resources:.2f} ms per resource"
+        f" (= {resources / cpu * cores:,.0f} resources/s if it had the {cores} CPUs to itself)",
         flush=True,
     )
 
