@@ -509,9 +509,10 @@ class Repository:
             raise FhirError.of(400, "too-costly", f"Conditional criteria: {exc}") from exc
         return [v.id for v in page.versions]
 
-    async def find_ids(self, query: MatchQuery) -> list[str]:
-        """Ids matching conditional criteria, for planning; callers authorise first."""
-        return await self.store.match(query)
+    async def find_ids(self, query: SearchQuery) -> list[str]:
+        """Ids matching conditional criteria (``parse_conditional_search``), for planning,
+        with the same semantics as single conditional interactions; callers authorise."""
+        return await self._conditional_ids(query)
 
     def plan_write(
         self,

@@ -53,16 +53,10 @@ from server.repository import (
     parse_version_tag,
     serialise_with_meta,
 )
-from server.search.conditional import parse_conditional
-from server.search.extract import extract_tokens
-from server.storage.port import (
-    MatchQuery,
-    StoredVersion,
-    TokenCriterion,
-    TokenIndexEntry,
-    VersionConflict,
-    Write,
-)
+from server.search.conditional import parse_conditional_search
+from server.search.extract import extract_index_values
+from server.search.memory import UnsupportedInMemory, matches
+from server.storage.port import SearchIndex, SearchQuery, StoredVersion, VersionConflict, Write
 from server.validation import validate_resource
 
 MAX_ATTEMPTS = 5
@@ -261,7 +255,7 @@ class TransactionPlan:
         return Planned(entry, rid, current, entry.resource, status=201 if created else 200)
 
     async def _match(self, rtype: str, criteria: str, what: str) -> list[str]:
-        query = parse_conditional(rtype, criteria, what)
+        query = parse_conditional_search(rtype, criteria, what)
         ids = await self.repo.find_ids(query)
         if len(ids) > 1:
             raise FhirError.of(
@@ -387,18 +381,19 @@ class TransactionPlan:
         """Each conditional reference must match exactly one resource: in the store, or
         among the resources this transaction creates or updates."""
         wanted = {ref.partition("?")[0] for ref in pending}
-        local: dict[str, list[tuple[str, list[TokenIndexEntry]]]] = {t: [] for t in wanted}
+        local: dict[str, list[tuple[str, SearchIndex]]] = {t: [] for t in wanted}
         for planned in to_write:
             rtype = planned.entry.resource_type
             if rtype in wanted and planned.resource is not None and planned.rid is not None:
-                local[rtype].append((planned.rid, extract_tokens(planned.resource)))
-        for ref, index in pending.items():
-            first = self.planned[index].entry
+                index = extract_index_values(planned.resource)
+                local[rtype].append((planned.rid, index))
+        for ref, index_of_first in pending.items():
+            first = self.planned[index_of_first].entry
             rtype, _, criteria = ref.partition("?")
             try:
-                query = parse_conditional(rtype, criteria, "Conditional reference")
-                found = set(await self.repo.find_ids(replace(query, limit=2)))
-                found.update(rid for rid, tokens in local[rtype] if _matches(query, rid, tokens))
+                query = parse_conditional_search(rtype, criteria, "Conditional reference")
+                found = set(await self.repo.find_ids(query))
+                found.update(_local_matches(query, local[rtype]))
             except FhirError as exc:
                 raise entry_error(first.index, first.label, exc) from exc
             if len(found) != 1:
@@ -475,43 +470,29 @@ def _body(entry: Entry, version: StoredVersion) -> bytes | None:
     return None if entry.method == "HEAD" else version.body
 
 
-def _matches(query: MatchQuery, rid: str, tokens: list[TokenIndexEntry]) -> bool:
-    """``query`` evaluated on one planned resource's index values, as a store would."""
-    if query.ids is not None and rid not in query.ids:
-        return False
-    return all(any(_token_matches(c, tokens) for c in group) for group in query.token_groups)
-
-
-def _token_matches(crit: TokenCriterion, tokens: list[TokenIndexEntry]) -> bool:
-    for token in tokens:
-        if token.param != crit.param:
-            continue
-        if crit.code is not None and token.code != crit.code:
-            continue
-        if crit.system is not None and token.system != crit.system:
-            continue
-        if crit.system is None and crit.system_given and token.system is not None:
-            continue
-        return True
-    return False
+def _local_matches(query: SearchQuery, planned: list[tuple[str, SearchIndex]]) -> set[str]:
+    """Ids among the transaction's own planned resources that match ``query``; criteria
+    that need other resources (chains, ``_has``) match only stored resources."""
+    try:
+        return {rid for rid, index in planned if matches(query.where, rid, index)}
+    except UnsupportedInMemory:
+        return set()
 
 
 async def search_bundle(repo: Repository, ctx: RequestContext, entry: Entry) -> bytes:
-    """GET ``Type?criteria`` inside a bundle: the criteria conditional interactions take."""
-    query = parse_conditional(entry.resource_type, entry.query or "", "Search in a bundle")
-    ids = await repo.match(ctx, replace(query, limit=SEARCH_LIMIT))
-    found = []
-    for rid in ids:
-        version = await repo.current_version(ctx, "search-type", entry.resource_type, rid)
-        if version is not None and version.body is not None:
-            found.append(
-                {
-                    "fullUrl": f"{ctx.base_url}/{entry.resource_type}/{rid}",
-                    "resource": orjson.Fragment(version.body),
-                    "search": {"mode": "match"},
-                }
-            )
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(found)}
+    """GET ``Type?criteria`` inside a bundle: a searchset of the first matches (no paging)."""
+    query = parse_conditional_search(entry.resource_type, entry.query or "", "Search")
+    page = await repo.search(ctx, replace(query, count=SEARCH_LIMIT))
+    found = [
+        {
+            "fullUrl": f"{ctx.base_url}/{v.resource_type}/{v.id}",
+            "resource": orjson.Fragment(v.body),
+            "search": {"mode": "match"},
+        }
+        for v in page.versions
+        if v.body is not None
+    ]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if found:
         bundle["entry"] = found
     return orjson.dumps(bundle)

@@ -364,3 +364,25 @@ def test_transaction_rolls_back_when_the_last_write_conflicts_at_commit(
     assert count(client, "Encounter") == 0
     assert count(client, "Patient") == 2  # Patient/target v1 and the racing v2, nothing else
     assert read(client, "Patient/target")["gender"] == "male"
+
+
+def test_conditionals_in_a_bundle_take_any_search_parameter(client: TestClient):
+    post_bundle(client, transaction(post(patient("50", birthDate="1950-05-05"))))
+    bundle = transaction(
+        post(patient("51", birthDate="1950-05-05"), P, ifNoneExist="birthdate=1950-05-05"),
+        post(encounter("Patient?birthdate=1950-05-05&family=Bundle"), E),
+        post(
+            condition(P, encounter={"reference": "Encounter?subject:missing=false&status=finished"})
+        ),
+    )
+    r = post_bundle(client, bundle)
+    assert r.status_code == 200, r.text
+    entries = r.json()["entry"]
+    existing = "/".join(entries[0]["response"]["location"].split("/")[:2])
+    assert entries[0]["response"]["status"] == "200 OK"
+    assert read(client, entries[1]["response"]["location"])["subject"]["reference"] == existing
+    # The Encounter created in this transaction is the one match of the second criteria.
+    enc = "/".join(entries[1]["response"]["location"].split("/")[:2])
+    assert read(client, entries[2]["response"]["location"])["encounter"]["reference"] == enc
+    unknown = post_bundle(client, transaction(post(encounter("Patient?shoe-size=42"))))
+    assert unknown.status_code == 400
