@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from server.api import (
     patch,
     read,
     search,
+    terminology,
     update,
 )
 from server.api.errors import install_error_handlers
@@ -27,6 +29,7 @@ from server.config import Settings
 from server.repository import Repository
 from server.storage.factory import create_store
 from server.storage.port import Store
+from terminology.service import get_service
 
 log = logging.getLogger("billable")
 
@@ -45,6 +48,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
         log.info("store open: %s %s", store.info.kind, store.info.location)
+        if settings.preload_terminology:
+            # In the background: the server answers at once, terminology is warm soon after.
+            asyncio.get_running_loop().run_in_executor(None, get_service().preload)
         try:
             yield
         finally:
@@ -73,6 +79,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     fhir.add_api_route("", bundle.transaction_or_batch, methods=["POST"], include_in_schema=False)
     # GET [base]?_type=... (system search), for the same reason.
     fhir.add_api_route("", search.system_search, methods=["GET"], include_in_schema=False)
+    # CodeSystem, ValueSet and ConceptMap belong to the terminology module (before generics).
+    fhir.include_router(terminology.router)
+    app.state.capability_hooks = [
+        *getattr(app.state, "capability_hooks", []),
+        terminology.capability_hook,
+    ]
     for module in INTERACTION_MODULES:
         fhir.include_router(module.router)
     app.include_router(health.router)

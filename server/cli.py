@@ -101,6 +101,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         store_url=args.store,
         auth=args.auth or os.environ.get("BILLABLE_AUTH") or "smart",
+        preload_terminology=True,
         host=args.host,
         port=args.port,
         base_url=args.base_url,

@@ -23,6 +23,9 @@ class Settings:
     max_body_bytes: int = 16 * MIB
     default_count: int = 20
     max_count: int = 1000
+    # Load every terminology table in the background at start-up (the CLI turns it on;
+    # tests leave it off so that each app they build starts instantly).
+    preload_terminology: bool = False
     # Security (docs/security.md). `auth` stays "off" here for in-process tests; the CLI
     # defaults to "smart". `issuer`: trust an external authorization server instead of the
     # embedded one; `jwks_url`: its keys (default: from its discovery document).
