@@ -386,3 +386,16 @@ def test_conditionals_in_a_bundle_take_any_search_parameter(client: TestClient):
     assert read(client, entries[2]["response"]["location"])["encounter"]["reference"] == enc
     unknown = post_bundle(client, transaction(post(encounter("Patient?shoe-size=42"))))
     assert unknown.status_code == 400
+
+
+def test_body_limit_applies_to_bundles(tmp_path):
+    from server.app import create_app
+    from server.config import Settings
+
+    settings = Settings(store_url=f"sqlite:///{tmp_path / 'small.db'}", max_body_bytes=2000)
+    with TestClient(create_app(settings), base_url="http://testserver") as small:
+        big = transaction(*(post(patient(str(i))) for i in range(20)))
+        r = post_bundle(small, big)
+        assert r.status_code == 413
+        assert r.json()["issue"][0]["code"] == "too-costly"
+        assert post_bundle(small, transaction(post(patient("1")))).status_code == 200
