@@ -19,10 +19,12 @@ from server.audit.chain import AuditTrail
 from server.auth.clients import RegistrationError, add_app_client, add_backend_client, add_user
 from server.auth.keys import KeyRing
 from server.auth.records import CLIENT, LAUNCH, USER, Records
+from server.auth.setup import auth_origin
+from server.auth.tokens import TokenIssuer
 from server.storage.factory import create_store
 from server.storage.port import Store
 
-COMMANDS = ("clients", "users", "keys", "launch", "audit")
+COMMANDS = ("clients", "users", "keys", "launch", "audit", "token")
 
 
 def _store_arg(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +67,22 @@ def add_commands(commands: Any) -> None:
     launch = commands.add_parser("launch", help="make an EHR launch id for a patient")
     _store_arg(launch)
     launch.add_argument("--patient", required=True)
+
+    token = commands.add_parser(
+        "token",
+        help="issue an access token from the embedded server's key (an administrator's"
+        " shortcut for development and scripts)",
+    )
+    _store_arg(token)
+    token.add_argument("--scope", default="system/*.cruds", help='default "system/*.cruds"')
+    token.add_argument(
+        "--base-url",
+        default="http://127.0.0.1:8080/fhir",
+        help="the FHIR base URL the token is for (its audience)",
+    )
+    token.add_argument("--client", default="billable-admin-cli", help="client id in the token")
+    token.add_argument("--patient", help="patient context (for patient/ scopes)")
+    token.add_argument("--lifetime", type=int, default=3600, help="seconds (default 3600)")
 
     audit = commands.add_parser("audit", help="audit trail")
     asub = audit.add_subparsers(dest="action", required=True)
@@ -151,6 +169,20 @@ async def _dispatch(args: argparse.Namespace, store: Store) -> int:
             {"patient": args.patient, "exp": time.time() + 3600},
         )
         print(launch_id)
+        return 0
+    if args.command == "token":
+        keys = KeyRing(records)
+        await keys.load()
+        base = args.base_url.rstrip("/")
+        issued = TokenIssuer(keys).access_token(
+            issuer=auth_origin(base) + "/auth",
+            audience=base,
+            client_id=args.client,
+            scope=args.scope,
+            lifetime_s=args.lifetime,
+            patient=args.patient,
+        )
+        print(issued.token)
         return 0
     if args.command == "audit":
         problems = await AuditTrail(store).verify()
