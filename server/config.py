@@ -33,6 +33,11 @@ class Settings:
     jwks_url: str | None = None
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 0
+    # Bulk Data $export (docs/bulk.md): where files go, the size at which a file is split,
+    # and how long a finished export's files stay downloadable.
+    export_dir: str = "./data/export"
+    export_file_max_bytes: int = 128 * MIB
+    export_expiry_seconds: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -55,5 +60,11 @@ class Settings:
             values["rate_limit_per_minute"] = int(env["BILLABLE_RATE_LIMIT"])
         if "BILLABLE_MAX_BODY_MB" in env:
             values["max_body_bytes"] = int(float(env["BILLABLE_MAX_BODY_MB"]) * MIB)
+        if "BILLABLE_EXPORT_DIR" in env:
+            values["export_dir"] = env["BILLABLE_EXPORT_DIR"]
+        if "BILLABLE_EXPORT_FILE_MB" in env:
+            values["export_file_max_bytes"] = int(float(env["BILLABLE_EXPORT_FILE_MB"]) * MIB)
+        if "BILLABLE_EXPORT_EXPIRY" in env:
+            values["export_expiry_seconds"] = int(env["BILLABLE_EXPORT_EXPIRY"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)  # type: ignore[arg-type]
