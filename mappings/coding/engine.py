@@ -1,0 +1,952 @@
+"""The coding engine: one Encounter and its Conditions and Procedures become a Claim.
+
+Pure and in-process (no I/O): ``code_encounter(source, terminology)`` returns the Claim
+(without id) and the problems found, each an OperationOutcome issue a coder can act on.
+The rules (docs/coding.md) follow the ICD-10-CM Official Guidelines for diagnoses, the
+CPT E/M guidelines for visit levels, and the CMS NCCI/MUE/LCD model for edits; the
+tables they use live in ``mappings/data/`` and in the terminology module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from mappings.coding.model import (
+    CodingConfig,
+    CodingResult,
+    Problem,
+    SourceData,
+)
+from mappings.coding.tables import RuleTables, rule_tables
+from mappings.edits.scrub import scrub_lines
+from mappings.pricing.chargemaster import global_days, price
+from terminology import systems
+from terminology.service import TerminologyError, TerminologyService
+
+ICD10CM = systems.ICD10CM
+PCS = systems.ICD10PCS
+CPT = systems.CPT
+HCPCS = systems.HCPCS
+SCT = systems.SNOMED
+POS = systems.POS
+REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
+LINE_SYSTEMS = (CPT, HCPCS)
+EXCLUDED_VERIFICATION = ("refuted", "entered-in-error")
+UNCERTAIN_VERIFICATION = ("provisional", "differential")
+SELF_PAY_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
+LEFT, RIGHT, BOTH = "7771000", "24028007", "51440002"
+
+
+@dataclass(slots=True)
+class Dx:
+    code: str
+    display: str
+    key: tuple[Any, ...]
+    source: str  # "Condition/id" or "Encounter.reasonCode"
+    manifestation: bool = False
+
+
+@dataclass(slots=True)
+class Line:
+    code: str
+    system: str
+    display: str
+    day: date
+    quantity: int = 1
+    modifiers: list[str] = field(default_factory=list)
+    dx: list[str] = field(default_factory=list)  # preferred diagnosis codes, in order
+    sources: list[str] = field(default_factory=list)
+    em: bool = False
+    preventive: bool = False
+    revenue: str | None = None
+    removed: bool = False
+    unit_price: float | None = None
+
+
+def _day(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text or len(text) <= 10:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _codings(concept: Any) -> list[dict[str, Any]]:
+    if not isinstance(concept, dict):
+        return []
+    return [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
+
+
+def _text(concept: Any) -> str:
+    if not isinstance(concept, dict):
+        return ""
+    parts = [concept.get("text") or ""] + [c.get("display") or "" for c in _codings(concept)]
+    return " ".join(parts).lower()
+
+
+def _ref(resource: dict[str, Any]) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
+
+
+def _status_code(concept: Any) -> str | None:
+    codes = _codings(concept)
+    return str(codes[0]["code"]) if codes else None
+
+
+def _age_years(birth: date, day: date) -> float:
+    years = day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+    anniversary = _safe_replace(birth, birth.year + years)
+    fraction = (day - anniversary).days / 366.0
+    return years + max(0.0, min(fraction, 0.999))
+
+
+def _safe_replace(d: date, year: int) -> date:
+    try:
+        return d.replace(year=year)
+    except ValueError:  # 29 February
+        return d.replace(year=year, day=28)
+
+
+class _Coder:
+    def __init__(
+        self,
+        src: SourceData,
+        terminology: TerminologyService,
+        tables: RuleTables,
+        config: CodingConfig,
+    ) -> None:
+        self.src = src
+        self.t = terminology
+        self.tables = tables
+        self.config = config
+        self.problems: list[Problem] = []
+        self.versions: set[tuple[str, str]] = set()
+        enc = src.encounter
+        self.period = enc.get("period") or {}
+        self.start = _instant(self.period.get("start"))
+        self.dos = _day(self.period.get("start")) or _day(self.period.get("end")) or date.today()
+        self.age: float | None = None
+        self.sex: str | None = None
+        patient = src.patient or {}
+        birth = _day(patient.get("birthDate"))
+        if birth is not None:
+            self.age = _age_years(birth, self.dos)
+        if patient.get("gender") in ("male", "female"):
+            self.sex = patient["gender"]
+        cls = (enc.get("class") or {}).get("code") or ""
+        self.encounter_class = cls
+        self.setting = tables.settings.get(cls)
+        self.claim_type = self.setting.claim_type if self.setting else "professional"
+        self.institutional = self.claim_type == "institutional"
+        self.pos = self.setting.pos if self.setting else "11"
+        self.facility = self.setting.facility if self.setting else False
+        self.kinds = self._encounter_kinds()
+
+    def problem(self, severity: str, code: str, message: str, location: str) -> None:
+        self.problems.append(Problem(severity, code, message, location))
+
+    # ------------------------------------------------------------------ encounter
+    def _encounter_kinds(self) -> set[str]:
+        kinds: set[str] = set()
+        for concept in self.src.encounter.get("type") or []:
+            found = False
+            for coding in _codings(concept):
+                rule = self.tables.type_codes.get(str(coding["code"]))
+                if rule:
+                    kinds.add(rule[0])
+                    found = True
+                    if rule[1]:
+                        self.pos = rule[1]
+            if not found:
+                text = _text(concept)
+                for word, kind, pos in self.tables.type_words:
+                    if word in text:
+                        kinds.add(kind)
+                        if pos:
+                            self.pos = pos
+                        break
+        return kinds
+
+    def minutes(self) -> float | None:
+        length = self.src.encounter.get("length")
+        if isinstance(length, dict) and isinstance(length.get("value"), int | float):
+            unit = (length.get("code") or length.get("unit") or "min").lower()
+            factor = {"h": 60.0, "hour": 60.0, "hours": 60.0, "s": 1 / 60, "d": 1440.0}
+            return float(length["value"]) * factor.get(unit, 1.0)
+        end = _instant(self.period.get("end"))
+        if self.start is None or end is None:
+            return None
+        return (end - self.start).total_seconds() / 60.0
+
+    # ------------------------------------------------------------------ diagnoses
+    def diagnoses(self) -> tuple[list[Dx], dict[str, list[str]]]:
+        enc = self.src.encounter
+        ranks: dict[str, tuple[int, int]] = {}  # Condition/id -> (bucket, rank)
+        for entry in enc.get("diagnosis") or []:
+            ref = (entry.get("condition") or {}).get("reference") or ""
+            rank = entry.get("rank") if isinstance(entry.get("rank"), int) else 99
+            use = {str(c["code"]) for c in _codings(entry.get("use"))}
+            bucket = 0 if rank == 1 else (1 if use & {"billing", "DD"} else 3)
+            ranks[ref] = min(ranks.get(ref, (9, 99)), (bucket, rank))
+        for ref in enc.get("reasonReference") or []:
+            key = (ref or {}).get("reference") or ""
+            ranks[key] = min(ranks.get(key, (9, 99)), (2, 99))
+        found: list[Dx] = []
+        by_condition: dict[str, list[str]] = {}
+        for i, cond in enumerate(self.src.conditions):
+            ref = _ref(cond)
+            loc = f"{ref}.code"
+            verification = _status_code(cond.get("verificationStatus"))
+            if verification in EXCLUDED_VERIFICATION:
+                self.problem(
+                    "information",
+                    "dx-excluded",
+                    f"{ref} is {verification}: not coded",
+                    f"{ref}.verificationStatus",
+                )
+                continue
+            abated = _instant(cond.get("abatementDateTime")) or None
+            if abated is None and _day(cond.get("abatementDateTime")):
+                abated_day = _day(cond.get("abatementDateTime"))
+                if abated_day is not None and abated_day < self.dos:
+                    abated = datetime(abated_day.year, abated_day.month, abated_day.day, tzinfo=UTC)
+            if abated is not None and self.start is not None and abated < self.start:
+                self.problem(
+                    "information",
+                    "dx-excluded",
+                    f"{ref} was resolved ({cond.get('abatementDateTime')}) before the encounter"
+                    " started: not coded",
+                    f"{ref}.abatement",
+                )
+                continue
+            if verification in UNCERTAIN_VERIFICATION and not self.institutional:
+                self.problem(
+                    "information",
+                    "dx-uncertain-excluded",
+                    f"{ref} is {verification}: uncertain diagnoses are not coded on outpatient"
+                    " and professional claims (ICD-10-CM Guidelines IV.H); code the signs or"
+                    " symptoms instead",
+                    f"{ref}.verificationStatus",
+                )
+                continue
+            bucket, rank = ranks.get(ref, (4, 99))
+            recorded = cond.get("recordedDate") or cond.get("onsetDateTime") or ""
+            codes = self._condition_codes(cond.get("code"), loc)
+            by_condition[ref] = [c for c, _, _ in codes]
+            for sub, (code, display, manifestation) in enumerate(codes):
+                found.append(
+                    Dx(code, display, (bucket, rank, recorded, i, sub), ref, manifestation)
+                )
+        for j, concept in enumerate(enc.get("reasonCode") or []):
+            loc = f"{_ref(enc)}.reasonCode[{j}]"
+            for sub, (code, display, manifestation) in enumerate(
+                self._condition_codes(concept, loc)
+            ):
+                found.append(
+                    Dx(code, display, (2, 99, "", j, sub), "Encounter.reasonCode", manifestation)
+                )
+        found.sort(key=lambda d: d.key)
+        ordered: list[Dx] = []
+        seen: set[str] = set()
+        for dx in found:
+            if dx.code not in seen:
+                seen.add(dx.code)
+                ordered.append(dx)
+        if ordered and (ordered[0].manifestation or _external_cause(ordered[0].code)):
+            first = next(
+                (d for d in ordered if not d.manifestation and not _external_cause(d.code)), None
+            )
+            if first is None:
+                self.problem(
+                    "error",
+                    "manifestation-first",
+                    f"{ordered[0].code} cannot be the first-listed diagnosis (a manifestation or"
+                    " external-cause code); code the underlying condition",
+                    "Claim.diagnosis[0]",
+                )
+            else:
+                ordered.remove(first)
+                ordered.insert(0, first)
+        if not ordered:
+            self.problem(
+                "error",
+                "no-diagnosis",
+                "No codable diagnosis: link a Condition to the Encounter (Condition.encounter"
+                " or Encounter.diagnosis) or give Encounter.reasonCode",
+                "Claim.diagnosis",
+            )
+        limit = self.config.max_professional_diagnoses
+        if not self.institutional and len(ordered) > limit:
+            rest = ", ".join(d.code for d in ordered[limit:])
+            self.problem(
+                "warning",
+                "dx-over-limit",
+                f"A professional claim carries at most {limit} diagnoses; not reported: {rest}",
+                "Claim.diagnosis",
+            )
+            ordered = ordered[:limit]
+        return ordered, by_condition
+
+    def _condition_codes(self, concept: Any, loc: str) -> list[tuple[str, str, bool]]:
+        """ICD-10-CM codes for one clinical code: as given, or mapped from SNOMED CT."""
+        codings = _codings(concept)
+        for c in codings:
+            if systems.canonical(str(c.get("system") or "")) == ICD10CM:
+                code = systems.normalize_code(ICD10CM, str(c["code"]))
+                checked = self.check_icd10cm(code, loc)
+                return [checked] if checked else []
+        for c in codings:
+            if systems.canonical(str(c.get("system") or "")) == SCT:
+                return self._map_snomed_dx(str(c["code"]), c.get("display") or "", loc)
+        shown = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings) or _text(concept)
+        self.problem(
+            "error",
+            "unmapped",
+            f"{shown or 'An empty code'} is neither ICD-10-CM nor SNOMED CT: code it in ICD-10-CM",
+            loc,
+        )
+        return []
+
+    def _translate(self, code: str, target: str | None) -> list[Any]:
+        matches = self.t.translate(SCT, code, target, self.dos, age=self.age, sex=self.sex)
+        if not matches:
+            # No map version in force on the date of service: the newest map, then the
+            # target code is still validated against the code set in force on that date.
+            matches = self.t.translate(SCT, code, target, None, age=self.age, sex=self.sex)
+        for m in matches:
+            self.versions.add((m.map_url, m.map_version))
+        return matches
+
+    def _map_snomed_dx(self, code: str, display: str, loc: str) -> list[tuple[str, str, bool]]:
+        matches = self._translate(code, ICD10CM)
+        if not matches:
+            self.problem(
+                "error",
+                "unmapped",
+                f"SNOMED CT {code} ({display}) has no ICD-10-CM map: code it by hand or add it"
+                " to the map",
+                loc,
+            )
+            return []
+        out: list[tuple[str, str, bool]] = []
+        groups: dict[int, list[Any]] = {}
+        for m in matches:
+            groups.setdefault(m.map_group, []).append(m)
+        for group in groups.values():
+            chosen = group[0]
+            if not chosen.rule_evaluated and len(group) > 1:
+                self.problem(
+                    "warning",
+                    "map-rule-unevaluated",
+                    f"SNOMED CT {code} maps by age or sex ({chosen.rule}), which the patient"
+                    f" record lacks; {chosen.code} was chosen: check it",
+                    loc,
+                )
+            if chosen.code is None:
+                self.problem(
+                    "information",
+                    "not-reportable",
+                    f"SNOMED CT {code} ({display}) has no ICD-10-CM code by map decision"
+                    f"{': ' + chosen.advice if chosen.advice else ''}",
+                    loc,
+                )
+                continue
+            checked = self.check_icd10cm(chosen.code, loc)
+            if checked:
+                out.append(checked)
+        return out
+
+    def check_icd10cm(self, code: str, loc: str) -> tuple[str, str, bool] | None:
+        result = self.t.validate_code(ICD10CM, code, self.dos, age=self.age, sex=self.sex)
+        if result.version:
+            self.versions.add((ICD10CM, result.version))
+        if not result.valid:
+            kind = {
+                "not-billable": "code-not-billable",
+                "not-effective": "code-not-effective",
+            }.get(result.reason, "code-invalid")
+            self.problem("error", kind, result.message, loc)
+            return code, result.display or code, False
+        manifestation = False
+        for warning in result.warnings:
+            if warning.startswith(f"{result.code}: "):
+                self.problem(
+                    "error",
+                    "age-sex-conflict",
+                    f"{warning} (patient: {self._who()})",
+                    loc,
+                )
+            elif "manifestation" in warning:
+                manifestation = True
+        return result.code, result.display or code, manifestation
+
+    def _who(self) -> str:
+        age = f"{int(self.age)} years" if self.age is not None else "age unknown"
+        return f"{self.sex or 'sex unknown'}, {age} on {self.dos}"
+
+    # ---------------------------------------------------------------- E/M lines
+    def em_lines(self, n_dx: int) -> list[Line]:
+        if self.setting is None:
+            self.problem(
+                "error",
+                "em-no-rule",
+                f"No E/M rule for encounter class {self.encounter_class or '(none)'}: code the"
+                " visit by hand (rules: mappings/data/encounter-settings.csv)",
+                "Claim.item",
+            )
+            return []
+        if self.institutional:
+            return []
+        est = self.src.established
+        status = "established" if est else "new"
+        lines: list[Line] = []
+        if self.setting.setting == "emergency":
+            return []  # levelled after the procedure lines are known (see ed_line)
+        preventive = "preventive" in self.kinds
+        if preventive:
+            age = int(self.age) if self.age is not None else None
+            code = None
+            if age is not None:
+                for lo, hi, new, old in self.tables.preventive:
+                    if lo <= age < hi:
+                        code = old if est else new
+            if code is None:
+                self.problem(
+                    "error",
+                    "missing-patient-data",
+                    "A preventive visit is coded by age: Patient.birthDate is missing",
+                    "Claim.patient",
+                )
+            else:
+                lines.append(
+                    Line(
+                        code,
+                        CPT,
+                        f"Preventive visit, {status} patient",
+                        self.dos,
+                        em=True,
+                        preventive=True,
+                    )
+                )
+        if not preventive or "problem" in self.kinds:
+            minutes = self.minutes()
+            rows = self.tables.em_levels.get((self.setting.setting, status), [])
+            if minutes is None:
+                self.problem(
+                    "error",
+                    "em-no-time",
+                    "The visit is levelled by total time, but the Encounter has neither length"
+                    " nor a complete period",
+                    "Claim.item[0]",
+                )
+            else:
+                code = None
+                for threshold, candidate in rows:
+                    if minutes >= threshold:
+                        code = candidate
+                if code is None:
+                    self.problem(
+                        "error",
+                        "em-new-under-15",
+                        f"A new-patient visit of {minutes:.0f} minutes is below the lowest"
+                        f" time threshold ({rows[0][0] if rows else '?'} min): review the"
+                        " documentation and code by medical decision making",
+                        "Claim.item[0]",
+                    )
+                else:
+                    lines.append(
+                        Line(
+                            code,
+                            CPT,
+                            f"Office visit, {status} patient, {minutes:.0f} min",
+                            self.dos,
+                            em=True,
+                        )
+                    )
+        return lines
+
+    def ed_line(self, n_dx: int, n_procedures: int) -> Line:
+        count = n_dx + n_procedures
+        code = self.tables.ed_levels[0][1]
+        for threshold, candidate in self.tables.ed_levels:
+            if count >= threshold:
+                code = candidate
+        self.problem(
+            "warning",
+            "ed-level-review",
+            f"Emergency department level {code} assigned by the documented proxy rule"
+            f" ({n_dx} diagnoses + {n_procedures} procedures; mappings/data/ed-levels.csv):"
+            " the level depends on medical decision making, which the data does not carry;"
+            " confirm it",
+            "Claim.item[0].productOrService",
+        )
+        return Line(code, CPT, "Emergency department visit", self.dos, em=True)
+
+    # --------------------------------------------------------------- procedures
+    def procedure_lines(
+        self, by_condition: dict[str, list[str]]
+    ) -> tuple[list[Line], list[dict[str, Any]]]:
+        em_codes = self.tables.em_codes()
+        lines: dict[tuple[str, date, tuple[str, ...]], Line] = {}
+        pcs: list[dict[str, Any]] = []
+        for proc in self.src.procedures:
+            ref = _ref(proc)
+            if proc.get("status") != "completed":
+                continue
+            loc = f"{ref}.code"
+            day = (
+                _day(proc.get("performedDateTime"))
+                or _day((proc.get("performedPeriod") or {}).get("start"))
+                or self.dos
+            )
+            code_sys = self._procedure_code(proc.get("code"), loc)
+            if self.institutional:
+                pcs_code = self._procedure_pcs(proc.get("code"))
+                if pcs_code:
+                    pcs.append(
+                        {
+                            "sequence": len(pcs) + 1,
+                            "date": day.isoformat(),
+                            "procedureCodeableConcept": {
+                                "coding": [
+                                    {"system": PCS, "code": pcs_code[0], "display": pcs_code[1]}
+                                ]
+                            },
+                        }
+                    )
+            if code_sys is None:
+                continue
+            code, system, display = code_sys
+            if code in em_codes or (code.isdigit() and 99202 <= int(code) <= 99499):
+                self.problem(
+                    "information",
+                    "em-from-procedure",
+                    f"{ref} maps to the E/M code {code}; the visit line is computed from the"
+                    " Encounter instead",
+                    loc,
+                )
+                continue
+            modifiers = self._laterality(proc)
+            dx: list[str] = []
+            for reason in proc.get("reasonReference") or []:
+                dx += by_condition.get((reason or {}).get("reference") or "", [])
+            key = (code, day, tuple(modifiers))
+            line = lines.get(key)
+            if line is None:
+                lines[key] = Line(code, system, display, day, 1, modifiers, dx, [ref])
+            else:
+                line.quantity += 1
+                line.sources.append(ref)
+                line.dx += [d for d in dx if d not in line.dx]
+        return list(lines.values()), pcs
+
+    def _laterality(self, proc: dict[str, Any]) -> list[str]:
+        sides: set[str] = set()
+        for site in proc.get("bodySite") or []:
+            codes = {str(c["code"]) for c in _codings(site)}
+            text = _text(site)
+            if BOTH in codes or "bilateral" in text:
+                sides.add("50")
+            if LEFT in codes or "left" in text.split():
+                sides.add("LT")
+            if RIGHT in codes or "right" in text.split():
+                sides.add("RT")
+        if "50" in sides or {"LT", "RT"} <= sides:
+            return ["50"]
+        return sorted(sides)
+
+    def _procedure_code(self, concept: Any, loc: str) -> tuple[str, str, str] | None:
+        codings = _codings(concept)
+        for c in codings:
+            system = systems.canonical(str(c.get("system") or ""))
+            if system in LINE_SYSTEMS:
+                return (
+                    systems.normalize_code(system, str(c["code"])),
+                    system,
+                    c.get("display") or "",
+                )
+        for c in codings:
+            if systems.canonical(str(c.get("system") or "")) != SCT:
+                continue
+            code = str(c["code"])
+            matches = [m for m in self._translate(code, None) if m.target_system in LINE_SYSTEMS]
+            if not matches:
+                if self.institutional and self._procedure_pcs(concept):
+                    return None
+                self.problem(
+                    "error",
+                    "unmapped",
+                    f"SNOMED CT {code} ({c.get('display') or ''}) has no CPT/HCPCS map: code the"
+                    " procedure by hand or add it to the map",
+                    loc,
+                )
+                return None
+            chosen = next((m for m in matches if m.code), matches[0])
+            if chosen.code is None:
+                advice = f": {chosen.advice}" if chosen.advice else ""
+                self.problem(
+                    "information",
+                    "not-reportable",
+                    f"SNOMED CT {code} ({c.get('display') or ''}) is not separately"
+                    f" reportable{advice}",
+                    loc,
+                )
+                return None
+            return chosen.code, chosen.target_system, chosen.display
+        shown = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings) or "no code"
+        self.problem(
+            "error", "unmapped", f"Procedure code {shown} is not CPT, HCPCS or SNOMED CT", loc
+        )
+        return None
+
+    def _procedure_pcs(self, concept: Any) -> tuple[str, str] | None:
+        for c in _codings(concept):
+            system = systems.canonical(str(c.get("system") or ""))
+            if system == PCS:
+                return str(c["code"]), c.get("display") or ""
+            if system == SCT:
+                for m in self._translate(str(c["code"]), PCS):
+                    if m.code:
+                        return m.code, m.display
+        return None
+
+    # ------------------------------------------------------------- line validity
+    def check_line_code(self, line: Line, loc: str) -> None:
+        result = self.t.validate_code(line.system, line.code, line.day)
+        if not result.valid and result.reason == "not-effective" and result.version is None:
+            # No version of the (shipped, undated) table is in force on that day.
+            newest = self.t.validate_code(line.system, line.code, None)
+            if newest.valid:
+                self.problem(
+                    "information",
+                    "table-out-of-date",
+                    f"{result.message}; {line.code} was checked against version {newest.version}",
+                    loc,
+                )
+                result = newest
+        if result.version:
+            self.versions.add((result.system, result.version))
+        if result.valid:
+            line.display = result.display or line.display
+            return
+        if result.reason == "unknown-code" and line.code in self.tables.em_codes():
+            self.problem(
+                "information",
+                "shipped-subset",
+                f"{line.code} is missing from the shipped CPT subset; accepted from the E/M rule"
+                " tables (load your licensed CPT file to check it)",
+                loc,
+            )
+            return
+        kind = {
+            "not-billable": "code-not-billable",
+            "not-effective": "code-not-effective",
+            "unknown-code": "code-unknown",
+        }.get(result.reason, "code-invalid")
+        self.problem("error", kind, result.message, loc)
+
+    # --------------------------------------------------------------------- run
+    def run(self) -> CodingResult:
+        patient = self.src.patient
+        if patient is None:
+            self.problem(
+                "error",
+                "missing-patient-data",
+                "The Encounter's subject is not a known Patient",
+                "Claim.patient",
+            )
+        else:
+            for element, what in (("name", "name"), ("birthDate", "birth date"), ("gender", "sex")):
+                if not patient.get(element):
+                    self.problem(
+                        "error",
+                        "missing-patient-data",
+                        f"Payers require the patient's {what}: Patient.{element} is missing",
+                        "Claim.patient",
+                    )
+        dxs, by_condition = self.diagnoses()
+        proc_lines, pcs = self.procedure_lines(by_condition)
+        em = self.em_lines(len(dxs))
+        if self.setting is not None and self.setting.setting == "emergency":
+            em = [self.ed_line(len(dxs), sum(1 for _ in proc_lines))]
+        lines = em + proc_lines
+        if self.institutional:
+            lines.insert(0, self._accommodation())
+        dx_codes = [d.code for d in dxs]
+        # Modifier 25: a significant, separately identifiable E/M on the day of a minor
+        # procedure (0/10-day global), or a problem E/M with a preventive visit.
+        minor = [
+            ln
+            for ln in proc_lines
+            if global_days(ln.code, ln.day, self.t, self.tables)[0] in ("000", "010")
+        ]
+        has_preventive = any(ln.preventive for ln in em)
+        for ln in em:
+            if ln.preventive:
+                continue
+            if has_preventive or any(m.day == ln.day for m in minor):
+                ln.modifiers.append("25")
+        if self.facility:
+            for ln in proc_lines:
+                if global_days(ln.code, ln.day, self.t, self.tables)[1] == "1":
+                    ln.modifiers.append("26")
+        for i, ln in enumerate(lines):
+            if ln.revenue is None:
+                self.check_line_code(ln, f"Claim.item[{i}].productOrService")
+        scrub_lines(self, lines, dx_codes)
+        kept = [ln for ln in lines if not ln.removed]
+        return self._build(dxs, kept, pcs)
+
+    def _accommodation(self) -> Line:
+        end = _day(self.period.get("end")) or self.dos
+        days = max(1, (end - self.dos).days)
+        return Line("0120", REVENUE, "Room and board, semi-private", self.dos, days, revenue="0120")
+
+    def pointers(self, line: Line, dx_codes: list[str]) -> list[int]:
+        preferred = [c for c in line.dx if c in dx_codes]
+        rule = self.tables.necessity.get(line.code)
+        if rule:
+            preferred += [c for c in dx_codes if c.startswith(rule[1])]
+        preferred += dx_codes
+        out: list[int] = []
+        for code in preferred:
+            seq = dx_codes.index(code) + 1
+            if seq not in out:
+                out.append(seq)
+            if len(out) == self.config.max_pointers:
+                break
+        return out
+
+    def _build(self, dxs: list[Dx], lines: list[Line], pcs: list[dict[str, Any]]) -> CodingResult:
+        enc = self.src.encounter
+        cfg = self.config
+        money = {"currency": cfg.currency}
+        dx_codes = [d.code for d in dxs]
+        items = []
+        total = 0.0
+        for i, ln in enumerate(lines):
+            priced = price(
+                ln.code,
+                ln.day,
+                terminology=self.t,
+                tables=self.tables,
+                locality=cfg.locality,
+                facility=self.facility,
+                factor=cfg.charge_factor,
+                modifiers=tuple(ln.modifiers),
+            )
+            if priced is None:
+                self.problem(
+                    "error",
+                    "no-price",
+                    f"{ln.code} has no price in the fee schedule or the charge master: add it to"
+                    " the charge master",
+                    f"Claim.item[{i}].unitPrice",
+                )
+                unit = 0.0
+            else:
+                unit = priced.amount
+            net = round(unit * ln.quantity, 2)
+            total += net
+            coding: dict[str, Any] = {"system": ln.system, "code": ln.code}
+            if ln.display:
+                coding["display"] = ln.display
+            item: dict[str, Any] = {"sequence": i + 1}
+            if 1 in self._care_team_seq():
+                item["careTeamSequence"] = [1]
+            pointers = self.pointers(ln, dx_codes) if dx_codes else []
+            if pointers:
+                item["diagnosisSequence"] = pointers
+            if ln.revenue:
+                item["revenue"] = {"coding": [{"system": REVENUE, "code": ln.revenue}]}
+            item["productOrService"] = {"coding": [coding]}
+            if ln.modifiers:
+                item["modifier"] = [{"coding": [{"system": CPT, "code": m}]} for m in ln.modifiers]
+            item["servicedDate"] = ln.day.isoformat()
+            item["locationCodeableConcept"] = {"coding": [{"system": POS, "code": self.pos}]}
+            item["quantity"] = {"value": ln.quantity}
+            item["unitPrice"] = {"value": unit, **money}
+            item["net"] = {"value": net, **money}
+            item["encounter"] = [{"reference": _ref(enc)}]
+            items.append(item)
+        claim: dict[str, Any] = {
+            "resourceType": "Claim",
+            "identifier": [
+                {"system": "https://billable.dev/fhir/claim-for-encounter", "value": enc.get("id")}
+            ],
+            "status": "draft",
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                        "code": self.claim_type,
+                    }
+                ]
+            },
+            "use": "claim",
+            "patient": enc.get("subject") or {"display": "unknown patient"},
+            "billablePeriod": {k: v for k, v in self.period.items() if k in ("start", "end")},
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "provider": self._provider(),
+            "priority": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/processpriority",
+                        "code": "normal",
+                    }
+                ]
+            },
+        }
+        team = self._care_team()
+        if team:
+            claim["careTeam"] = team
+        claim["insurance"] = self._insurance()
+        location = (enc.get("location") or [{}])[0].get("location")
+        if location and location.get("reference"):
+            claim["facility"] = location
+        if dxs:
+            claim["diagnosis"] = []
+            for n, d in enumerate(dxs):
+                entry: dict[str, Any] = {
+                    "sequence": n + 1,
+                    "diagnosisCodeableConcept": {
+                        "coding": [{"system": ICD10CM, "code": d.code, "display": d.display}]
+                    },
+                }
+                if self.institutional and n == 0:
+                    entry["type"] = [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/ex-diagnosistype",
+                                    "code": "principal",
+                                }
+                            ]
+                        }
+                    ]
+                claim["diagnosis"].append(entry)
+        if pcs:
+            claim["procedure"] = pcs
+        if items:
+            claim["item"] = items
+        claim["total"] = {"value": round(total, 2), **money}
+        result = CodingResult(claim, self.problems, self.versions, self.tables.versions())
+        claim["status"] = "active" if result.clean else "draft"
+        return result
+
+    def _participant(self) -> dict[str, Any] | None:
+        chosen = None
+        for p in self.src.encounter.get("participant") or []:
+            ref = (p.get("individual") or {}).get("reference") or ""
+            if not ref.startswith("Practitioner"):
+                continue
+            types = {str(c["code"]) for t in p.get("type") or [] for c in _codings(t)}
+            if types & {"PPRF", "ATND", "PRF"}:
+                return dict(p["individual"])
+            chosen = chosen or dict(p["individual"])
+        return chosen
+
+    def _care_team_seq(self) -> list[int]:
+        return [1] if self._participant() else []
+
+    def _care_team(self) -> list[dict[str, Any]]:
+        who = self._participant()
+        if who is None:
+            return []
+        return [
+            {
+                "sequence": 1,
+                "provider": who,
+                "responsible": True,
+                "role": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/claimcareteamrole",
+                            "code": "primary",
+                        }
+                    ]
+                },
+            }
+        ]
+
+    def _provider(self) -> dict[str, Any]:
+        org = self.src.encounter.get("serviceProvider")
+        if org and org.get("reference"):
+            return dict(org)
+        who = self._participant()
+        if who is not None:
+            return who
+        self.problem(
+            "error",
+            "missing-provider",
+            "No billing provider: the Encounter has neither serviceProvider nor a"
+            " practitioner participant",
+            "Claim.provider",
+        )
+        return {"display": "unknown provider (missing on the Encounter)"}
+
+    def _insurance(self) -> list[dict[str, Any]]:
+        active = []
+        for cov in self.src.coverages:
+            if cov.get("status") != "active":
+                continue
+            period = cov.get("period") or {}
+            start, end = _day(period.get("start")), _day(period.get("end"))
+            if (start and start > self.dos) or (end and end < self.dos):
+                continue
+            active.append(cov)
+        active.sort(key=lambda c: (c.get("order") or 999, str(c.get("id"))))
+        if active:
+            return [
+                {"sequence": n + 1, "focal": n == 0, "coverage": {"reference": _ref(c)}}
+                for n, c in enumerate(active)
+            ]
+        self.problem(
+            "information",
+            "self-pay",
+            f"No Coverage of the patient is active on {self.dos}: the claim is self-pay",
+            "Claim.insurance[0]",
+        )
+        return [
+            {
+                "sequence": 1,
+                "focal": True,
+                "coverage": {
+                    "type": "Coverage",
+                    "identifier": {"system": SELF_PAY_SYSTEM, "value": "pay"},
+                    "display": "Self-pay (no active coverage on the date of service)",
+                },
+            }
+        ]
+
+
+def _external_cause(code: str) -> bool:
+    return code[:1] in ("V", "W", "X", "Y")
+
+
+def code_encounter(
+    source: SourceData,
+    terminology: TerminologyService,
+    tables: RuleTables | None = None,
+    config: CodingConfig | None = None,
+) -> CodingResult:
+    """Code one Encounter: the Claim (no id yet), its problems and the versions used."""
+    try:
+        coder = _Coder(source, terminology, tables or rule_tables(), config or CodingConfig())
+        return coder.run()
+    except TerminologyError as exc:  # a table that cannot answer: the coder must look
+        problem = Problem("error", "code-invalid", exc.message, "Claim")
+        return CodingResult({"resourceType": "Claim", "status": "draft"}, [problem], set(), {})

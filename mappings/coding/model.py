@@ -1,0 +1,107 @@
+"""What the coding engine takes and gives: plain data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+EDIT_SYSTEM = "https://billable.dev/fhir/CodeSystem/coding-edit"
+ENGINE_NAME = "Billable coding engine"
+ENGINE_VERSION = "0.1.0"
+
+# OperationOutcome issue type per Billable edit code (the detail code says which rule).
+ISSUE_TYPES = {
+    "code-invalid": "code-invalid",
+    "code-not-billable": "code-invalid",
+    "code-not-effective": "code-invalid",
+    "code-unknown": "code-invalid",
+    "unmapped": "code-invalid",
+    "age-sex-conflict": "business-rule",
+    "manifestation-first": "business-rule",
+    "no-diagnosis": "required",
+    "missing-provider": "required",
+    "missing-patient-data": "required",
+    "no-price": "not-found",
+    "em-new-under-15": "business-rule",
+    "em-no-time": "incomplete",
+    "em-no-rule": "not-supported",
+    "ed-level-review": "business-rule",
+    "ncci-removed": "business-rule",
+    "ncci-review": "business-rule",
+    "mue-capped": "business-rule",
+    "medical-necessity": "business-rule",
+    "dx-over-limit": "informational",
+    "dx-uncertain-excluded": "informational",
+    "dx-excluded": "informational",
+    "not-reportable": "informational",
+    "em-from-procedure": "informational",
+    "self-pay": "informational",
+    "table-out-of-date": "informational",
+    "shipped-subset": "informational",
+    "map-rule-unevaluated": "incomplete",
+    "map-advice": "informational",
+}
+
+
+@dataclass(slots=True)
+class Problem:
+    severity: str  # error | warning | information
+    code: str  # a key of ISSUE_TYPES
+    message: str
+    location: str  # FHIRPath into the Claim (or the source resource when not on the claim)
+
+    def to_issue(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "code": ISSUE_TYPES.get(self.code, "processing"),
+            "details": {"coding": [{"system": EDIT_SYSTEM, "code": self.code}]},
+            "diagnostics": self.message,
+            "expression": [self.location],
+        }
+
+
+@dataclass(slots=True)
+class SourceData:
+    """Everything one Encounter's claim is made from (the service gathers it)."""
+
+    encounter: dict[str, Any]
+    patient: dict[str, Any] | None
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    procedures: list[dict[str, Any]] = field(default_factory=list)
+    coverages: list[dict[str, Any]] = field(default_factory=list)
+    # A finished encounter with the same organization in the 3 years before (new vs est.).
+    established: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CodingConfig:
+    locality: str = "00000-00"
+    charge_factor: float = 1.0
+    currency: str = "USD"
+    max_professional_diagnoses: int = 12
+    max_pointers: int = 4
+
+
+@dataclass(slots=True)
+class CodingResult:
+    claim: dict[str, Any]
+    problems: list[Problem]
+    # (system, version) of every terminology table consulted; rule table versions.
+    terminology_versions: set[tuple[str, str]]
+    rule_versions: dict[str, str]
+
+    @property
+    def clean(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+    def outcome(self) -> dict[str, Any]:
+        issues = [p.to_issue() for p in self.problems]
+        if not issues:
+            issues = [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": "The claim is clean: no edit applies",
+                }
+            ]
+        return {"resourceType": "OperationOutcome", "issue": issues}
