@@ -33,6 +33,11 @@ class Settings:
     jwks_url: str | None = None
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 0
+    # Claim generation when a finished Encounter is written (docs/coding.md): "auto" or
+    # "manual" ($generate-claim only). The CLI defaults to auto; tests build apps without it.
+    coding: str = "manual"
+    coding_locality: str = "00000-00"  # MPFS locality (MAC-locality) of the charge master
+    charge_factor: float = 1.0  # charge master = fee schedule amount x this factor
     # Bulk Data $export (docs/bulk.md): where files go, the size at which a file is split,
     # and how long a finished export's files stay downloadable.
     export_dir: str = "./data/export"
@@ -58,6 +63,12 @@ class Settings:
             values["cors_origins"] = tuple(env["BILLABLE_CORS_ORIGINS"].split())
         if "BILLABLE_RATE_LIMIT" in env:
             values["rate_limit_per_minute"] = int(env["BILLABLE_RATE_LIMIT"])
+        if "BILLABLE_CODING" in env:
+            values["coding"] = env["BILLABLE_CODING"]
+        if "BILLABLE_CODING_LOCALITY" in env:
+            values["coding_locality"] = env["BILLABLE_CODING_LOCALITY"]
+        if "BILLABLE_CHARGE_FACTOR" in env:
+            values["charge_factor"] = float(env["BILLABLE_CHARGE_FACTOR"])
         if "BILLABLE_MAX_BODY_MB" in env:
             values["max_body_bytes"] = int(float(env["BILLABLE_MAX_BODY_MB"]) * MIB)
         if "BILLABLE_EXPORT_DIR" in env:
