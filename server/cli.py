@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
     serve.add_argument("--base-url", help="public FHIR base URL when behind a proxy")
+    serve.add_argument(
+        "--coding",
+        choices=("auto", "manual"),
+        help="generate Claims when a finished Encounter is written (default auto;"
+        " env BILLABLE_CODING)",
+    )
     serve.add_argument("--log-level", default="info")
     reindex = commands.add_parser("reindex", help="rebuild the search index of every resource")
     reindex.add_argument("--store", help="sqlite:///PATH or mongodb://... (env BILLABLE_STORE)")
@@ -109,6 +115,7 @@ def serve(args: argparse.Namespace) -> int:
         jwks_url=args.jwks_url,
         cors_origins=tuple(args.cors_origin) if args.cors_origin else None,
         rate_limit_per_minute=args.rate_limit,
+        coding=args.coding or os.environ.get("BILLABLE_CODING") or "auto",
     )
     if settings.auth not in AUTH_MODES:
         print(
