@@ -38,6 +38,10 @@ class Settings:
     coding: str = "manual"
     coding_locality: str = "00000-00"  # MPFS locality (MAC-locality) of the charge master
     charge_factor: float = 1.0  # charge master = fee schedule amount x this factor
+    # Adjudication of generated claims (docs/adjudication.md): "auto" adjudicates a clean
+    # claim as soon as the coding engine commits it; "manual" waits for Claim/$submit.
+    # The CLI defaults to auto; tests build apps without it.
+    adjudication: str = "manual"
     # Bulk Data $export (docs/bulk.md): where files go, the size at which a file is split,
     # and how long a finished export's files stay downloadable.
     export_dir: str = "./data/export"
@@ -69,6 +73,8 @@ class Settings:
             values["coding_locality"] = env["BILLABLE_CODING_LOCALITY"]
         if "BILLABLE_CHARGE_FACTOR" in env:
             values["charge_factor"] = float(env["BILLABLE_CHARGE_FACTOR"])
+        if "BILLABLE_ADJUDICATION" in env:
+            values["adjudication"] = env["BILLABLE_ADJUDICATION"]
         if "BILLABLE_MAX_BODY_MB" in env:
             values["max_body_bytes"] = int(float(env["BILLABLE_MAX_BODY_MB"]) * MIB)
         if "BILLABLE_EXPORT_DIR" in env:
