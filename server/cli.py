@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         help="generate Claims when a finished Encounter is written (default auto;"
         " env BILLABLE_CODING)",
     )
+    serve.add_argument(
+        "--adjudication",
+        choices=("auto", "manual"),
+        help="adjudicate clean generated claims at once (auto, default) or only on"
+        " Claim/$submit (manual) (env BILLABLE_ADJUDICATION)",
+    )
     serve.add_argument("--log-level", default="info")
     reindex = commands.add_parser("reindex", help="rebuild the search index of every resource")
     reindex.add_argument("--store", help="sqlite:///PATH or mongodb://... (env BILLABLE_STORE)")
@@ -116,6 +122,7 @@ def serve(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors_origin) if args.cors_origin else None,
         rate_limit_per_minute=args.rate_limit,
         coding=args.coding or os.environ.get("BILLABLE_CODING") or "auto",
+        adjudication=args.adjudication or os.environ.get("BILLABLE_ADJUDICATION") or "auto",
     )
     if settings.auth not in AUTH_MODES:
         print(
