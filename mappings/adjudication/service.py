@@ -198,6 +198,26 @@ def claim_facts(claim: dict[str, Any]) -> ClaimFacts:
     )
 
 
+def accumulator_keys(coverage: dict[str, Any], benefits: PlanBenefits, year: int) -> dict[str, str]:
+    """The accumulators a claim counts towards: the member's and, with family amounts, the
+    family's (by subscriber), each per plan and calendar plan year."""
+    member = str((coverage.get("beneficiary") or {}).get("reference") or coverage.get("id"))
+    family_ref = (coverage.get("subscriber") or {}).get("reference") or coverage.get("subscriberId")
+    keys = {"individual": f"{member}|{benefits.plan_id}|{year}"}
+    if family_ref and (benefits.deductible_family is not None or benefits.oop_family):
+        keys["family"] = f"family:{family_ref}|{benefits.plan_id}|{year}"
+    return keys
+
+
+async def accumulated(repo: Repository, key: str) -> tuple[Decimal, Decimal]:
+    """(deductible met, out-of-pocket met) of one accumulator."""
+    current = await repo.store.read(ACCUMULATOR, _record_id(key))
+    if current is None or current.body is None:
+        return ZERO, ZERO
+    body = orjson.loads(current.body)
+    return _dec(body["deductible"]), _dec(body["oop"])
+
+
 def fingerprint(claim: dict[str, Any], facts: ClaimFacts) -> str:
     """Same patient, provider and lines (code, modifiers, date, units, charge)."""
     key = [
@@ -318,7 +338,7 @@ async def _attempt(
     )
     coverage_ref = insurance.get("coverage") or {"display": "unknown coverage"}
     coverage_id = _reference_id(coverage_ref, "Coverage")
-    coverage = await _read_optional(repo, ctx, "Coverage", coverage_id)
+    coverage = await read_optional(repo, ctx, "Coverage", coverage_id)
     writes: list[Write] = []
 
     # Replacements: a new version of this claim, or a claim naming a prior one.
@@ -362,18 +382,14 @@ async def _attempt(
         return Adjudicated(cr_stored, None, created=True)
 
     insurer = (coverage.get("payor") or [{"display": "payer"}])[0]
-    benefits = await _benefits(repo, ctx, coverage, config)
+    benefits = await benefits_of(repo, ctx, coverage, config)
     facts = claim_facts(claim)
     facts.payers = [
         str(p.get("reference") or (p.get("identifier") or {}).get("value"))
         for p in coverage.get("payor") or []
     ]
     year = min((line.day for line in facts.lines if line.day), default=today).year
-    member = str((coverage.get("beneficiary") or {}).get("reference") or coverage.get("id"))
-    family_ref = (coverage.get("subscriber") or {}).get("reference") or coverage.get("subscriberId")
-    keys = {"individual": f"{member}|{benefits.plan_id}|{year}"}
-    if family_ref and (benefits.deductible_family is not None or benefits.oop_family):
-        keys["family"] = f"family:{family_ref}|{benefits.plan_id}|{year}"
+    keys = accumulator_keys(coverage, benefits, year)
 
     # Accumulators: current state, minus what the replaced claims added.
     accumulators: dict[str, dict[str, Any]] = {}
@@ -512,7 +528,7 @@ async def _cancel_prior(
     return writes
 
 
-async def _read_optional(
+async def read_optional(
     repo: Repository, ctx: RequestContext, rtype: str, rid: str | None
 ) -> dict[str, Any] | None:
     if rid is None:
@@ -528,7 +544,7 @@ async def _read_optional(
     return body
 
 
-async def _benefits(
+async def benefits_of(
     repo: Repository, ctx: RequestContext, coverage: dict[str, Any], config: AdjudicationConfig
 ) -> PlanBenefits:
     """The plan named by the Coverage's ``class`` of type ``plan``, then the Coverage's terms."""
@@ -536,7 +552,7 @@ async def _benefits(
     for cls in coverage.get("class") or []:
         codes = {c.get("code") for c in (cls.get("type") or {}).get("coding", [])}
         if "plan" in codes and cls.get("value"):
-            plan_resource = await _read_optional(repo, ctx, "InsurancePlan", str(cls["value"]))
+            plan_resource = await read_optional(repo, ctx, "InsurancePlan", str(cls["value"]))
             break
     benefits = from_insurance_plan(plan_resource or config.default_plan)
     return apply_coverage(benefits, coverage)
