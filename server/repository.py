@@ -153,6 +153,16 @@ class Repository:
         # Serialises check-then-create within this process, so that two concurrent
         # conditional creates with the same criteria cannot both create.
         self._conditional_lock = asyncio.Lock()
+        # Told the writes of every successful commit (e.g. the coding engine's trigger).
+        # A listener must not block or raise: it schedules its own work.
+        self.commit_listeners: list[Callable[[Sequence[Write]], None]] = []
+
+    def _committed(self, writes: Sequence[Write]) -> None:
+        for listener in self.commit_listeners:
+            try:
+                listener(writes)
+            except Exception:  # a listener never fails the write that has committed
+                log.exception("commit listener failed")
 
     # -- reads ---------------------------------------------------------------------
 
@@ -327,6 +337,7 @@ class Repository:
         rid = str(uuid.uuid4())
         version = self.new_version(resource_type, rid, resource, expected=0)
         await self.store.commit([version[0]])
+        self._committed([version[0]])
         return WriteOutcome(version[1], created=True)
 
     async def update(
@@ -545,6 +556,7 @@ class Repository:
         Raises ``VersionConflict`` when a resource changed since it was planned.
         """
         await self.store.commit(writes)
+        self._committed(writes)
 
     # -- internals -----------------------------------------------------------------
 
@@ -576,6 +588,7 @@ class Repository:
                         resource_type, rid, expected_tag, exc.actual
                     ) from exc
                 continue
+            self._committed([write])
             created = current is None or current.deleted
             return WriteOutcome(stored, created=created)
         raise _conflict(resource_type, rid)
