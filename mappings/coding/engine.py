@@ -280,6 +280,10 @@ class _Coder:
             else:
                 ordered.remove(first)
                 ordered.insert(0, first)
+        if "preventive" in self.kinds and not self.institutional:
+            ordered = self._preventive_dx(ordered)
+        if not ordered and self.src.problem_list:
+            ordered = self._problem_list_dx()
         if not ordered:
             self.problem(
                 "error",
@@ -299,6 +303,63 @@ class _Coder:
             )
             ordered = ordered[:limit]
         return ordered, by_condition
+
+    def _preventive_dx(self, ordered: list[Dx]) -> list[Dx]:
+        """A routine examination is first-listed as Z00.- (Guidelines I.C.21.c.13)."""
+        z = [d for d in ordered if d.code.startswith(("Z00", "Z01", "Z02"))]
+        if z or self.age is None:
+            return z + [d for d in ordered if d not in z]
+        age = int(self.age)
+        for lo, hi, _new, _old, normal, abnormal in self.tables.preventive:
+            if lo <= age < hi:
+                code = abnormal if ordered else normal
+                checked = self.check_icd10cm(code, "Claim.diagnosis[0]")
+                if checked is None:
+                    break
+                self.problem(
+                    "information",
+                    "dx-preventive-default",
+                    f"Routine examination: {code} first-listed"
+                    f" ({'with' if ordered else 'without'} abnormal findings)",
+                    "Claim.diagnosis[0]",
+                )
+                return [Dx(checked[0], checked[1], (0,), "Encounter.type"), *ordered]
+        return ordered
+
+    def _problem_list_dx(self) -> list[Dx]:
+        """Nothing links a diagnosis to the visit: the patient's active conditions, flagged."""
+        found: list[Dx] = []
+        for i, cond in enumerate(self.src.problem_list or []):
+            clinical = _status_code(cond.get("clinicalStatus"))
+            verification = _status_code(cond.get("verificationStatus"))
+            if clinical not in (None, "active", "recurrence", "relapse"):
+                continue
+            if verification in (*EXCLUDED_VERIFICATION, *UNCERTAIN_VERIFICATION):
+                continue
+            onset = _day(cond.get("onsetDateTime") or cond.get("recordedDate"))
+            if onset is None or onset > self.dos:
+                continue
+            ref = _ref(cond)
+            saved = len(self.problems)
+            codes = self._condition_codes(cond.get("code"), f"{ref}.code")
+            del self.problems[saved:]  # candidates that cannot be coded are skipped silently
+            for sub, (code, display, manifestation) in enumerate(codes):
+                if code not in {d.code for d in found} and self._valid_icd(code):
+                    key = (5, 99, cond.get("recordedDate") or "", i, sub)
+                    found.append(Dx(code, display, key, ref, manifestation))
+        found.sort(key=lambda d: d.key)
+        if found:
+            self.problem(
+                "warning",
+                "dx-from-problem-list",
+                "No diagnosis is linked to this visit; the patient's active problem list was"
+                f" used ({', '.join(d.code for d in found[:4])}): confirm with the provider",
+                "Claim.diagnosis",
+            )
+        return found[: self.config.max_professional_diagnoses]
+
+    def _valid_icd(self, code: str) -> bool:
+        return self.t.validate_code(ICD10CM, code, self.dos, age=self.age, sex=self.sex).valid
 
     def _condition_codes(self, concept: Any, loc: str) -> list[tuple[str, str, bool]]:
         """ICD-10-CM codes for one clinical code: as given, or mapped from SNOMED CT."""
@@ -332,6 +393,11 @@ class _Coder:
 
     def _map_snomed_dx(self, code: str, display: str, loc: str) -> list[tuple[str, str, bool]]:
         matches = self._translate(code, ICD10CM)
+        extra = self.tables.supplement.get(code)
+        if not matches and extra and extra[0] == "icd10cm":
+            self.versions.add(("https://billable.dev/fhir/rules/snomed-supplement", "2026.1"))
+            checked = self.check_icd10cm(extra[1], loc)
+            return [checked] if checked else []
         if not matches:
             self.problem(
                 "error",
@@ -420,7 +486,7 @@ class _Coder:
             age = int(self.age) if self.age is not None else None
             code = None
             if age is not None:
-                for lo, hi, new, old in self.tables.preventive:
+                for lo, hi, new, old, _n, _a in self.tables.preventive:
                     if lo <= age < hi:
                         code = old if est else new
             if code is None:
@@ -458,12 +524,14 @@ class _Coder:
                     if minutes >= threshold:
                         code = candidate
                 if code is None:
+                    new_office = status == "new" and self.setting.setting == "office"
                     self.problem(
                         "error",
-                        "em-new-under-15",
-                        f"A new-patient visit of {minutes:.0f} minutes is below the lowest"
-                        f" time threshold ({rows[0][0] if rows else '?'} min): review the"
-                        " documentation and code by medical decision making",
+                        "em-new-under-15" if new_office else "em-below-time",
+                        f"A {status}-patient {self.setting.setting} visit of {minutes:.0f}"
+                        f" minutes is below the lowest time threshold"
+                        f" ({rows[0][0] if rows else '?'} min): review the documentation and"
+                        " code by medical decision making",
                         "Claim.item[0]",
                     )
                 else:
@@ -583,6 +651,9 @@ class _Coder:
                 continue
             code = str(c["code"])
             matches = [m for m in self._translate(code, None) if m.target_system in LINE_SYSTEMS]
+            extra = self.tables.supplement.get(code)
+            if not matches and extra and extra[0] in ("cpt", "hcpcs"):
+                return extra[1], CPT if extra[0] == "cpt" else HCPCS, extra[2]
             if not matches:
                 if self.institutional and self._procedure_pcs(concept):
                     return None
@@ -629,11 +700,11 @@ class _Coder:
         if not result.valid and result.reason == "not-effective" and result.version is None:
             # No version of the (shipped, undated) table is in force on that day.
             newest = self.t.validate_code(line.system, line.code, None)
-            if newest.valid:
+            if newest.valid or newest.reason == "unknown-code":
                 self.problem(
                     "information",
                     "table-out-of-date",
-                    f"{result.message}; {line.code} was checked against version {newest.version}",
+                    f"{result.message}; {line.code} was checked against the newest version",
                     loc,
                 )
                 result = newest
@@ -642,12 +713,13 @@ class _Coder:
         if result.valid:
             line.display = result.display or line.display
             return
-        if result.reason == "unknown-code" and line.code in self.tables.em_codes():
+        known = self.tables.em_codes() | {v[1] for v in self.tables.supplement.values()}
+        if result.reason == "unknown-code" and line.code in known:
             self.problem(
                 "information",
                 "shipped-subset",
-                f"{line.code} is missing from the shipped CPT subset; accepted from the E/M rule"
-                " tables (load your licensed CPT file to check it)",
+                f"{line.code} is missing from the shipped code subset; accepted from the Billable"
+                " rule tables (load the full CPT/HCPCS file to check it)",
                 loc,
             )
             return

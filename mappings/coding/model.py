@@ -23,6 +23,10 @@ ISSUE_TYPES = {
     "missing-patient-data": "required",
     "no-price": "not-found",
     "em-new-under-15": "business-rule",
+    "em-below-time": "business-rule",
+    "dx-from-problem-list": "business-rule",
+    "dx-preventive-default": "informational",
+    "map-supplement": "informational",
     "em-no-time": "incomplete",
     "em-no-rule": "not-supported",
     "ed-level-review": "business-rule",
@@ -71,6 +75,8 @@ class SourceData:
     coverages: list[dict[str, Any]] = field(default_factory=list)
     # A finished encounter with the same organization in the 3 years before (new vs est.).
     established: bool = False
+    # The patient's other Conditions: used only when nothing links a diagnosis to the visit.
+    problem_list: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -91,6 +90,8 @@ class ClaimService:
         self._worker: asyncio.Task[None] | None = None
         self.failures: list[tuple[str, str]] = []  # (encounter id, what went wrong)
         self.generated = 0
+        # Told every result (encounter id, result): reports and benches count edits here.
+        self.observers: list[Callable[[str, CodingResult], None]] = []
         if auto:
             repo.commit_listeners.append(self.on_commit)
 
@@ -230,6 +231,15 @@ class ClaimService:
     async def _generate_once(self, ctx: RequestContext, encounter_id: str) -> Generated:
         source, used = await self.gather(ctx, encounter_id)
         result = code_encounter(source, self.terminology, rule_tables(), self.config)
+        if source.patient is not None and any(p.code == "no-diagnosis" for p in result.problems):
+            # Nothing links a diagnosis to the visit: try the patient's problem list.
+            subject = source.encounter["subject"]["reference"]
+            listed = await self._search(ctx, "Condition", [("subject", subject)], count=500)
+            source.problem_list = [_body(c) for c in listed]
+            result = code_encounter(source, self.terminology, rule_tables(), self.config)
+            used += [c for c in listed if c not in used]
+        for observe in self.observers:
+            observe(encounter_id, result)
         claim = result.claim
         existing = await self._search(
             ctx, "Claim", [("identifier", f"{CLAIM_IDENTIFIER}|{encounter_id}")], count=50
@@ -422,7 +432,3 @@ class ClaimService:
         provenance["id"] = pid
         write, _ = self.repo.plan_write(ctx, "create", "Provenance", pid, provenance, 0)
         return write
-
-
-def monotonic_ms() -> float:
-    return time.perf_counter() * 1000.0

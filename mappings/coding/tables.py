@@ -40,13 +40,15 @@ class Setting:
 @dataclass(slots=True)
 class RuleTables:
     em_levels: dict[tuple[str, str], list[tuple[int, str]]]
-    preventive: list[tuple[int, int, str, str]]
+    preventive: list[tuple[int, int, str, str, str, str]]
     ed_levels: list[tuple[int, str]]
     settings: dict[str, Setting]
     type_codes: dict[str, tuple[str, str]]
     type_words: list[tuple[str, str, str]]
     necessity: dict[str, tuple[str, tuple[str, ...]]]
     charges: dict[str, ChargeRow]
+    # SNOMED CT code -> (target kind icd10cm|cpt|hcpcs, code, display)
+    supplement: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
     def versions(self) -> dict[str, str]:
@@ -59,7 +61,7 @@ class RuleTables:
 
     def em_codes(self) -> set[str]:
         codes = {c for rows in self.em_levels.values() for _, c in rows}
-        codes |= {c for row in self.preventive for c in row[2:]}
+        codes |= {c for row in self.preventive for c in row[2:4]}
         return codes | {c for _, c in self.ed_levels}
 
 
@@ -79,7 +81,14 @@ def load_tables(data_dir: Path = DATA_DIR) -> RuleTables:
     for rows in em.values():
         rows.sort()
     preventive = [
-        (int(r["min_age"]), int(r["max_age"]), r["new"], r["established"])
+        (
+            int(r["min_age"]),
+            int(r["max_age"]),
+            r["new"],
+            r["established"],
+            r["dx_normal"],
+            r["dx_abnormal"],
+        )
         for r in _read(data_dir / "preventive.csv", sources)
     ]
     ed = sorted(
@@ -124,8 +133,21 @@ def load_tables(data_dir: Path = DATA_DIR) -> RuleTables:
             r["global_days"] or "XXX",
             r["pctc"] or "0",
         )
+    supplement = {
+        r["source_code"]: (r["target_system"], r["target_code"], r["target_display"])
+        for r in _read(data_dir / "snomed-supplement.csv", sources)
+    }
     return RuleTables(
-        em, preventive, ed, settings, type_codes, type_words, necessity, charges, sources
+        em,
+        preventive,
+        ed,
+        settings,
+        type_codes,
+        type_words,
+        necessity,
+        charges,
+        supplement,
+        sources,
     )
 
 
