@@ -38,7 +38,7 @@ def sources_from_bundle(bundle: dict[str, Any], since: str) -> list[SourceData]:
     encounters = [r for r in by_url.values() if r.get("resourceType") == "Encounter"]
     encounters.sort(key=lambda r: r["period"]["start"])
     children: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for url, res in by_url.items():
+    for res in by_url.values():
         rtype = res.get("resourceType")
         if rtype in ("Condition", "Procedure"):
             ref = (res.get("encounter") or {}).get("reference", "")
