@@ -48,6 +48,12 @@ def make_client(registered: str, export_dir: Path) -> Iterator[Callable[..., Tes
         opened.append(client)
         return client
 
+    def stop(client: TestClient) -> None:
+        """Shut an app down (lifespan end: the runner checkpoints and lets go)."""
+        opened.remove(client)
+        client.__exit__(None, None, None)
+
+    make.stop = stop  # type: ignore[attr-defined]
     yield make
     for client in opened:
         client.__exit__(None, None, None)
