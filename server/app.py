@@ -15,6 +15,7 @@ from server.api import (
     capabilities,
     create,
     delete,
+    export,
     health,
     history,
     patch,
@@ -25,6 +26,7 @@ from server.api import (
 )
 from server.api.errors import install_error_handlers
 from server.auth.setup import build_security
+from server.bulk.service import ExportService
 from server.config import Settings
 from server.repository import Repository
 from server.storage.factory import create_store
@@ -51,9 +53,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if settings.preload_terminology:
             # In the background: the server answers at once, terminology is warm soon after.
             asyncio.get_running_loop().run_in_executor(None, get_service().preload)
+        await app.state.bulk.start()  # the $export job runner (resumes unfinished jobs)
         try:
             yield
         finally:
+            await app.state.bulk.stop()
             await store.close()
 
     app = FastAPI(
@@ -68,6 +72,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.repository = (
         Repository(security.fhir_store, security.policy) if security else Repository(store)
     )
+    app.state.bulk = ExportService(settings, app.state.repository)
     app.state.interaction_modules = INTERACTION_MODULES
     app.state.capability_statement = None
     install_error_handlers(app)
@@ -79,11 +84,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     fhir.add_api_route("", bundle.transaction_or_batch, methods=["POST"], include_in_schema=False)
     # GET [base]?_type=... (system search), for the same reason.
     fhir.add_api_route("", search.system_search, methods=["GET"], include_in_schema=False)
+    # $export routes before the generic /{type}/{id} ones they would otherwise match.
+    fhir.include_router(export.router)
     # CodeSystem, ValueSet and ConceptMap belong to the terminology module (before generics).
     fhir.include_router(terminology.router)
     app.state.capability_hooks = [
         *getattr(app.state, "capability_hooks", []),
         terminology.capability_hook,
+        export.capability_hook,
     ]
     for module in INTERACTION_MODULES:
         fhir.include_router(module.router)
