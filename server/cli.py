@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
     serve.add_argument("--base-url", help="public FHIR base URL when behind a proxy")
     serve.add_argument(
+        "--export-dir", help="where $export files go (env BILLABLE_EXPORT_DIR; ./data/export)"
+    )
+    serve.add_argument(
         "--coding",
         choices=("auto", "manual"),
         help="generate Claims when a finished Encounter is written (default auto;"
@@ -121,6 +124,7 @@ def serve(args: argparse.Namespace) -> int:
         jwks_url=args.jwks_url,
         cors_origins=tuple(args.cors_origin) if args.cors_origin else None,
         rate_limit_per_minute=args.rate_limit,
+        export_dir=args.export_dir,
         coding=args.coding or os.environ.get("BILLABLE_CODING") or "auto",
         adjudication=args.adjudication or os.environ.get("BILLABLE_ADJUDICATION") or "auto",
     )
