@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import random
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -102,6 +103,20 @@ class Adjudicated:
     claim_response: StoredVersion
     explanation_of_benefit: StoredVersion | None
     created: bool  # False: the claim version had been adjudicated already
+
+
+LOCK_STRIPES = 64
+_locks: weakref.WeakKeyDictionary[Repository, list[asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def _member_lock(repo: Repository, member: str) -> asyncio.Lock:
+    """One of a fixed set of locks per repository, chosen by the member."""
+    stripes = _locks.get(repo)
+    if stripes is None:
+        stripes = _locks[repo] = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+    return stripes[
+        int(hashlib.blake2b(member.encode(), digest_size=4).hexdigest(), 16) % LOCK_STRIPES
+    ]
 
 
 def derived_id(kind: str, claim_id: str, version: int) -> str:
@@ -278,8 +293,14 @@ async def adjudicate_claim(
     config = config or get_config()
     for attempt in range(MAX_ATTEMPTS):
         claim_version = await repo.read(ctx, "Claim", claim_id)
+        patient = ""
+        if claim_version.body is not None:
+            patient = str((orjson.loads(claim_version.body).get("patient") or {}).get("reference"))
         try:
-            return await _attempt(repo, ctx, claim_version, config)
+            # Within one process, claims of one member take turns (no wasted attempts);
+            # across processes the accumulators' expected versions keep them correct.
+            async with _member_lock(repo, patient):
+                return await _attempt(repo, ctx, claim_version, config)
         except VersionConflict:
             # Another adjudication touched the same records first: start again from
             # fresh reads. A little jitter keeps colliding claims from colliding again.
