@@ -531,10 +531,11 @@ class _Coder:
                         f"A {status}-patient {self.setting.setting} visit of {minutes:.0f}"
                         f" minutes is below the lowest time threshold"
                         f" ({rows[0][0] if rows else '?'} min): review the documentation and"
-                        " code by medical decision making",
-                        "Claim.item[0]",
+                        f" code by medical decision making (the lowest level is on the draft)",
+                        "Claim.item[0].productOrService",
                     )
-                else:
+                    code = rows[0][1] if rows else None
+                if code is not None:
                     lines.append(
                         Line(
                             code,

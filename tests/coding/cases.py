@@ -5,7 +5,8 @@ its Patient, Conditions, Procedures, Coverages; ``established`` says whether the
 had a finished visit with the same organization in the 3 years before) and what is
 expected: the ICD-10-CM codes in order, the lines (code, modifiers, units, diagnosis
 pointers), the claim status and the edit codes (warnings and errors, exactly; information
-issues listed in ``info`` must be present).
+issues listed in ``info`` must be present). Conditions are recorded in list order unless a
+case says otherwise.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ CASES: list[Case] = [
         established=False,
         conditions=[HTN],
         dx=["I10"],
-        lines=[],
+        lines=[("99202", (), 1, (1,))],
         status="draft",
         edits={"em-new-under-15"},
     ),
@@ -565,9 +566,10 @@ CASES: list[Case] = [
     Case(
         "missing_provider_is_error",
         conditions=[HTN],
+        established=False,  # without an organization "established" cannot hold
         encounter={"serviceProvider": None, "participant": None},
         dx=["I10"],
-        lines=[("99213", (), 1, (1,))],
+        lines=[("99202", (), 1, (1,))],
         status="draft",
         edits={"missing-provider"},
     ),

@@ -8,16 +8,21 @@ from typing import Any
 
 import orjson
 
-from tests.coding.cases import Case, at
+from tests.coding.cases import DOS, Case, at
 
 ORG = "Organization/org1"
 DR = "Practitioner/dr1"
 
 
+def slug(case: Case) -> str:
+    """The case name as a FHIR id prefix (ids allow letters, digits, '-' and '.')."""
+    return case.name.replace("_", "-")
+
+
 def resources(case: Case) -> dict[str, Any]:
     """{"patient", "encounter", "conditions", "procedures", "coverages", "prior"} with ids
     prefixed by the case name, so every case can live in one store."""
-    p = case.name
+    p = slug(case)
     pid = f"{p}-p"
     subject = {"reference": f"Patient/{pid}"}
     patient: dict[str, Any] = {
@@ -71,9 +76,10 @@ def resources(case: Case) -> dict[str, Any]:
             encounter[key] = copy.deepcopy(value)
     eref = {"reference": f"Encounter/{p}-e"}
     conditions = []
-    for c in case.conditions:
+    for n, c in enumerate(case.conditions):
         c = copy.deepcopy(c)
         linked = c.pop("_linked", True)
+        c.setdefault("recordedDate", f"{DOS}T08:{n:02d}:00Z")  # recorded in list order
         c["subject"] = subject
         if linked:
             c["encounter"] = eref
@@ -106,7 +112,7 @@ def resources(case: Case) -> dict[str, Any]:
             "status": "finished",
             "class": encounter["class"],
             "subject": subject,
-            "period": {"start": "2025-06-01T09:00:00Z", "end": "2025-06-01T09:20:00Z"},
+            "period": {"start": "2024-06-01T09:00:00Z", "end": "2024-06-01T09:20:00Z"},
             "serviceProvider": {"reference": ORG},
         }
     return {
@@ -148,7 +154,7 @@ def mismatches(case: Case, claim: dict[str, Any], outcome: dict[str, Any]) -> li
             > 0.01
         ):
             out.append(f"{case.name}: net != unitPrice x quantity in {item}")
-        if item["encounter"] != [{"reference": f"Encounter/{case.name}-e"}]:
+        if item["encounter"] != [{"reference": f"Encounter/{slug(case)}-e"}]:
             out.append(f"{case.name}: item.encounter {item['encounter']}")
     expect("lines", lines, case.lines)
     total = round(sum(i["net"]["value"] for i in claim.get("item", [])), 2)
@@ -169,7 +175,7 @@ def mismatches(case: Case, claim: dict[str, Any], outcome: dict[str, Any]) -> li
             out.append(f"{case.name}: issue without a location: {issue}")
     if case.insurance is not None:
         refs = [i["coverage"].get("reference") for i in claim["insurance"]]
-        want = [f"Coverage/{case.name}-{c}" for c in case.insurance] or [None]
+        want = [f"Coverage/{slug(case)}-{c}" for c in case.insurance] or [None]
         expect("insurance", refs, want)
     pcs = [p["procedureCodeableConcept"]["coding"][0]["code"] for p in claim.get("procedure", [])]
     expect("ICD-10-PCS", pcs, case.pcs)
