@@ -13,8 +13,10 @@ from server import __version__
 from server.api import (
     bundle,
     capabilities,
+    claim_submit,
     create,
     delete,
+    eligibility,
     export,
     health,
     history,
@@ -86,12 +88,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     fhir.add_api_route("", search.system_search, methods=["GET"], include_in_schema=False)
     # $export routes before the generic /{type}/{id} ones they would otherwise match.
     fhir.include_router(export.router)
+    # Adjudication: Claim/$submit, CoverageEligibilityRequest create and $submit.
+    fhir.include_router(claim_submit.router)
+    fhir.include_router(eligibility.router)
     # CodeSystem, ValueSet and ConceptMap belong to the terminology module (before generics).
     fhir.include_router(terminology.router)
     app.state.capability_hooks = [
         *getattr(app.state, "capability_hooks", []),
         terminology.capability_hook,
         export.capability_hook,
+        claim_submit.capability_hook,
+        eligibility.capability_hook,
     ]
     for module in INTERACTION_MODULES:
         fhir.include_router(module.router)
