@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
 from mappings.adjudication import adjudicate_claim
+from mappings.adjudication.auto import AutoAdjudicator
 from server.api.context import repository_of, request_context
 from server.api.create import resource_from_request
 from server.api.responses import json_bytes_response, json_response
@@ -30,6 +31,13 @@ from server.storage.port import StoredVersion
 router = APIRouter()
 CAPABILITY: dict[str, Any] = {}
 OPERATION = {"name": "submit", "definition": "http://hl7.org/fhir/OperationDefinition/Claim-submit"}
+
+
+def install(app: FastAPI, auto: bool) -> AutoAdjudicator | None:
+    """With ``auto``, adjudicate clean generated claims when committed (app.state.adjudication)."""
+    adjudicator = AutoAdjudicator(app.state.repository) if auto else None
+    app.state.adjudication = adjudicator
+    return adjudicator
 
 
 def _same_content(stored: StoredVersion, resource: dict[str, Any]) -> bool:
