@@ -75,6 +75,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Repository(security.fhir_store, security.policy) if security else Repository(store)
     )
     app.state.bulk = ExportService(settings, app.state.repository)
+    # --adjudication auto: clean generated claims are adjudicated once committed.
+    claim_submit.install(app, auto=settings.adjudication == "auto")
     app.state.interaction_modules = INTERACTION_MODULES
     app.state.capability_statement = None
     install_error_handlers(app)
