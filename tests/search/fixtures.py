@@ -207,16 +207,16 @@ RESOURCES: list[dict[str, Any]] = [
         "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/cov1"}}],
     },
     {
-        "resourceType": "ValueSet",
-        "id": "vs1",
+        "resourceType": "Questionnaire",
+        "id": "q1",
         "status": "active",
-        "url": "http://example.org/fhir/ValueSet/diabetes",
+        "url": "http://example.org/fhir/Questionnaire/diabetes",
     },
     {
-        "resourceType": "ValueSet",
-        "id": "vs2",
+        "resourceType": "Questionnaire",
+        "id": "q2",
         "status": "active",
-        "url": "http://example.org/fhir/ValueSet/diabetes/type2",
+        "url": "http://example.org/fhir/Questionnaire/diabetes/type2",
     },
 ]
 
@@ -323,9 +323,13 @@ CASES: list[tuple[str, str, set[str]]] = [
     ("Observation", f"value-quantity=120|{UCUM}|mg", set()),
     ("Encounter", "length=gt30", {"e1"}),
     # -- uri -----------------------------------------------------------------------
-    ("ValueSet", "url=http://example.org/fhir/ValueSet/diabetes", {"vs1"}),
-    ("ValueSet", "url:below=http://example.org/fhir/ValueSet/diabetes", {"vs1", "vs2"}),
-    ("ValueSet", "url:above=http://example.org/fhir/ValueSet/diabetes/type2", {"vs1", "vs2"}),
+    ("Questionnaire", "url=http://example.org/fhir/Questionnaire/diabetes", {"q1"}),
+    ("Questionnaire", "url:below=http://example.org/fhir/Questionnaire/diabetes", {"q1", "q2"}),
+    (
+        "Questionnaire",
+        "url:above=http://example.org/fhir/Questionnaire/diabetes/type2",
+        {"q1", "q2"},
+    ),
     ("Patient", "_profile=http://x.org/p/Pat", {"p1"}),
     # -- composite -----------------------------------------------------------------
     ("Observation", f"code-value-quantity={LOINC}|8480-6$gt130", {"obs2"}),
