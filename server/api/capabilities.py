@@ -42,10 +42,17 @@ def capability_statement(
     }
     if flags.get("searchParam"):
         resource_entry["searchParam"] = flags["searchParam"]
+    per_type = flags.get("searchParamsPerType")
+    resources = []
+    for rtype in sorted(resource_types()):
+        entry = {"type": rtype, **resource_entry}
+        if per_type is not None:
+            entry["searchParam"] = [*resource_entry.get("searchParam", ()), *per_type(rtype)]
+        resources.append(entry)
     rest: dict[str, Any] = {
         "mode": "server",
         "documentation": f"Billable FHIR R4 server on the {store_kind} store",
-        "resource": [{"type": t, **resource_entry} for t in sorted(resource_types())],
+        "resource": resources,
         "interaction": [{"code": code} for code in system_codes],
     }
     return {

@@ -29,8 +29,20 @@ from server.spec.resources import is_resource_type
 from server.storage.port import SearchQuery, StoredVersion
 
 router = APIRouter()
+
+
+def type_search_params(resource_type: str) -> list[dict[str, str]]:
+    """The CapabilityStatement's searchParam list of one type, from the registry."""
+    return [
+        {"name": p.code, "definition": p.url, "type": p.type}
+        for p in sorted(registry().params(resource_type).values(), key=lambda p: p.code)
+        if p.indexed and not p.code.startswith("_")
+    ]
+
+
 # The parameters every type has; per-type lists come from ``server.search.registry``.
 CAPABILITY = {
+    "searchParamsPerType": type_search_params,
     "type": ("search-type",),
     "system": ("search-system",),
     "searchParam": [

@@ -45,3 +45,16 @@ def test_capability_statement_is_a_valid_r4_resource(client: TestClient):
     from server.validation import validate_resource
 
     validate_resource(client.get("/fhir/metadata").json())
+
+
+def test_each_type_lists_its_own_search_parameters_from_the_registry(client: TestClient):
+    cs = client.get("/fhir/metadata").json()
+    resources = {res["type"]: res for res in cs["rest"][0]["resource"]}
+    claim = {p["name"]: p for p in resources["Claim"]["searchParam"]}
+    assert claim["patient"]["type"] == "reference"
+    assert claim["created"]["type"] == "date"
+    assert claim["_id"]["type"] == "token"
+    assert claim["patient"]["definition"] == "http://hl7.org/fhir/SearchParameter/Claim-patient"
+    patient = {p["name"] for p in resources["Patient"]["searchParam"]}
+    assert {"name", "birthdate", "identifier", "family"} <= patient
+    assert "created" not in patient
