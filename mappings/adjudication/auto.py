@@ -2,7 +2,8 @@
 
 The coding engine commits each Claim it generates with the identifier system
 ``https://billable.dev/fhir/claim-for-encounter``; a clean one has ``status = active``
-(a claim that needs a coder's review is ``draft`` and waits). ``AutoAdjudicator`` is a
+(a claim that needs a coder's review is ``draft`` and waits; a self-pay claim, without a
+Coverage reference, has no payer to adjudicate it). ``AutoAdjudicator`` is a
 repository commit listener: it notes such Claim writes and adjudicates them in the
 background with the payer's own system identity, one at a time, in commit order. A
 claim that cannot be adjudicated is logged and kept in ``failures``; the queue goes on.
@@ -17,6 +18,8 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Sequence
+
+import orjson
 
 from mappings.adjudication.service import adjudicate_claim
 from server.repository import Repository, RequestContext
@@ -33,6 +36,13 @@ def system_context(base_url: str = "urn:billable:system") -> RequestContext:
 
     grants = Grants.from_scope_string("system/*.cruds", "billable-adjudication")
     return RequestContext(base_url=base_url, client_id="billable-adjudication", grants=grants)
+
+
+def _insured(body: bytes) -> bool:
+    """A claim billed to a Coverage (not self-pay): there is a payer to adjudicate it."""
+    insurance = orjson.loads(body).get("insurance") or []
+    focal = next((i for i in insurance if i.get("focal")), insurance[0] if insurance else {})
+    return bool((focal.get("coverage") or {}).get("reference"))
 
 
 class AutoAdjudicator:
@@ -52,6 +62,7 @@ class AutoAdjudicator:
                 and w.body is not None
                 and b'"status":"active"' in w.body
                 and GENERATED_CLAIM in w.body
+                and _insured(w.body)
             ):
                 self._pending[w.id] = None
         if self._pending and (self._worker is None or self._worker.done()):

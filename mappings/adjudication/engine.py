@@ -175,6 +175,10 @@ def _line_denial(
     if line.day is None:
         return Denial("16", f"Claim lacks information: line {line.sequence} has no service date")
     result = terminology.validate_code(kind, line.code, line.day)
+    if result.reason == "not-effective" and "version loaded is in force" in result.message:
+        # No release of the code set covers the date at all: a gap in the payer's tables,
+        # not an invalid code. Judge the code by the nearest release loaded instead.
+        result = terminology.validate_code(kind, line.code, None)
     if not result.valid:
         return Denial("181", f"Invalid code on the date of service: {result.message}")
     excluded = benefits.exclusion(line.code)
