@@ -42,6 +42,19 @@ log = logging.getLogger("billable")
 INTERACTION_MODULES = (capabilities, bundle, history, search, read, create, update, patch, delete)
 
 
+async def _warm_terminology(repo: Repository) -> None:
+    """Load every terminology table, then publish the catalog as CodeSystem/ValueSet/
+    ConceptMap resources in the store (see server.api.terminology)."""
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, get_service().preload)
+        published = await terminology.publish_catalog(repo)
+        log.info("terminology ready; %d catalog resources published", published)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the server works without it; say why in the log
+        log.exception("terminology warm-up failed")
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     """Build the app. The store is opened on start-up and closed on shutdown."""
     settings = settings or Settings()
@@ -52,13 +65,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
         log.info("store open: %s %s", store.info.kind, store.info.location)
+        warm_up = None
         if settings.preload_terminology:
             # In the background: the server answers at once, terminology is warm soon after.
-            asyncio.get_running_loop().run_in_executor(None, get_service().preload)
+            warm_up = asyncio.create_task(_warm_terminology(app.state.repository))
         await app.state.bulk.start()  # the $export job runner (resumes unfinished jobs)
         try:
             yield
         finally:
+            if warm_up is not None:
+                warm_up.cancel()
             await app.state.bulk.stop()
             await store.close()
 
@@ -93,7 +109,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Adjudication: Claim/$submit, CoverageEligibilityRequest create and $submit.
     fhir.include_router(claim_submit.router)
     fhir.include_router(eligibility.router)
-    # CodeSystem, ValueSet and ConceptMap belong to the terminology module (before generics).
+    # Terminology operations, and CodeSystem/ConceptMap reads with content (before generics).
     fhir.include_router(terminology.router)
     app.state.capability_hooks = [
         *getattr(app.state, "capability_hooks", []),

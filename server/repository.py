@@ -86,6 +86,16 @@ class AccessPolicy(Protocol):
         """``query`` limited to what ``ctx`` may see (patient compartment, scope queries)."""
 
 
+def system_context(client_id: str, base_url: str = "urn:billable:system") -> RequestContext:
+    """The identity of one of Billable's own engines (coding, adjudication, terminology
+    publisher): a system client with every scope, so its work is authorised and audited
+    like any other client's, under its own name."""
+    from server.auth.scopes import Grants
+
+    grants = Grants.from_scope_string("system/*.cruds", client_id)
+    return RequestContext(base_url=base_url, client_id=client_id, grants=grants)
+
+
 class OpenAccess:
     """The policy of ``--auth off``: everything is allowed (loopback development only)."""
 

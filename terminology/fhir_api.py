@@ -466,6 +466,9 @@ async def translate(request: Request) -> Response:
 
 
 # --------------------------------------------------- conformance resources
+EFFECTIVE_PERIOD_EXTENSION = "http://hl7.org/fhir/StructureDefinition/resource-effectivePeriod"
+
+
 def _resource_id(entry: Entry) -> str:
     """A FHIR id ([A-Za-z0-9-.]{1,64}) from the file name, e.g. ``icd10cm-2026-2025-10-01``."""
     stem = entry.path.name.removesuffix(".json.gz").split("-", 1)[1]
@@ -485,10 +488,17 @@ def _base_resource(kind: str, entry: Entry) -> dict[str, Any]:
         "publisher": m.publisher or None,
         "description": f"{m.description + ' ' if m.description else ''}Source: {m.source}. "
         f"In force {m.period()}." + (f" License: {m.license}." if m.license else ""),
-        "effectivePeriod": {
-            "start": m.effective_from.isoformat(),
-            **({"end": m.effective_to.isoformat()} if m.effective_to else {}),
-        },
+        # R4 CodeSystem/ValueSet/ConceptMap have no effectivePeriod element: the core
+        # extension carries it.
+        "extension": [
+            {
+                "url": EFFECTIVE_PERIOD_EXTENSION,
+                "valuePeriod": {
+                    "start": m.effective_from.isoformat(),
+                    **({"end": m.effective_to.isoformat()} if m.effective_to else {}),
+                },
+            }
+        ],
     }
 
 
@@ -524,7 +534,6 @@ def codesystem_resource(entry: Entry, inline: bool) -> dict[str, Any]:
 
 def conceptmap_resource(entry: Entry, inline: bool) -> dict[str, Any]:
     res = _base_resource("ConceptMap", entry)
-    res.pop("effectivePeriod")
     cm: ConceptMapVersion = entry.load()
     res["sourceUri"] = f"{cm.source_system}?fhir_vs"
     res["targetUri"] = f"{cm.target_system}?fhir_vs"

@@ -1,11 +1,14 @@
-"""Terminology on the FHIR API: the terminology package's operations and resources.
+"""Terminology on the FHIR API: the terminology package's operations, behind the policy.
 
-CodeSystem, ValueSet and ConceptMap are served by the terminology module (versioned,
-loaded from official release files with ``billable terminology load``), not by the
-generic resource store: reads and searches of those types describe what is loaded, and
-the operations ($lookup, $validate-code, $expand, $translate) run on it. Writing those
-types through the REST API is refused with a 405 that says how to load a release, so
-that one source of truth answers both the operations and the reads.
+The operations ($lookup, $validate-code, $expand, $translate) run on the terminology
+module (versioned tables loaded from official release files). CodeSystem, ValueSet and
+ConceptMap stay ordinary resources of the store, so that clients can also keep their
+own; the catalog of what the terminology module has loaded is *published* into the
+store (``publish_catalog``, run by ``billable serve`` at start-up), which makes it
+readable and searchable with every search feature (``url``, ``version``, ``name``,
+``status``...). Large code systems are published without their concepts
+(``content = not-present``); ``GET CodeSystem/{id}?_summary=false`` (or a ConceptMap)
+inlines them straight from the terminology module.
 
 Every route passes through the repository facade's access policy first, like every
 other interaction (the security middleware has already authenticated the caller).
@@ -13,13 +16,23 @@ other interaction (the security middleware has already authenticated the caller)
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
+from server.api import read as read_interaction
 from server.api.context import repository_of, request_context
+from server.api.responses import json_response
 from server.errors import FhirError
-from terminology.fhir_api import router as terminology_router
+from server.repository import Repository, system_context
+from terminology import fhir_api
+from terminology.service import TerminologyService, get_service
+
+log = logging.getLogger("billable.terminology")
 
 TERMINOLOGY_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 OPERATIONS = {
@@ -27,22 +40,17 @@ OPERATIONS = {
     "ValueSet": ("expand", "validate-code"),
     "ConceptMap": ("translate",),
 }
-SEARCH_PARAMS = ("url", "version", "name", "status")
+PUBLISHER_CLIENT = "billable-terminology"
 
 
 def _interaction(request: Request) -> tuple[str, str]:
     """(interaction, resource type) of a request on one of the terminology routes."""
     parts = request.url.path.rstrip("/").split("/")
-    index = parts.index("fhir") if "fhir" in parts else 0
-    rest = parts[index + 1 :]
+    rest = parts[parts.index("fhir") + 1 :] if "fhir" in parts else parts[1:]
     resource_type = rest[0] if rest else ""
     if len(rest) >= 2 and rest[1].startswith("$"):
         return "operation", resource_type
-    if len(rest) >= 2:
-        return "read", resource_type
-    if request.method == "GET":
-        return "search-type", resource_type
-    return "operation", resource_type
+    return "read", resource_type
 
 
 async def authorize_terminology(request: Request) -> None:
@@ -51,45 +59,91 @@ async def authorize_terminology(request: Request) -> None:
 
 
 router = APIRouter(dependencies=[Depends(authorize_terminology)])
-router.include_router(terminology_router)
+for _route in fhir_api.router.routes:
+    if isinstance(_route, APIRoute) and "$" in _route.path:
+        router.add_api_route(_route.path, _route.endpoint, methods=list(_route.methods or ()))
 
 
-async def refuse_write(request: Request) -> None:
-    _, resource_type = _interaction(request)
-    raise FhirError.of(
-        405,
-        "not-supported",
-        f"{resource_type} resources are managed by the terminology module: load a release"
-        " with `billable terminology load KIND PATH --version V --effective YYYY-MM-DD`",
-    )
+def _inlined(service: TerminologyService, resource_type: str, rid: str) -> dict[str, Any] | None:
+    """The terminology module's full resource for ``rid``, concepts or map rows inlined."""
+    kind = resource_type.lower()
+    for entry in service.catalog(kind):
+        if fhir_api._resource_id(entry) == rid:
+            if resource_type == "CodeSystem":
+                return fhir_api.codesystem_resource(entry, True)
+            return fhir_api.conceptmap_resource(entry, True)
+    return None
 
 
-for _type in TERMINOLOGY_TYPES:
-    router.add_api_route(f"/{_type}", refuse_write, methods=["POST", "PUT", "DELETE"])
-    router.add_api_route(f"/{_type}/{{rid}}", refuse_write, methods=["PUT", "PATCH", "DELETE"])
+async def _read_with_content(request: Request, resource_type: str, rid: str) -> Response:
+    if request.query_params.get("_summary") == "false":
+        full = _inlined(get_service(), resource_type, rid)
+        if full is not None:
+            # Only for what the module publishes: the caller may read the published summary.
+            await repository_of(request).read(request_context(request), resource_type, rid)
+            return json_response(request, full)
+    return await read_interaction.read(request, resource_type, rid)
+
+
+@router.get("/CodeSystem/{rid}")
+async def read_codesystem(request: Request, rid: str) -> Response:
+    return await _read_with_content(request, "CodeSystem", rid)
+
+
+@router.get("/ConceptMap/{rid}")
+async def read_conceptmap(request: Request, rid: str) -> Response:
+    return await _read_with_content(request, "ConceptMap", rid)
+
+
+def catalog_resources(service: TerminologyService) -> list[dict[str, Any]]:
+    """CodeSystem, ValueSet and ConceptMap resources describing every loaded table."""
+    found: list[dict[str, Any]] = []
+    for entry in service.catalog("codesystem"):
+        found.append(fhir_api.codesystem_resource(entry, False))
+    found.extend(fhir_api.valueset_resources(service))
+    for entry in service.catalog("conceptmap"):
+        found.append(fhir_api.conceptmap_resource(entry, False))
+    return found
+
+
+def _content(body: bytes | None) -> dict[str, Any] | None:
+    if body is None:
+        return None
+    value: dict[str, Any] = orjson.loads(body)
+    value.pop("meta", None)
+    return value
+
+
+async def publish_catalog(repo: Repository, service: TerminologyService | None = None) -> int:
+    """Write the catalog into the store (unchanged ones are skipped); returns how many."""
+    service = service or get_service()
+    ctx = system_context(PUBLISHER_CLIENT)
+    written = 0
+    for resource in catalog_resources(service):
+        rtype, rid = resource["resourceType"], resource["id"]
+        try:
+            current = await repo.read(ctx, rtype, rid)
+            if _content(current.body) == resource:
+                continue
+        except FhirError as exc:
+            if exc.status not in (404, 410):
+                raise
+        await repo.update(ctx, rtype, rid, resource)
+        written += 1
+    return written
 
 
 def capability_hook(statement: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """Describe the terminology types as what they are: read, search and operations."""
+    """Name the terminology operations on their resource types."""
     for rest in statement.get("rest", []):
         for entry in rest.get("resource", []):
-            if entry.get("type") not in TERMINOLOGY_TYPES:
-                continue
-            rtype = entry["type"]
-            entry["interaction"] = [{"code": "read"}, {"code": "search-type"}]
-            for flag in ("updateCreate", "conditionalCreate", "conditionalUpdate"):
-                entry[flag] = False
-            entry["conditionalDelete"] = "not-supported"
-            entry["versioning"] = "no-version"
-            entry["readHistory"] = False
-            entry["searchParam"] = [{"name": p, "type": "token"} for p in SEARCH_PARAMS]
-            entry["searchParam"][0]["type"] = "uri"
-            entry["searchParam"][2]["type"] = "string"
-            entry["operation"] = [
-                {
-                    "name": op,
-                    "definition": f"http://hl7.org/fhir/OperationDefinition/{rtype}-{op}",
-                }
-                for op in OPERATIONS[rtype]
-            ]
+            rtype = entry.get("type")
+            if rtype in OPERATIONS:
+                entry["operation"] = [
+                    {
+                        "name": op,
+                        "definition": f"http://hl7.org/fhir/OperationDefinition/{rtype}-{op}",
+                    }
+                    for op in OPERATIONS[rtype]
+                ]
     return statement

@@ -34,17 +34,33 @@ def test_validate_code_tells_a_header_code_from_a_billable_one(client: TestClien
     assert header_params["result"]["valueBoolean"] is False
 
 
-def test_terminology_resources_are_read_only_through_rest(client: TestClient):
-    r = client.post(
-        "/fhir/ValueSet",
-        json={"resourceType": "ValueSet", "status": "active"},
-        headers=FHIR_JSON,
-    )
-    assert r.status_code == 405
-    assert "billable terminology load" in r.json()["issue"][0]["diagnostics"]
-    listed = client.get("/fhir/CodeSystem", params={"url": "http://hl7.org/fhir/sid/icd-10-cm"})
-    assert listed.status_code == 200
-    assert listed.json()["resourceType"] == "Bundle"
+def test_the_published_catalog_is_searchable_and_readable_with_content_on_demand(
+    client: TestClient,
+):
+    from server.api.terminology import publish_catalog
+
+    repo = client.app.state.repository  # type: ignore[attr-defined]
+    assert client.portal.call(publish_catalog, repo) > 0  # type: ignore[union-attr]
+    # unchanged on a second run: nothing is written again
+    assert client.portal.call(publish_catalog, repo) == 0  # type: ignore[union-attr]
+    icd = "http://hl7.org/fhir/sid/icd-10-cm"
+    found = client.get("/fhir/CodeSystem", params={"url": icd, "version": "2026"}).json()
+    assert [e["resource"]["version"] for e in found["entry"]] == ["2026"]
+    summary = found["entry"][0]["resource"]
+    assert summary["content"] == "not-present"
+    assert "concept" not in summary
+    full = client.get(f"/fhir/CodeSystem/{summary['id']}", params={"_summary": "false"}).json()
+    assert len(full["concept"]) > 90_000
+    maps = client.get("/fhir/ConceptMap", params={"name:contains": "snomed"}).json()
+    assert maps.get("total", len(maps.get("entry", []))) >= 1
+
+
+def test_clients_may_still_keep_their_own_value_sets(client: TestClient):
+    mine = {"resourceType": "ValueSet", "url": "http://example.org/vs/mine", "status": "draft"}
+    created = client.post("/fhir/ValueSet", json=mine, headers=FHIR_JSON)
+    assert created.status_code == 201
+    found = client.get("/fhir/ValueSet", params={"url": "http://example.org/vs/mine"}).json()
+    assert len(found["entry"]) == 1
 
 
 def test_capability_statement_lists_the_terminology_operations(client: TestClient):
@@ -52,4 +68,4 @@ def test_capability_statement_lists_the_terminology_operations(client: TestClien
     resources = {r["type"]: r for r in cs["rest"][0]["resource"]}
     assert {o["name"] for o in resources["CodeSystem"]["operation"]} == {"lookup", "validate-code"}
     assert {o["name"] for o in resources["ConceptMap"]["operation"]} == {"translate"}
-    assert {i["code"] for i in resources["ValueSet"]["interaction"]} == {"read", "search-type"}
+    assert "create" in {i["code"] for i in resources["ValueSet"]["interaction"]}
