@@ -342,28 +342,33 @@ class SQLiteStore:
                     actual = row[0] if row else 0
                     if actual != w.expected_version:
                         raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
-                    c.execute(
-                        "UPDATE resource_versions SET is_current = 0"
-                        " WHERE type = ? AND id = ? AND is_current = 1",
-                        (w.resource_type, w.id),
-                    )
+                    # A resource that never existed has no current version and no index
+                    # rows to clear: skip those statements (most writes are creates).
+                    fresh = actual == 0
+                    if not fresh:
+                        c.execute(
+                            "UPDATE resource_versions SET is_current = 0"
+                            " WHERE type = ? AND id = ? AND is_current = 1",
+                            (w.resource_type, w.id),
+                        )
                     c.execute(
                         "INSERT INTO resource_versions"
                         " (type, id, version, last_updated, deleted, is_current, body)"
                         " VALUES (?, ?, ?, ?, ?, 1, ?)",
                         (w.resource_type, w.id, w.version, w.last_updated, int(w.deleted), w.body),
                     )
-                    c.execute(
-                        "DELETE FROM token_index WHERE type = ? AND id = ?",
-                        (w.resource_type, w.id),
-                    )
+                    if not fresh:
+                        c.execute(
+                            "DELETE FROM token_index WHERE type = ? AND id = ?",
+                            (w.resource_type, w.id),
+                        )
                     if w.tokens:
                         c.executemany(
                             "INSERT INTO token_index (type, id, param, system, code)"
                             " VALUES (?, ?, ?, ?, ?)",
                             [(w.resource_type, w.id, t.param, t.system, t.code) for t in w.tokens],
                         )
-                    _replace_index(c, w.resource_type, w.id, w.index)
+                    _replace_index(c, w.resource_type, w.id, w.index, fresh)
                 pause_before_commit()  # crash-recovery tests only; no-op otherwise
                 c.execute("COMMIT")
             except BaseException:
@@ -390,10 +395,13 @@ _COMPOSITE_INSERT = (
 )
 
 
-def _replace_index(c: sqlite3.Connection, rtype: str, rid: str, index: SearchIndex | None) -> None:
-    """Drop the index rows of the previous version; add this version's (if any)."""
-    for table in sql_render.TABLES.values():
-        c.execute(f"DELETE FROM {table} WHERE type = ? AND id = ?", (rtype, rid))
+def _replace_index(
+    c: sqlite3.Connection, rtype: str, rid: str, index: SearchIndex | None, fresh: bool = False
+) -> None:
+    """Drop the index rows of the previous version (if any); add this version's."""
+    if not fresh:
+        for table in sql_render.TABLES.values():
+            c.execute(f"DELETE FROM {table} WHERE type = ? AND id = ?", (rtype, rid))
     if index is None:
         return
     for name, sql in _INDEX_INSERTS.items():
