@@ -30,15 +30,23 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def running_server(store_url: str, extra_args: tuple[str, ...] = ()) -> Iterator[tuple[str, int]]:
-    """Yield (base URL, pid) of a server on a free loopback port; stop it afterwards."""
+def running_server(
+    store_url: str,
+    extra_args: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
+    launcher: tuple[str, ...] = ("-m", "server.cli"),
+) -> Iterator[tuple[str, int]]:
+    """Yield (base URL, pid) of a server on a free loopback port; stop it afterwards.
+
+    ``launcher`` is what follows the Python executable (``-c CODE`` runs a wrapper that
+    patches the server before starting it, as the ingest bench does)."""
     port = free_port()
     if "--auth" not in extra_args:  # `serve` defaults to SMART auth; benches measure the core
         extra_args = ("--auth", "off", *extra_args)
-    env = {**os.environ, "BILLABLE_STORE": store_url}
+    env = {**os.environ, "BILLABLE_STORE": store_url, **(extra_env or {})}
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *extra_args],
+        [sys.executable, *launcher, "serve", "--port", str(port), *extra_args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -60,6 +68,6 @@ def running_server(store_url: str, extra_args: tuple[str, ...] = ()) -> Iterator
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()

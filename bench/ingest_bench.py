@@ -26,17 +26,16 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 
-from bench._server import free_port
+from bench._server import running_server
 
 HEADERS = {
     "Content-Type": "application/fhir+json",
@@ -95,36 +94,15 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-@contextlib.contextmanager
-def server(store_url: str, index: bool, max_body_mb: int) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    env = {**os.environ, "BILLABLE_STORE": store_url, "BILLABLE_MAX_BODY_MB": str(max_body_mb)}
-    args = ["serve", "--port", str(port), "--auth", "off", "--log-level", "warning"]
-    command = [sys.executable, "-m", "server.cli", *args]
-    if not index:
-        command = [sys.executable, "-c", NO_INDEX_WRAPPER, *args]
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"server did not start: {log.read().decode()[-2000:]}")
-            time.sleep(0.1)
-        yield base, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def server(store_url: str, index: bool, max_body_mb: int) -> Any:
+    """A real server process; without ``index`` it stores no search index values."""
+    launcher = ("-m", "server.cli") if index else ("-c", NO_INDEX_WRAPPER)
+    return running_server(
+        store_url,
+        ("--log-level", "warning"),
+        {"BILLABLE_MAX_BODY_MB": str(max_body_mb)},
+        launcher,
+    )
 
 
 def bundle_files(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
