@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from mappings.coding.model import CodingConfig
 from server import __version__
 from server.api import (
     bundle,
@@ -18,6 +19,7 @@ from server.api import (
     delete,
     eligibility,
     export,
+    generate_claim,
     health,
     history,
     patch,
@@ -91,6 +93,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Repository(security.fhir_store, security.policy) if security else Repository(store)
     )
     app.state.bulk = ExportService(settings, app.state.repository)
+    # --coding auto: a finished Encounter's Claim is generated once the write commits.
+    generate_claim.install(
+        app,
+        auto=settings.coding == "auto",
+        config=CodingConfig(
+            locality=settings.coding_locality, charge_factor=settings.charge_factor
+        ),
+    )
     # --adjudication auto: clean generated claims are adjudicated once committed.
     claim_submit.install(app, auto=settings.adjudication == "auto")
     app.state.interaction_modules = INTERACTION_MODULES
@@ -106,6 +116,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     fhir.add_api_route("", search.system_search, methods=["GET"], include_in_schema=False)
     # $export routes before the generic /{type}/{id} ones they would otherwise match.
     fhir.include_router(export.router)
+    # Encounter/$generate-claim (coding engine).
+    fhir.include_router(generate_claim.router)
     # Adjudication: Claim/$submit, CoverageEligibilityRequest create and $submit.
     fhir.include_router(claim_submit.router)
     fhir.include_router(eligibility.router)
