@@ -35,6 +35,7 @@ from mappings.coding.model import (
 from mappings.coding.tables import rule_tables
 from server.errors import FhirError
 from server.repository import Repository, RequestContext
+from server.repository import system_context as repository_system_context
 from server.search.parse import parse_search
 from server.storage.port import SearchQuery, StoredVersion, VersionConflict, Write
 from server.validation import validate_resource
@@ -50,10 +51,7 @@ OPEN_TASK = ("requested", "ready", "received", "accepted", "in-progress", "on-ho
 
 def system_context(base_url: str = "urn:billable:system") -> RequestContext:
     """The identity of the automatic trigger: the engine itself, with system scopes."""
-    from server.auth.scopes import Grants
-
-    grants = Grants.from_scope_string("system/*.cruds", "billable-coding-engine")
-    return RequestContext(base_url=base_url, client_id="billable-coding-engine", grants=grants)
+    return repository_system_context("billable-coding-engine", base_url)
 
 
 @dataclass(slots=True)
