@@ -93,6 +93,8 @@ class LineResult:
     category: str = "other"
     denial: Denial | None = None
     price_source: str = ""
+    # Out of network there is no contract: the provider may bill the member the rest.
+    balance_bill: Decimal = ZERO
 
     @property
     def patient(self) -> Decimal:
@@ -101,7 +103,7 @@ class LineResult:
     @property
     def member_liability(self) -> Decimal:
         """What the member owes: their share, plus a denied charge the plan makes theirs."""
-        owed = self.patient
+        owed = self.patient + self.balance_bill
         if self.denial is not None and self.denial.group == "PR":
             owed += self.submitted
         return owed
@@ -111,7 +113,7 @@ class LineResult:
         """The contractual reduction (CARC 45) the provider writes off."""
         if self.denial is not None:
             return ZERO
-        return self.submitted - self.allowed
+        return self.submitted - self.allowed - self.balance_bill
 
 
 @dataclass(slots=True)
@@ -147,11 +149,14 @@ def review(
     coverage: dict[str, Any],
     benefits: PlanBenefits,
     terminology: Any,
+    notes: list[str] | None = None,
 ) -> dict[int, Denial]:
-    """The payer's edits: each denied line with its CARC and a readable message."""
+    """The payer's edits: each denied line with its CARC and a readable message; what
+    could not be checked goes to ``notes``."""
+    notes = notes if notes is not None else []
     denials: dict[int, Denial] = {}
     for line in facts.lines:
-        denial = _line_denial(line, coverage, benefits, terminology)
+        denial = _line_denial(line, coverage, benefits, terminology, notes)
         if denial is not None:
             denials[line.sequence] = denial
     _mue(facts, denials, terminology)
@@ -159,8 +164,23 @@ def review(
     return denials
 
 
+def _subset(terminology: Any, kind: str, day: date | None) -> bool:
+    try:
+        code_system, _ = terminology.code_system(kind, day)
+    except Exception:  # no release covers the day: the nearest one was used
+        try:
+            code_system, _ = terminology.code_system(kind, None)
+        except Exception:  # no release at all: nothing to call a subset
+            return False
+    return getattr(code_system, "content", "complete") == "fragment"
+
+
 def _line_denial(
-    line: Line, coverage: dict[str, Any], benefits: PlanBenefits, terminology: Any
+    line: Line,
+    coverage: dict[str, Any],
+    benefits: PlanBenefits,
+    terminology: Any,
+    notes: list[str],
 ) -> Denial | None:
     inactive = coverage_active(coverage, line.day)
     if inactive is not None:
@@ -180,7 +200,15 @@ def _line_denial(
         # not an invalid code. Judge the code by the nearest release loaded instead.
         result = terminology.validate_code(kind, line.code, None)
     if not result.valid:
-        return Denial("181", f"Invalid code on the date of service: {result.message}")
+        if result.reason == "unknown-code" and _subset(terminology, kind, line.day):
+            # Billable ships only part of CPT/HCPCS (licensing): a code missing from a
+            # subset is not known to be invalid. Load the full release to check it.
+            notes.append(
+                f"Line {line.sequence}: {line.code} is not in the loaded {kind.upper()} subset;"
+                " its validity was not checked (load the full release)"
+            )
+        else:
+            return Denial("181", f"Invalid code on the date of service: {result.message}")
     excluded = benefits.exclusion(line.code)
     if excluded is not None:
         return Denial("204", f"Service not covered by the plan: {excluded}")
@@ -330,6 +358,8 @@ def adjudicate_lines(
             )
         result.deductible, result.copay, result.coinsurance = deductible, copay, coinsurance
         result.benefit = result.allowed - result.patient
+        if not in_network:
+            result.balance_bill = result.submitted - result.allowed
         ded_ind += deductible
         ded_fam += deductible
         oop_ind += result.patient

@@ -453,9 +453,11 @@ async def _attempt(
             )
             for line in facts.lines
         }
-    else:
-        denials = review(facts, coverage, benefits, terminology)
+    review_notes: list[str] = []
+    if duplicate_of is None:
+        denials = review(facts, coverage, benefits, terminology, review_notes)
     decision = adjudicate_lines(facts, denials, benefits, balances, terminology, config.rates)
+    decision.notes[:0] = review_notes
 
     contributions = []
     if decision.deductible_applied or decision.oop_applied:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
+from mappings.adjudication import AdjudicationConfig
 from server.repository import Repository
+from terminology.service import get_service
 from tests.adjudication.conftest import (
     HCPCS,
     amounts,
@@ -54,11 +59,35 @@ async def test_units_over_mue(repo: Repository) -> None:
     assert "at most 2" in text
 
 
-async def test_invalid_code_on_date_of_service(repo: Repository) -> None:
+class CompleteRelease:
+    """The shipped terminology, presented as a complete CPT release (as a payer has)."""
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)
+
+    def code_system(self, system: str, day: Any = None, version: Any = None) -> Any:
+        found, warnings = self._service.code_system(system, day, version)
+        return replace(found, content="complete"), warnings
+
+
+async def test_invalid_code_on_date_of_service(
+    repo: Repository, config: AdjudicationConfig
+) -> None:
+    config.terminology = CompleteRelease(get_service())
     response = await submit(repo, claim(line("99999", 100)))
     carc, text = denial(response, 1) or ("", "")
     assert carc == "181"
     assert "99999" in text
+
+
+async def test_code_missing_from_a_shipped_subset_is_not_denied(repo: Repository) -> None:
+    """Billable ships part of CPT: an unknown code may be real; it is paid and noted."""
+    response = await submit(repo, claim(line("99385", 200)))
+    assert denial(response, 1) is None
+    assert any("not in the loaded CPT subset" in n["text"] for n in response["processNote"])
 
 
 async def test_non_billing_code_lacks_information(repo: Repository) -> None:

@@ -15,6 +15,7 @@ from tests.adjudication.conftest import (
     coverage,
     line,
     line_amounts,
+    plan_resource,
     submit,
 )
 
@@ -134,3 +135,38 @@ async def test_family_deductible_counts_every_member(repo: Repository) -> None:
     got = line_amounts(third, 1)
     assert got["deductible"] == 200
     assert got["coinsurance"] == 40  # 20 % of the 200 left after the deductible
+
+
+async def test_out_of_network_provider(repo: Repository) -> None:
+    """The plan lists its network; Organization/elsewhere is not in it. Out of network the
+    default coinsurance tier applies to the X-ray (allowed 80, all to the deductible) and,
+    with no contract, the provider may bill the member the 40 over the allowed amount."""
+    plan = plan_resource()
+    plan["network"] = [{"reference": "Organization/clinic"}]
+    await repo.update(CTX, "InsurancePlan", "test-plan", plan)
+    response = await submit(repo, claim(line("71046", 120), provider="Organization/elsewhere"))
+    got = line_amounts(response, 1)
+    assert (got["eligible"], got["deductible"], got["memberliability"]) == (80, 80, 120)
+    assert "discount" not in got
+    statuses = [a["category"]["coding"][0]["code"] for a in response["item"][0]["adjudication"]]
+    assert "outofnetwork" in statuses
+
+
+async def test_coverage_copays_override_the_plan(repo: Repository) -> None:
+    """The member's Coverage says office visits cost $15 (costToBeneficiary gpvisit)."""
+    await repo.update(
+        CTX,
+        "Coverage",
+        "cov1",
+        coverage(
+            costToBeneficiary=[
+                {
+                    "type": {"coding": [{"code": "gpvisit"}]},
+                    "valueMoney": {"value": 15, "currency": "USD"},
+                }
+            ]
+        ),
+    )
+    response = await submit(repo, claim(line("99213", 150)))
+    assert line_amounts(response, 1)["copay"] == 15
+    assert line_amounts(response, 1)["benefit"] == 85
