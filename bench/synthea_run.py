@@ -146,6 +146,11 @@ async def run(args: argparse.Namespace) -> None:
         f"ingest {t_load:.1f} s; ingest + coding {t_all:.1f} s; "
         f"ingest-to-claim rate {len(results) / t_all:.1f} encounters/s"
     )
+    if results:
+        print(
+            f"claim generation through the store (gather + code + commit, while loading):"
+            f" mean {1000 * service.seconds / len(results):.1f} ms per encounter"
+        )
     describe(in_window, f"encounters on or after {WINDOW_START} (code sets loaded)")
     describe(older, f"encounters before {WINDOW_START} (no code set of their year loaded)")
 
