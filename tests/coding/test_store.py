@@ -205,3 +205,34 @@ def test_auto_trigger_from_a_transaction_and_never_failing_the_write(client: Tes
     drain(client)
     claims = search(client, "Claim?encounter=Encounter/tx-bad")
     assert len(claims) == 1 and claims[0]["status"] == "draft"
+
+
+@pytest.fixture
+def sqlite_auto(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(store_url=f"sqlite:///{tmp_path / 'b.db'}", coding="auto")
+    with TestClient(create_app(settings), base_url="http://testserver") as c:
+        yield c
+
+
+def test_a_failing_engine_never_fails_the_write(
+    sqlite_auto: TestClient, monkeypatch: pytest.MonkeyPatch
+):
+    import mappings.coding.service as service_module
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(service_module, "code_encounter", broken)
+    r = resources(Case("boom", conditions=[HTN]))
+    put(sqlite_auto, r["patient"])
+    put(sqlite_auto, r["encounter"])  # 201 although coding fails
+    drain(sqlite_auto)
+    failures = sqlite_auto.app.state.coding.failures  # type: ignore[attr-defined]
+    assert [f[0] for f in failures] == ["boom-e"]
+    assert "engine bug" in failures[0][1]
+
+
+def test_capability_statement_lists_generate_claim(sqlite_auto: TestClient):
+    statement = sqlite_auto.get("/fhir/metadata").json()
+    encounter = next(e for e in statement["rest"][0]["resource"] if e["type"] == "Encounter")
+    assert "generate-claim" in [op["name"] for op in encounter.get("operation", [])]
