@@ -332,6 +332,8 @@ async def _attempt(
     assert claim_version.body is not None
     claim: dict[str, Any] = orjson.loads(claim_version.body)
     claim_id = claim_version.id
+    if claim.get("status") == "cancelled":
+        return await _void(repo, ctx, claim_id)
     if claim.get("status") != "active":
         raise FhirError.of(
             422,
@@ -525,6 +527,36 @@ async def _attempt(
         writes.append(records.write(FINGERPRINT, fp, {"claim": claim_id}))
     await repo.commit_planned(ctx, writes)
     return Adjudicated(cr_stored, eob_stored, created=True)
+
+
+async def _void(repo: Repository, ctx: RequestContext, claim_id: str) -> Adjudicated:
+    """A cancelled claim: reverse what it added, cancel its ClaimResponse and EOB."""
+    records = _Records(repo)
+    record = await records.get(ADJUDICATION, claim_id)
+    if record is None:
+        raise FhirError.of(
+            422, "business-rule", f"Claim/{claim_id} is cancelled and was never adjudicated"
+        )
+    if record.get("reversed"):
+        return await _existing(repo, ctx, record)
+    writes: list[Write] = []
+    for contribution in record.get("contributions") or []:
+        rid = _record_id(contribution["key"])
+        acc = await records.get(ACCUMULATOR, rid)
+        if acc is None:
+            continue
+        acc["deductible"] = str(_dec(acc["deductible"]) - _dec(contribution["deductible"]))
+        acc["oop"] = str(_dec(acc["oop"]) - _dec(contribution["oop"]))
+        acc["claims"].pop(claim_id, None)
+        writes.append(records.write(ACCUMULATOR, rid, acc))
+    writes += await _cancel_prior(repo, ctx, record)
+    if record.get("fingerprint"):
+        fp = str(record["fingerprint"])
+        if (await records.get(FINGERPRINT, fp) or {}).get("claim") == claim_id:
+            writes.append(records.write(FINGERPRINT, fp, None))
+    writes.append(records.write(ADJUDICATION, claim_id, {**record, "reversed": True}))
+    await repo.commit_planned(ctx, writes)
+    return await _existing(repo, ctx, record)
 
 
 async def _cancel_prior(

@@ -114,3 +114,26 @@ async def test_two_servers_on_one_store_apply_exactly_the_deductible(
         )
     assert total == 500
     assert (await accumulated(repo, KEY))[0] == 500
+
+
+async def test_cancelling_a_claim_reverses_its_accumulators(repo: Repository) -> None:
+    created = await repo.create(CTX, "Claim", claim(line("70551", 600)))
+    assert created.version is not None
+    cid = created.version.id
+    await adjudicate_claim(repo, CTX, cid)
+    assert await accumulated(repo, KEY) == (400, 400)
+    await repo.update(
+        CTX, "Claim", cid, {**claim(line("70551", 600)), "id": cid, "status": "cancelled"}
+    )
+    voided = await adjudicate_claim(repo, CTX, cid)
+    assert voided.claim_response.body is not None
+    assert orjson.loads(voided.claim_response.body)["status"] == "cancelled"
+    assert await accumulated(repo, KEY) == (0, 0)
+    # Cancelling again changes nothing; the same services may now be billed anew.
+    await adjudicate_claim(repo, CTX, cid)
+    assert await accumulated(repo, KEY) == (0, 0)
+    again = await repo.create(CTX, "Claim", claim(line("70551", 600)))
+    assert again.version is not None
+    result = await adjudicate_claim(repo, CTX, again.version.id)
+    assert result.claim_response.body is not None
+    assert line_amounts(orjson.loads(result.claim_response.body), 1)["deductible"] == 400
