@@ -123,6 +123,26 @@ class ClaimService:
             except Exception as exc:  # never let one encounter stop the queue
                 log.exception("claim generation failed for Encounter/%s", encounter_id)
                 self.failures.append((encounter_id, f"{type(exc).__name__}: {exc}"))
+                await self._record_failure(ctx, encounter_id, exc)
+
+    async def _record_failure(self, ctx: RequestContext, encounter_id: str, exc: Exception) -> None:
+        """A Task on the Encounter, so the failure shows in the coders' queue too."""
+        task = {
+            "resourceType": "Task",
+            "status": "requested",
+            "intent": "order",
+            "code": {
+                "coding": [{"system": TASK_CODE, "code": "claim-generation-failed"}],
+                "text": "The coding engine could not generate this encounter's claim",
+            },
+            "description": f"Claim generation failed: {type(exc).__name__}: {exc}"[:1000],
+            "focus": {"reference": f"Encounter/{encounter_id}"},
+            "authoredOn": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        try:
+            await self.repo.create(ctx, "Task", task)
+        except Exception:
+            log.exception("could not record the failure for Encounter/%s", encounter_id)
 
     async def drain(self) -> None:
         """Wait until every queued Encounter has been coded (tests, loaders, benches)."""

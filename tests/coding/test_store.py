@@ -230,6 +230,8 @@ def test_a_failing_engine_never_fails_the_write(
     failures = sqlite_auto.app.state.coding.failures  # type: ignore[attr-defined]
     assert [f[0] for f in failures] == ["boom-e"]
     assert "engine bug" in failures[0][1]
+    tasks = search(sqlite_auto, "Task?focus=Encounter/boom-e&status=requested")
+    assert "engine bug" in tasks[0]["description"]
 
 
 def test_capability_statement_lists_generate_claim(sqlite_auto: TestClient):
