@@ -847,7 +847,11 @@ class _Coder:
                 item["revenue"] = {"coding": [{"system": REVENUE, "code": ln.revenue}]}
             item["productOrService"] = {"coding": [coding]}
             if ln.modifiers:
-                item["modifier"] = [{"coding": [{"system": CPT, "code": m}]} for m in ln.modifiers]
+                # 25, 26, 50 are CPT modifiers; LT/RT are HCPCS Level II modifiers.
+                item["modifier"] = [
+                    {"coding": [{"system": HCPCS if m.isalpha() else CPT, "code": m}]}
+                    for m in ln.modifiers
+                ]
             item["servicedDate"] = ln.day.isoformat()
             item["locationCodeableConcept"] = {"coding": [{"system": POS, "code": self.pos}]}
             item["quantity"] = {"value": ln.quantity}
