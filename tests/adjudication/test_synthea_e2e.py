@@ -113,3 +113,39 @@ async def test_synthea_patients_through_to_eobs(tmp_path: Path) -> None:
         assert summary.paid + summary.patient <= summary.allowed <= summary.charged
     finally:
         await store.close()
+
+
+def test_over_http_with_both_triggers_on(tmp_path: Path) -> None:
+    """The served app (--coding auto --adjudication auto): a posted Synthea bundle's clean
+    encounters come out as EOBs the patient's EOB search finds."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.config import Settings
+
+    settings = Settings(
+        store_url=f"sqlite:///{tmp_path / 'b.db'}", coding="auto", adjudication="auto"
+    )
+    headers = {"Content-Type": "application/fhir+json"}
+    with TestClient(create_app(settings)) as client:
+        for name in REFERENCE:
+            r = client.post("/fhir", content=(SYNTHEA / name).read_bytes(), headers=headers)
+            assert r.status_code == 200
+        path = next(p for p in sorted(SYNTHEA.glob("*.json")) if p.name not in REFERENCE)
+        bundle = with_coverage(orjson.loads(path.read_bytes()))
+        r = client.post("/fhir", content=orjson.dumps(bundle), headers=headers)
+        assert r.status_code == 200, r.text[:500]
+        state = client.app.state  # type: ignore[attr-defined]
+        client.portal.call(state.coding.drain)  # type: ignore[union-attr]
+        client.portal.call(state.adjudication.drain)  # type: ignore[union-attr]
+        patient = next(
+            e["response"]["location"].split("/_history")[0]
+            for e in r.json()["entry"]
+            if e["response"]["location"].startswith("Patient/")
+        )
+        clean = client.get("/fhir/Claim", params={"status": "active", "patient": patient})
+        eobs = client.get("/fhir/ExplanationOfBenefit", params={"patient": patient})
+        n_clean = len(clean.json().get("entry", []))
+        assert n_clean > 0
+        assert len(eobs.json().get("entry", [])) == n_clean
+        assert not state.adjudication.failures
