@@ -334,3 +334,20 @@ def test_capability_statement_declares_export(client: TestClient) -> None:
     )
     names = {o["definition"] for o in statement["rest"][0]["operation"]}
     assert "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export" in names
+
+
+def test_user_token_exports_its_users_patients_only(client: TestClient) -> None:
+    seed(client, ("p1", "p2", "p3"))
+    token = mint(
+        client,
+        "user/*.rs",
+        client_id="coverage-app",
+        fhir_user="RelatedPerson/rp1",
+        user_patients=["p1", "p3"],
+    )
+    manifest = wait_done(
+        client, kick_off(client, token, "/fhir/$export?_type=Claim,Coverage"), token
+    )
+    files = download(client, manifest, token)
+    assert ids(files["Claim"]) == ["claim-p1", "claim-p3"]
+    assert ids(files["Coverage"]) == ["cov-p1", "cov-p3"]
