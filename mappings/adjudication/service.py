@@ -393,11 +393,16 @@ async def _attempt(
         )
         cr_write, cr_stored = repo.plan_write(ctx, "create", "ClaimResponse", cr_id, resource, 0)
         writes.append(cr_write)
+        # Nothing is reversed for a claim that cannot be adjudicated: what an earlier
+        # version of it added stays recorded, to be reversed by a later version.
+        kept = record if record is not None and not record.get("reversed") else {}
         new_record = {
             "claim_version": claim_version.version,
             "claim_response": cr_id,
             "eob": None,
-            "contributions": [],
+            "contributions": kept.get("contributions") or [],
+            "fingerprint": kept.get("fingerprint"),
+            "reversed": False,
         }
         await records.get(ADJUDICATION, claim_id)
         writes.append(records.write(ADJUDICATION, claim_id, new_record))

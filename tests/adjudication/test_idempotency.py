@@ -137,3 +137,17 @@ async def test_cancelling_a_claim_reverses_its_accumulators(repo: Repository) ->
     result = await adjudicate_claim(repo, CTX, again.version.id)
     assert result.claim_response.body is not None
     assert line_amounts(orjson.loads(result.claim_response.body), 1)["deductible"] == 400
+
+
+async def test_a_claim_without_a_known_coverage_gets_an_error_response(
+    repo: Repository,
+) -> None:
+    created = await repo.create(CTX, "Claim", claim(line("70551", 600), cov="Coverage/nope"))
+    assert created.version is not None
+    result = await adjudicate_claim(repo, CTX, created.version.id)
+    assert result.claim_response.body is not None
+    body = orjson.loads(result.claim_response.body)
+    assert body["outcome"] == "error"
+    assert "Coverage/nope" in body["disposition"]
+    assert result.explanation_of_benefit is None
+    assert await accumulated(repo, KEY) == (0, 0)
