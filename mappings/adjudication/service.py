@@ -42,10 +42,8 @@ from mappings.adjudication.benefits import (
 from mappings.adjudication.engine import (
     Balances,
     ClaimFacts,
-    Decision,
     Denial,
     Line,
-    LineResult,
     adjudicate_lines,
     review,
 )
@@ -162,7 +160,6 @@ def claim_facts(claim: dict[str, Any]) -> ClaimFacts:
             if coding.get("code"):
                 diagnoses[int(diag.get("sequence", 0))] = str(coding["code"])
                 break
-    claim_pos = None
     claim_day = _day((claim.get("billablePeriod") or {}).get("start"))
     lines = []
     for item in claim.get("item") or []:
@@ -187,7 +184,7 @@ def claim_facts(claim: dict[str, Any]) -> ClaimFacts:
                 quantity=quantity,
                 charge=charge,
                 day=_day(item.get("servicedDate")) or _day(period_start) or claim_day,
-                pos=pos_coding.get("code") or claim_pos,
+                pos=pos_coding.get("code"),
                 diagnoses=[
                     diagnoses[s] for s in item.get("diagnosisSequence") or [] if s in diagnoses
                 ]
@@ -616,22 +613,3 @@ async def benefits_of(
             break
     benefits = from_insurance_plan(plan_resource or config.default_plan)
     return apply_coverage(benefits, coverage)
-
-
-def decision_totals(decision: Decision) -> dict[str, Decimal]:
-    """Totals by name, for reports and benchmarks."""
-    names = ("submitted", "allowed", "deductible", "copay", "coinsurance", "benefit")
-    totals = {name: decision.total(name) for name in names}
-    totals["patient"] = decision.total("patient")
-    return totals
-
-
-__all__ = [
-    "AdjudicationConfig",
-    "Adjudicated",
-    "LineResult",
-    "adjudicate_claim",
-    "claim_facts",
-    "get_config",
-    "set_config",
-]
