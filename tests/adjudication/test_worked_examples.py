@@ -6,6 +6,12 @@ deductible, then copay or 20 % coinsurance, capped by the out-of-pocket maximum.
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from mappings.adjudication import AdjudicationConfig
+from mappings.adjudication.rules import RateTable
 from mappings.adjudication.service import accumulated
 from server.repository import Repository
 from tests.adjudication.conftest import (
@@ -170,3 +176,42 @@ async def test_coverage_copays_override_the_plan(repo: Repository) -> None:
     response = await submit(repo, claim(line("99213", 150)))
     assert line_amounts(response, 1)["copay"] == 15
     assert line_amounts(response, 1)["benefit"] == 85
+
+
+async def test_docs_worked_example_on_the_default_plan(
+    repo: Repository, config: AdjudicationConfig
+) -> None:
+    """docs/adjudication.md's example: no InsurancePlan, so the shipped default plan; no
+    contracted rates, so the fee schedule (99213: 89.18 nationally) or 80 % of charge."""
+    config.rates = RateTable()
+    plain = coverage()
+    del plain["class"]
+    await repo.update(CTX, "Coverage", "cov1", plain)
+    response = await submit(
+        repo,
+        claim(line("99213", 150), line("80053", 300), line("80048", 100), diagnoses=("E11.9",)),
+    )
+    visit, panel, basic = (line_amounts(response, n) for n in (1, 2, 3))
+    assert (visit["eligible"], visit["copay"], visit["benefit"]) == (89.18, 25, 64.18)
+    assert (panel["eligible"], panel["deductible"], panel["benefit"]) == (240, 240, 0)
+    assert basic["eligible"] == 0 and basic["noncovered"] == 100
+    totals = amounts(response["total"])
+    assert (totals["submitted"], totals["eligible"], totals["paidbypatient"]) == (
+        550,
+        329.18,
+        265,
+    )
+    assert totals["benefit"] == 64.18
+
+
+def test_contracted_rates_load_from_csv(tmp_path: Path) -> None:
+    path = tmp_path / "rates.csv"
+    path.write_text(
+        "# comment\npayer,code,modifier,amount,effective_from,effective_to\n"
+        "Organization/acme,99213,,95.50,2026-01-01,2026-12-31\n"
+    )
+    table = RateTable.from_csv(str(path))
+    found = table.find(["Organization/acme"], "99213", [], date(2026, 5, 1))
+    assert found is not None and found.amount == Decimal("95.50")
+    assert table.find(["Organization/acme"], "99213", [], date(2027, 1, 1)) is None
+    assert table.find(["Organization/other"], "99213", [], date(2026, 5, 1)) is None
