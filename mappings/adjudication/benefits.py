@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -77,6 +78,22 @@ class PlanBenefits:
     allowed_percent_of_fee: dict[str, Decimal] = field(default_factory=dict)
     allowed_percent_of_charge: dict[str, Decimal] = field(default_factory=dict)
     locality: str = "00000-00"
+    # (month, day) the plan year starts: InsurancePlan.period.start's, else 1 January.
+    year_start: tuple[int, int] = (1, 1)
+
+    def plan_year(self, day: date) -> tuple[date, date]:
+        """First and last day of the plan year that contains ``day``."""
+        month, dom = self.year_start
+        start = date(day.year, month, dom)
+        if start > day:
+            start = date(day.year - 1, month, dom)
+        end = date(start.year + 1, month, dom) - timedelta(days=1)
+        return start, end
+
+    def plan_year_label(self, day: date) -> str:
+        """The accumulators' plan-year key: ``2026``, or ``2025-07-01`` off the calendar."""
+        start, _ = self.plan_year(day)
+        return str(start.year) if self.year_start == (1, 1) else start.isoformat()
 
     def cost_share(self, tier: str, category: str) -> CostShare:
         shares = self.cost_shares.get(tier) or self.cost_shares.get(IN, {})
@@ -182,7 +199,12 @@ def from_insurance_plan(plan: dict[str, Any]) -> PlanBenefits:
         tier: {cat: CostShare(**values) for cat, values in cats.items()}
         for tier, cats in draft.shares.items()
     }
+    year_start = (1, 1)
+    period_start = str((plan.get("period") or {}).get("start") or "")
+    if len(period_start) >= 10:
+        year_start = (int(period_start[5:7]), min(int(period_start[8:10]), 28))
     return PlanBenefits(
+        year_start=year_start,
         plan_id=str(plan.get("id") or "unknown"),
         name=str(plan.get("name") or plan.get("id") or "plan"),
         deductible_individual=amounts.get(("deductible", "individual", IN), ZERO),

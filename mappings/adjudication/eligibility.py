@@ -52,9 +52,9 @@ def _reference_id(ref: dict[str, Any] | None) -> str | None:
 
 
 async def _limits(
-    repo: Repository, coverage: dict[str, Any], benefits: PlanBenefits, year: int
+    repo: Repository, coverage: dict[str, Any], benefits: PlanBenefits, day: date
 ) -> list[dict[str, Any]]:
-    keys = accumulator_keys(coverage, benefits, year)
+    keys = accumulator_keys(coverage, benefits, day)
     items = []
     for unit, key in keys.items():
         deductible_met, oop_met = await accumulated(repo, key)
@@ -157,8 +157,9 @@ async def eligibility_response(
         insurer = insurer or (coverage.get("payor") or [None])[0]
         benefits = await benefits_of(repo, ctx, coverage, config)
         inactive = coverage_active(coverage, day)
-        items = await _limits(repo, coverage, benefits, day.year) + _cost_shares(benefits)
-        period = coverage.get("period") or {"start": f"{day.year}-01-01"}
+        items = await _limits(repo, coverage, benefits, day) + _cost_shares(benefits)
+        year_start, year_end = benefits.plan_year(day)
+        period = {"start": year_start.isoformat(), "end": year_end.isoformat()}
         insurance.append(
             {
                 "coverage": entry["coverage"],

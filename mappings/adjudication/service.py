@@ -210,11 +210,12 @@ def claim_facts(claim: dict[str, Any]) -> ClaimFacts:
     )
 
 
-def accumulator_keys(coverage: dict[str, Any], benefits: PlanBenefits, year: int) -> dict[str, str]:
+def accumulator_keys(coverage: dict[str, Any], benefits: PlanBenefits, day: date) -> dict[str, str]:
     """The accumulators a claim counts towards: the member's and, with family amounts, the
-    family's (by subscriber), each per plan and calendar plan year."""
+    family's (by subscriber), each per plan and plan year (the one containing ``day``)."""
     member = str((coverage.get("beneficiary") or {}).get("reference") or coverage.get("id"))
     family_ref = (coverage.get("subscriber") or {}).get("reference") or coverage.get("subscriberId")
+    year = benefits.plan_year_label(day)
     keys = {"individual": f"{member}|{benefits.plan_id}|{year}"}
     if family_ref and (benefits.deductible_family is not None or benefits.oop_family):
         keys["family"] = f"family:{family_ref}|{benefits.plan_id}|{year}"
@@ -413,8 +414,8 @@ async def _attempt(
         str(p.get("reference") or (p.get("identifier") or {}).get("value"))
         for p in coverage.get("payor") or []
     ]
-    year = min((line.day for line in facts.lines if line.day), default=today).year
-    keys = accumulator_keys(coverage, benefits, year)
+    first_day = min((line.day for line in facts.lines if line.day), default=today)
+    keys = accumulator_keys(coverage, benefits, first_day)
 
     # Accumulators: current state, minus what the replaced claims added.
     accumulators: dict[str, dict[str, Any]] = {}

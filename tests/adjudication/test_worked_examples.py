@@ -215,3 +215,17 @@ def test_contracted_rates_load_from_csv(tmp_path: Path) -> None:
     assert found is not None and found.amount == Decimal("95.50")
     assert table.find(["Organization/acme"], "99213", [], date(2027, 1, 1)) is None
     assert table.find(["Organization/other"], "99213", [], date(2026, 5, 1)) is None
+
+
+async def test_plan_year_off_the_calendar_resets_the_deductible(repo: Repository) -> None:
+    """The plan year starts 1 July (InsurancePlan.period.start): an MRI on 30 June and
+    another on 1 July each meet 400 of a fresh $500 deductible."""
+    plan = plan_resource()
+    plan["period"] = {"start": "2025-07-01"}
+    await repo.update(CTX, "InsurancePlan", "test-plan", plan)
+    june = await submit(repo, claim(line("70551", 600, "2026-06-30")))
+    july = await submit(repo, claim(line("70551", 600, "2026-07-01")))
+    assert line_amounts(june, 1)["deductible"] == 400
+    assert line_amounts(july, 1)["deductible"] == 400
+    assert await accumulated(repo, "Patient/p1|test-plan|2025-07-01") == (400, 400)
+    assert await accumulated(repo, "Patient/p1|test-plan|2026-07-01") == (400, 400)
