@@ -602,6 +602,20 @@ async def read_optional(
     return body
 
 
+async def _plan_by_identifier(
+    repo: Repository, ctx: RequestContext, value: str
+) -> dict[str, Any] | None:
+    from server.search.parse import parse_search
+    from server.storage.port import SearchQuery
+
+    parsed = parse_search(("InsurancePlan",), [("identifier", value)], strict=True)
+    page = await repo.search(ctx, SearchQuery(("InsurancePlan",), parsed.where, count=2))
+    if len(page.versions) != 1 or page.versions[0].body is None:
+        return None
+    found: dict[str, Any] = orjson.loads(page.versions[0].body)
+    return found
+
+
 async def benefits_of(
     repo: Repository, ctx: RequestContext, coverage: dict[str, Any], config: AdjudicationConfig
 ) -> PlanBenefits:
@@ -610,7 +624,10 @@ async def benefits_of(
     for cls in coverage.get("class") or []:
         codes = {c.get("code") for c in (cls.get("type") or {}).get("coding", [])}
         if "plan" in codes and cls.get("value"):
-            plan_resource = await read_optional(repo, ctx, "InsurancePlan", str(cls["value"]))
+            value = str(cls["value"])
+            plan_resource = await read_optional(repo, ctx, "InsurancePlan", value)
+            if plan_resource is None:  # the plan's identifier rather than its id
+                plan_resource = await _plan_by_identifier(repo, ctx, value)
             break
     benefits = from_insurance_plan(plan_resource or config.default_plan)
     return apply_coverage(benefits, coverage)

@@ -229,3 +229,13 @@ async def test_plan_year_off_the_calendar_resets_the_deductible(repo: Repository
     assert line_amounts(july, 1)["deductible"] == 400
     assert await accumulated(repo, "Patient/p1|test-plan|2025-07-01") == (400, 400)
     assert await accumulated(repo, "Patient/p1|test-plan|2026-07-01") == (400, 400)
+
+
+async def test_plan_class_may_name_the_plan_by_identifier(repo: Repository) -> None:
+    plan = {**plan_resource(), "identifier": [{"system": "urn:acme:plans", "value": "GOLD-1"}]}
+    await repo.update(CTX, "InsurancePlan", "test-plan", plan)
+    cov = coverage()
+    cov["class"][0]["value"] = "GOLD-1"
+    await repo.update(CTX, "Coverage", "cov1", cov)
+    response = await submit(repo, claim(line("99213", 150)))
+    assert line_amounts(response, 1)["copay"] == 30  # the test plan's, not the default $25
