@@ -317,7 +317,7 @@ class ClaimService:
             ctx, interaction, "Claim", claim_id, claim, expected
         )
         writes.append(claim_write)
-        task_write = await self._task(ctx, claim_id, claim, result)
+        task_write = await self._task(ctx, claim_id, claim, result, new_claim=expected == 0)
         if task_write is not None:
             writes.append(task_write)
         writes.append(self._provenance(ctx, claim_stored, task_write, used, result))
@@ -326,9 +326,18 @@ class ClaimService:
         return Generated(claim_stored, result, True)
 
     async def _task(
-        self, ctx: RequestContext, claim_id: str, claim: dict[str, Any], result: CodingResult
+        self,
+        ctx: RequestContext,
+        claim_id: str,
+        claim: dict[str, Any],
+        result: CodingResult,
+        new_claim: bool,
     ) -> Write | None:
-        found = await self._search(ctx, "Task", [("focus", f"Claim/{claim_id}")], count=10)
+        if new_claim and result.clean:
+            return None  # a new clean claim has no Task to create or complete
+        found = []
+        if not new_claim:
+            found = await self._search(ctx, "Task", [("focus", f"Claim/{claim_id}")], count=10)
         task_v = found[0] if found else None
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if result.clean:
