@@ -155,3 +155,15 @@ class TestEditsAndFees:
     def test_no_fee_for_an_unknown_locality_or_year(self, service: TerminologyService) -> None:
         assert service.fee("99213", DAY, "99999-99") is None
         assert service.fee("99213", date(2024, 6, 1), "00000-00") is None
+
+
+def test_primary_hypertension_is_i10_for_adults_and_neonatal_only_for_newborns(
+    service: TerminologyService,
+) -> None:
+    """A neonatal code must never be the unconditional first choice for an adult."""
+    icd = "http://hl7.org/fhir/sid/icd-10-cm"
+    day = date(2026, 3, 1)
+    adult = service.translate(systems.SNOMED, "59621000", icd, day, age=54, sex="male")
+    assert [m.code for m in adult] == ["I10"]
+    newborn = service.translate(systems.SNOMED, "59621000", icd, day, age=0.02, sex="female")
+    assert [m.code for m in newborn] == ["P29.2"]
