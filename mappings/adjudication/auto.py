@@ -23,6 +23,7 @@ import orjson
 
 from mappings.adjudication.service import adjudicate_claim
 from server.repository import Repository, RequestContext
+from server.repository import system_context as repository_system_context
 from server.storage.port import Write
 
 log = logging.getLogger("billable.adjudication")
@@ -32,10 +33,7 @@ GENERATED_CLAIM = b"https://billable.dev/fhir/claim-for-encounter"
 
 def system_context(base_url: str = "urn:billable:system") -> RequestContext:
     """The payer's identity for automatic adjudication, with system scopes."""
-    from server.auth.scopes import Grants
-
-    grants = Grants.from_scope_string("system/*.cruds", "billable-adjudication")
-    return RequestContext(base_url=base_url, client_id="billable-adjudication", grants=grants)
+    return repository_system_context("billable-adjudication", base_url)
 
 
 def _insured(body: bytes) -> bool:
