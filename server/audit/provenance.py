@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from server.auth.scopes import Grants
+from server.search.extract import extract_index_values
 from server.spec.resources import is_resource_type
 from server.storage.port import Store, Write
 
@@ -84,6 +85,9 @@ def provenance_for(writes: Sequence[Write], grants: Grants) -> Write | None:
         version=1,
         last_updated=recorded,
         body=orjson.dumps(body),
+        # Indexed like every resource, so that `Provenance?target=`, `_lastUpdated` and
+        # `$export?_since=` find it.
+        index=extract_index_values(body, recorded),
     )
 
 

@@ -54,3 +54,14 @@ def test_a_transaction_gets_one_provenance_for_all_its_writes(seeded: TestClient
     agents = carriers[0]["agent"]
     assert agents[0]["who"] == {"reference": "Practitioner/pr1"}
     assert agents[-1]["who"]["identifier"]["value"] == "ehr-feed"
+
+
+def test_provenance_is_searchable_by_its_target(seeded: TestClient):
+    writer = mint(seeded, "system/*.cruds", client_id="ehr-feed")
+    r = seeded.post("/fhir/Claim", json=claim_for("p1"), headers={**writer, **FHIR_JSON})
+    assert r.status_code == 201, r.text
+    claim_id = r.json()["id"]
+    found = seeded.get(f"/fhir/Provenance?target=Claim/{claim_id}", headers=writer).json()
+    assert len(found.get("entry", [])) == 1
+    recent = seeded.get("/fhir/Provenance?_lastUpdated=ge2000-01-01", headers=writer).json()
+    assert recent.get("entry")
