@@ -389,6 +389,14 @@ async def mongo_search(
     return SearchPage([to_version(d) for d in docs], positions, more, total)
 
 
+def _reference_params(source_type: str) -> list[str]:
+    """Codes of the reference parameters of ``source_type`` (``*``: of every type)."""
+    reg = registry()
+    types = list(reg.by_type) if source_type == "*" else [source_type]
+    codes = {p.code for t in types for p in reg.params(t).values() if p.type == "reference"}
+    return sorted(codes)
+
+
 async def mongo_include(
     coll: Any,
     spec: IncludeSpec,
@@ -408,17 +416,10 @@ async def mongo_include(
         for rtype, ids in by_type.items():
             if spec.target_type is not None and spec.target_type != rtype:
                 continue
-            params = (
-                [spec.param]
-                if spec.param
-                else [
-                    p.code
-                    for p in registry().params(spec.source_type).values()
-                    if p.type == "reference"
-                ]
-            )
+            params = [spec.param] if spec.param else _reference_params(spec.source_type)
             keys = [key("r", p, f"{rtype}/{rid}") for p in params for rid in ids]
-            filt = {"$and": [base, {"type": spec.source_type}, {"idx.k": {"$in": keys}}]}
+            of_type: Doc = {} if spec.source_type == "*" else {"type": spec.source_type}
+            filt = {"$and": [base, of_type, {"idx.k": {"$in": keys}}]}
             found += await _current_docs(
                 coll, filt, is_current, {**_META, "body": 1}, limit - len(found)
             )

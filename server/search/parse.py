@@ -427,8 +427,8 @@ def _include(types: tuple[str, ...], name: str, value: str, reverse: bool) -> In
         raise _Unknown(f"Unknown modifier on {name}")
     iterate = modifier in ("iterate", "recurse")
     if value == "*":
-        if reverse:
-            raise _Unknown("_revinclude=* is not supported")
+        # _include=*: every reference of the matches; _revinclude=*: every resource of
+        # any type that references a match through any reference parameter.
         return Include(IncludeSpec("*", None, None, reverse), iterate)
     parts = value.split(":")
     if len(parts) not in (2, 3):

@@ -281,10 +281,12 @@ class SQLiteStore:
                     if spec.reverse:
                         sql = (
                             "SELECT type, id FROM sp_ref INDEXED BY sp_ref_target"
-                            " WHERE type = ? AND target_type = ?"
-                            f" AND target_id IN ({marks})"
+                            f" WHERE target_type = ? AND target_id IN ({marks})"
                         )
-                        args: list[object] = [spec.source_type, rtype, *chunk]
+                        args: list[object] = [rtype, *chunk]
+                        if spec.source_type != "*":  # _revinclude=*: any source type
+                            sql += " AND type = ?"
+                            args.append(spec.source_type)
                         if spec.param is not None:
                             sql += " AND param = ?"
                             args.append(spec.param)

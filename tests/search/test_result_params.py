@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from server.search.paging import encode_cursor
 from tests.search.conftest import FHIR_JSON, ids_of
+from tests.search.fixtures import RESOURCES
 
 
 def link(bundle: dict[str, Any], relation: str) -> str | None:
@@ -87,6 +88,25 @@ def test_include_revinclude_and_iterate(loaded: TestClient) -> None:
     assert ids_of(b, "include") == {"cl2"}
     b = loaded.get("/fhir/Encounter?_id=e1&_include=*").json()
     assert ids_of(b, "include") == {"p1", "dr1", "o1"}
+
+
+def test_revinclude_star_brings_every_resource_that_references_a_match(
+    loaded: TestClient,
+) -> None:
+    def references_p2(value: Any) -> bool:
+        if isinstance(value, dict):
+            if value.get("reference") == "Patient/p2":
+                return True
+            return any(references_p2(v) for v in value.values())
+        if isinstance(value, list):
+            return any(references_p2(v) for v in value)
+        return False
+
+    expected = {r["id"] for r in RESOURCES if r["resourceType"] != "Patient" and references_p2(r)}
+    assert len(expected) >= 3
+    b = loaded.get("/fhir/Patient?_id=p2&_revinclude=*").json()
+    assert ids_of(b) == {"p2"}
+    assert ids_of(b, "include") == expected
 
 
 def test_unknown_parameters_are_a_warning_or_a_strict_400(loaded: TestClient) -> None:
