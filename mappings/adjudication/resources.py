@@ -245,6 +245,9 @@ def error_response(
     }
 
 
+PAYEE_TYPE = "http://terminology.hl7.org/CodeSystem/payeetype"
+
+
 def explanation_of_benefit(
     *,
     rid: str,
@@ -307,6 +310,12 @@ def explanation_of_benefit(
         "claimResponse": {"reference": f"ClaimResponse/{claim_response_id}"},
         "outcome": "complete",
         "disposition": disposition(decision),
+        # CARIN payee (must-support): the billing provider unless the Claim says otherwise.
+        "payee": claim.get("payee")
+        or {
+            "type": _concept(PAYEE_TYPE, "provider", "Provider"),
+            "party": claim.get("provider") or {"display": "unknown provider"},
+        },
         "supportingInfo": [
             {
                 "sequence": 1,

@@ -37,6 +37,8 @@ MUST_SUPPORT = [
     ("insurer.reference", "Organization/acme"),
     ("provider.reference", "Organization/clinic"),
     ("outcome", "complete"),
+    ("payee.type.coding.code", "provider"),
+    ("payee.party.reference", "Organization/clinic"),
     ("supportingInfo.category.coding.code", "clmrecvddate"),
     ("supportingInfo.category.coding.code", "billingnetworkcontractingstatus"),
     ("careTeam.provider.reference", "Practitioner/dr1"),
