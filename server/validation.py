@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -61,8 +62,16 @@ def validate_resource(resource: dict[str, Any]) -> None:
         raise FhirError(400, issues[:MAX_ISSUES])
 
 
+# What the serialised JSON shows when a rule may be broken: null, [], {}, or a string of
+# nothing but whitespace. Its absence proves the resource clean without walking it; its
+# presence (possibly inside a string, a false alarm) sends it to the exact walk.
+_MAYBE_BROKEN = re.compile(rb'null|\[\]|\{\}|"(?:[ \t]|\\[nrt])*"')
+
+
 def _json_rule_issues(value: Any, path: str) -> list[Issue]:
     """FHIR JSON forbids null, empty objects, empty arrays and empty strings."""
+    if not _MAYBE_BROKEN.search(orjson.dumps(value)):
+        return []
     issues: list[Issue] = []
 
     def walk(v: Any, p: str) -> None:

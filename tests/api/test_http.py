@@ -190,3 +190,10 @@ def test_healthz_names_the_backend(client: TestClient, settings: Settings):
     assert r.status_code == 200
     expected = "mongodb" if settings.store_url.startswith("mongodb") else "sqlite"
     assert r.json() == {"status": "ok", "store": expected}
+
+
+def test_whitespace_only_strings_are_invalid_however_they_are_escaped(client: TestClient):
+    for value in (" ", "\n", " \t\r\n"):
+        r = create(client, patient(gender=value))
+        assert r.status_code == 400, repr(value)
+        assert r.json()["issue"][0]["expression"] == ["Patient.gender"]
