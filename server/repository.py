@@ -16,13 +16,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import jsonpatch
 import orjson
 
 from server.errors import FhirError, Issue
+from server.instants import format_micros
 from server.search.conditional import parse_conditional_search
 from server.search.extract import extract_index_values, extract_tokens
 from server.spec.resources import is_resource_type
@@ -137,8 +137,7 @@ class InstantClock:
         if micros <= self._last:
             micros = self._last + 1
         self._last = micros
-        moment = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micros % 1_000_000:06d}Z"
+        return format_micros(micros)
 
 
 def parse_version_tag(etag: str) -> int:

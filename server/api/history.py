@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from server.api.context import known_type, repository_of, request_context, settings_of
 from server.api.responses import json_response
 from server.errors import FhirError
+from server.instants import format_datetime
 from server.storage.port import HistoryPage, HistoryQuery, StoredVersion
 
 router = APIRouter()
@@ -41,8 +42,7 @@ def normalise_instant(value: str, name: str) -> str:
         raise FhirError.of(400, "invalid", f"{name}: {value!r} is not a valid date") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}Z"
+    return format_datetime(moment)
 
 
 def _count(request: Request) -> int:

@@ -17,11 +17,11 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from server.instants import format_micros
 from server.storage.port import Store, VersionConflict, Write
 
 log = logging.getLogger("billable.audit")
@@ -39,8 +39,7 @@ def event_id(seq: int) -> str:
 
 
 def _instant(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}Z"
+    return format_micros(int(seconds * 1_000_000))
 
 
 def chain_hash(previous: str, event: dict[str, Any]) -> str:

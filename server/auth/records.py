@@ -10,12 +10,11 @@ only once.
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from server.instants import now_instant
 from server.storage.port import HistoryQuery, Store, VersionConflict, Write
 
 CLIENT = "x-billable-client"
@@ -26,12 +25,6 @@ REFRESH_TOKEN = "x-billable-refresh-token"
 ASSERTION_JTI = "x-billable-assertion-jti"
 REVOKED_TOKEN = "x-billable-revoked-token"
 LAUNCH = "x-billable-launch"
-
-
-def _now_instant() -> str:
-    micros = int(time.time() * 1_000_000)
-    moment = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micros % 1_000_000:06d}Z"
 
 
 class Records:
@@ -80,7 +73,7 @@ class Records:
             key,
             expected_version=current.version,
             version=current.version + 1,
-            last_updated=_now_instant(),
+            last_updated=now_instant(),
             body=None,
         )
         try:
@@ -114,6 +107,6 @@ class Records:
             key,
             expected_version=expected,
             version=expected + 1,
-            last_updated=_now_instant(),
+            last_updated=now_instant(),
             body=orjson.dumps(value),
         )

@@ -13,13 +13,12 @@ finds the record changed by someone else means the lease was lost and the runner
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from server.instants import now_instant
 from server.storage.port import HistoryQuery, Store, VersionConflict, Write
 
 JOB = "x-billable-export-job"
@@ -30,12 +29,6 @@ ACCEPTED = "accepted"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
-
-
-def now_instant() -> str:
-    micros = int(time.time() * 1_000_000)
-    moment = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micros % 1_000_000:06d}Z"
 
 
 def new_progress() -> dict[str, Any]:

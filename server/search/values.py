@@ -81,11 +81,6 @@ def date_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def format_instant(micros: int) -> str:
-    moment = _EPOCH + timedelta(microseconds=micros)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}Z"
-
-
 def normalise_string(text: str) -> str:
     """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded."""
     decomposed = unicodedata.normalize("NFKD", text)
