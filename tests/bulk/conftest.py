@@ -16,8 +16,11 @@ from server.config import Settings
 from tests.auth.conftest import (  # noqa: F401  (fixtures used by name)
     BASE,
     backend_token_response,
+    claim_for,
+    coverage_for,
     ec_key,
     mint,
+    observation_for,
     put,
     registered,
     rsa_key,
@@ -77,9 +80,9 @@ def seed(client: TestClient, patients: tuple[str, ...] = ("p1", "p2")) -> dict[s
         assert put(client, admin, {"resourceType": "Patient", "id": pid}).status_code == 201
         for resource in (
             claim(pid, f"claim-{pid}"),
-            {**coverage(pid), "id": f"cov-{pid}"},
-            {**observation(pid, "laboratory"), "id": f"lab-{pid}"},
-            {**observation(pid, "social-history"), "id": f"soc-{pid}"},
+            {**coverage_for(pid), "id": f"cov-{pid}"},
+            {**observation_for(pid, "laboratory"), "id": f"lab-{pid}"},
+            {**observation_for(pid, "social-history"), "id": f"soc-{pid}"},
         ):
             r = put(client, admin, resource)
             assert r.status_code == 201, r.text
@@ -89,53 +92,7 @@ def seed(client: TestClient, patients: tuple[str, ...] = ("p1", "p2")) -> dict[s
 
 
 def claim(patient: str, rid: str, status: str = "active") -> dict[str, Any]:
-    return {
-        "resourceType": "Claim",
-        "id": rid,
-        "status": status,
-        "type": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                    "code": "professional",
-                }
-            ]
-        },
-        "use": "claim",
-        "patient": {"reference": f"Patient/{patient}"},
-        "created": "2026-11-02",
-        "provider": {"reference": "Organization/o1"},
-        "priority": {"coding": [{"code": "normal"}]},
-        "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/c1"}}],
-    }
-
-
-def coverage(patient: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Coverage",
-        "status": "active",
-        "beneficiary": {"reference": f"Patient/{patient}"},
-        "payor": [{"reference": "Organization/o1"}],
-    }
-
-
-def observation(patient: str, category: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": category,
-                    }
-                ]
-            }
-        ],
-        "code": {"text": "a measurement"},
-        "subject": {"reference": f"Patient/{patient}"},
-    }
+    return claim_for(patient, id=rid, status=status)
 
 
 def backend_token(client: TestClient, key: Any, scope: str = "system/*.rs") -> dict[str, str]:
