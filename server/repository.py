@@ -30,7 +30,6 @@ from server.storage.port import (
     HistoryPage,
     HistoryQuery,
     IncludeSpec,
-    MatchQuery,
     SearchPage,
     SearchQuery,
     SearchStore,
@@ -262,10 +261,6 @@ class Repository:
             return resource
 
         return guarded
-
-    async def match(self, ctx: RequestContext, query: MatchQuery) -> list[str]:
-        self.policy.authorize(ctx, "search-type", query.resource_type)
-        return await self.store.match(query)
 
     async def search(self, ctx: RequestContext, query: SearchQuery) -> SearchPage:
         """One page of a compiled FHIR search (``server.search``)."""
