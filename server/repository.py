@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -84,6 +84,14 @@ class AccessPolicy(Protocol):
     def restrict_search(self, ctx: RequestContext, query: SearchQuery) -> SearchQuery:
         """``query`` limited to what ``ctx`` may see (patient compartment, scope queries)."""
 
+    def may_choose_ids(self, ctx: RequestContext, resource_type: str) -> bool:
+        """Whether ``ctx`` may create ``resource_type`` at an id of its choosing (PUT).
+
+        Ids are one namespace shared with resources the caller may not see, so whether an
+        id is free is itself information about them: a restricted caller only updates
+        what it can see and creates with server-assigned ids.
+        """
+
 
 def system_context(client_id: str, base_url: str = "urn:billable:system") -> RequestContext:
     """The identity of one of Billable's own engines (coding, adjudication, terminology
@@ -113,6 +121,9 @@ class OpenAccess:
 
     def restrict_search(self, ctx: RequestContext, query: SearchQuery) -> SearchQuery:
         return query
+
+    def may_choose_ids(self, ctx: RequestContext, resource_type: str) -> bool:
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,21 +257,37 @@ class Repository:
         ctx: RequestContext,
         interaction: str,
         resource_type: str,
+        rid: str,
         produce: Callable[[StoredVersion | None], dict[str, Any]],
-    ) -> Callable[[StoredVersion | None], dict[str, Any]]:
+    ) -> Callable[[StoredVersion | None], Awaitable[dict[str, Any]]]:
         """``produce`` checked by the policy: the version replaced and the one written."""
 
-        def guarded(current: StoredVersion | None) -> dict[str, Any]:
-            if current is not None and current.body is not None:
-                if not self.policy.can_see(ctx, "read", current):
-                    raise FhirError.of(
-                        404, "not-found", f"{resource_type}/{current.id} is not known"
-                    )
+        async def guarded(current: StoredVersion | None) -> dict[str, Any]:
+            await self._check_target(ctx, interaction, resource_type, rid, current)
             resource = produce(current)
-            self.policy.authorize(ctx, interaction, resource_type, resource)
+            self.policy.authorize(ctx, interaction, resource_type, with_id(resource, rid))
             return resource
 
         return guarded
+
+    async def _check_target(
+        self,
+        ctx: RequestContext,
+        interaction: str,
+        resource_type: str,
+        rid: str,
+        current: StoredVersion | None,
+    ) -> None:
+        """Refuse to write over a version ``ctx`` cannot see, and (for a caller that may
+        not choose ids) to create at an id it cannot see: both answer exactly like an
+        unknown id, so no answer depends on data the caller may not see (a deleted
+        resource of another patient cannot be re-created over either)."""
+        visible = await self._visible(ctx, "read", current)
+        if current is not None and visible is None:
+            raise _not_known(resource_type, rid)
+        # A delete marker that is visible was the caller's own resource: it may re-create.
+        if visible is None and not self.policy.may_choose_ids(ctx, resource_type):
+            raise _not_known(resource_type, rid)
 
     async def search(self, ctx: RequestContext, query: SearchQuery) -> SearchPage:
         """One page of a compiled FHIR search (``server.search``)."""
@@ -318,13 +345,12 @@ class Repository:
     ) -> WriteOutcome:
         self.policy.authorize(ctx, "create", resource_type)
         _check_type(resource, resource_type)
-        self.policy.authorize(ctx, "create", resource_type, resource)
         validate_resource(resource)
         if if_none_exist is None:
-            return await self._create_new(resource_type, resource)
+            return await self._create_new(ctx, resource_type, resource)
         query = parse_conditional_search(resource_type, if_none_exist, "Conditional create")
         async with self._conditional_lock:
-            ids = await self._conditional_ids(query)
+            ids = await self._conditional_ids(ctx, query)
             if len(ids) > 1:
                 raise FhirError.of(
                     412,
@@ -333,12 +359,20 @@ class Repository:
                     f" {resource_type}",
                 )
             if ids:
-                existing = await self.store.read(resource_type, ids[0])
-                return WriteOutcome(existing, created=False, matched_existing=True)
-            return await self._create_new(resource_type, resource)
+                existing = await self._visible(
+                    ctx, "read", await self.store.read(resource_type, ids[0])
+                )
+                if existing is not None:
+                    return WriteOutcome(existing, created=False, matched_existing=True)
+            return await self._create_new(ctx, resource_type, resource)
 
-    async def _create_new(self, resource_type: str, resource: dict[str, Any]) -> WriteOutcome:
+    async def _create_new(
+        self, ctx: RequestContext, resource_type: str, resource: dict[str, Any]
+    ) -> WriteOutcome:
+        """A create under a new server-assigned id; the policy judges the resource as it
+        will be stored (with that id), never the id the body claims."""
         rid = str(uuid.uuid4())
+        self.policy.authorize(ctx, "create", resource_type, with_id(resource, rid))
         version = self.new_version(resource_type, rid, resource, expected=0)
         await self.store.commit([version[0]])
         self._committed([version[0]])
@@ -369,7 +403,7 @@ class Repository:
             )
         validate_resource(resource)
         expected = parse_version_tag(if_match) if if_match is not None else None
-        produce = self._guarded(ctx, "update", resource_type, lambda _current: resource)
+        produce = self._guarded(ctx, "update", resource_type, rid, lambda _current: resource)
         return await self._put(resource_type, rid, produce, expected)
 
     async def conditional_update(
@@ -385,7 +419,7 @@ class Repository:
         validate_resource(resource)
         query = parse_conditional_search(resource_type, criteria, "Conditional update")
         async with self._conditional_lock:
-            ids = await self._conditional_ids(query)
+            ids = await self._conditional_ids(ctx, query)
             if len(ids) > 1:
                 raise FhirError.of(
                     412,
@@ -395,7 +429,7 @@ class Repository:
             body_id = resource.get("id")
             if not ids:
                 if body_id is None:
-                    return await self._create_new(resource_type, resource)
+                    return await self._create_new(ctx, resource_type, resource)
                 target = str(body_id)
             else:
                 target = ids[0]
@@ -408,7 +442,7 @@ class Repository:
                         (f"{resource_type}.id",),
                     )
             expected = parse_version_tag(if_match) if if_match is not None else None
-            produce = self._guarded(ctx, "update", resource_type, lambda _c: resource)
+            produce = self._guarded(ctx, "update", resource_type, target, lambda _c: resource)
             return await self._put(resource_type, target, produce, expected)
 
     async def patch(
@@ -447,7 +481,7 @@ class Repository:
 
         expected = parse_version_tag(if_match) if if_match is not None else None
         return await self._put(
-            resource_type, rid, self._guarded(ctx, "patch", resource_type, apply), expected
+            resource_type, rid, self._guarded(ctx, "patch", resource_type, rid, apply), expected
         )
 
     async def delete(
@@ -487,7 +521,7 @@ class Repository:
     ) -> WriteOutcome:
         self.policy.authorize(ctx, "delete", resource_type)
         query = parse_conditional_search(resource_type, criteria, "Conditional delete")
-        ids = await self._conditional_ids(query)
+        ids = await self._conditional_ids(ctx, query)
         if len(ids) > 1:
             raise FhirError.of(
                 412,
@@ -516,18 +550,31 @@ class Repository:
         may see it: a version the policy hides reads as missing."""
         return await self._visible(ctx, interaction, await self.store.read(resource_type, rid))
 
-    async def _conditional_ids(self, query: SearchQuery) -> list[str]:
-        """Ids matching conditional criteria (full search), at most ``query.count``."""
+    async def write_target(
+        self, ctx: RequestContext, interaction: str, resource_type: str, rid: str
+    ) -> StoredVersion | None:
+        """``current_version`` for a PUT/PATCH/DELETE at ``rid``, refused (as an unknown
+        id) when ``ctx`` may not write there: the rules of single interactions."""
+        current = await self.store.read(resource_type, rid)
+        await self._check_target(ctx, interaction, resource_type, rid, current)
+        return await self._visible(ctx, interaction, current)
+
+    async def _conditional_ids(self, ctx: RequestContext, query: SearchQuery) -> list[str]:
+        """Ids matching conditional criteria among what ``ctx`` may see, at most
+        ``query.count``: the caller's restrictions go into the search and every match
+        passes ``can_see``, so a match the caller cannot see is no match at all."""
+        query = self.policy.restrict_search(ctx, query)
         try:
             page = await _searchable(self.store).search(query)
         except SearchTooCostly as exc:
             raise FhirError.of(400, "too-costly", f"Conditional criteria: {exc}") from exc
-        return [v.id for v in page.versions]
+        return [v.id for v in page.versions if self.policy.can_see(ctx, "search-type", v)]
 
-    async def find_ids(self, query: SearchQuery) -> list[str]:
-        """Ids matching conditional criteria (``parse_conditional_search``), for planning,
-        with the same semantics as single conditional interactions; callers authorise."""
-        return await self._conditional_ids(query)
+    async def find_ids(self, ctx: RequestContext, query: SearchQuery) -> list[str]:
+        """Ids matching conditional criteria (``parse_conditional_search``) that ``ctx``
+        may see, for planning bundles: the same semantics as single conditional
+        interactions (conditional references and ``ifNoneExist`` included)."""
+        return await self._conditional_ids(ctx, query)
 
     def plan_write(
         self,
@@ -539,8 +586,8 @@ class Repository:
         expected: int,
     ) -> tuple[Write, StoredVersion]:
         """``new_version`` after the policy has seen the resource exactly as it will be
-        stored (references rewritten)."""
-        self.policy.authorize(ctx, interaction, resource_type, resource)
+        stored (references rewritten, the id it is stored under)."""
+        self.policy.authorize(ctx, interaction, resource_type, with_id(resource, rid))
         return self.new_version(resource_type, rid, resource, expected)
 
     def plan_delete(self, resource_type: str, rid: str, current: StoredVersion) -> Write:
@@ -568,7 +615,7 @@ class Repository:
         self,
         resource_type: str,
         rid: str,
-        produce: Callable[[StoredVersion | None], dict[str, Any]],
+        produce: Callable[[StoredVersion | None], Awaitable[dict[str, Any]]],
         expected_tag: int | None,
     ) -> WriteOutcome:
         """Read-modify-write with optimistic concurrency.
@@ -580,7 +627,7 @@ class Repository:
         for _attempt in range(MAX_UPDATE_RETRIES):
             current = await self.store.read(resource_type, rid)
             actual = current.version if current else 0
-            resource = produce(current)
+            resource = await produce(current)
             if expected_tag is not None and actual != expected_tag:
                 raise _precondition_failed(resource_type, rid, expected_tag, actual)
             write, stored = self.new_version(resource_type, rid, resource, expected=actual)
@@ -644,6 +691,17 @@ def _as_stored(write: Write) -> StoredVersion:
     return StoredVersion(
         write.resource_type, write.id, write.version, write.last_updated, write.deleted, write.body
     )
+
+
+def with_id(resource: dict[str, Any], rid: str) -> dict[str, Any]:
+    """``resource`` as it will be stored: under ``rid``, whatever id the body claims."""
+    if resource.get("id") == rid:
+        return resource
+    return {**resource, "id": rid}
+
+
+def _not_known(resource_type: str, rid: str) -> FhirError:
+    return FhirError.of(404, "not-found", f"{resource_type}/{rid} is not known")
 
 
 def _check_type(resource: dict[str, Any], resource_type: str) -> None:

@@ -55,6 +55,25 @@ def referenced_patients(resource_type: str, resource: dict[str, Any]) -> set[str
     return found
 
 
+def patient_references(value: Any) -> set[str]:
+    """Ids of every patient ``value`` refers to, wherever the reference sits (contained
+    resources, extensions and non-compartment elements included)."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str):
+                patient = _patient_id(ref)
+                if patient is not None:
+                    found.add(patient)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
 def _patient_id(reference: str) -> str | None:
     """``Patient/1``, ``https://host/fhir/Patient/1`` or ``Patient/1/_history/2`` → ``1``."""
     parts = reference.split("/")

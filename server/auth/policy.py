@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from server.auth.compartment import in_patient_compartment, matches_query
+from server.auth.compartment import in_patient_compartment, matches_query, patient_references
 from server.auth.scopes import UNRESTRICTED, Access, Condition
 from server.errors import FhirError
 from server.spec.resources import is_resource_type
@@ -47,6 +47,23 @@ def _meets(condition: Condition, resource_type: str, resource: dict[str, Any]) -
     return matches_query(resource, condition.query)
 
 
+def may_write(access: Access, resource_type: str, resource: dict[str, Any]) -> bool:
+    """Whether a restricted token may store ``resource``: in its compartment (and scope
+    query) like a read, and, stricter than a read, naming no patient outside its context
+    anywhere (``performer: Patient/B`` would write into B's compartment)."""
+    for condition in access.conditions:
+        if not _meets(condition, resource_type, resource):
+            continue
+        if condition.patients is None:
+            return True
+        named = patient_references(resource)
+        if resource_type == "Patient" and isinstance(resource.get("id"), str):
+            named.add(resource["id"])
+        if named <= condition.patients:
+            return True
+    return False
+
+
 class SmartPolicy:
     """Scopes as a union; patient/user context as compartment restrictions; fail closed."""
 
@@ -76,7 +93,7 @@ class SmartPolicy:
         if resource is None or access.unrestricted:
             return
         rtype = resource_type or str(resource.get("resourceType"))
-        if not satisfies(access, rtype, resource):
+        if not may_write(access, rtype, resource):
             raise FhirError.of(
                 403,
                 "forbidden",
@@ -100,6 +117,13 @@ class SmartPolicy:
         from server.auth.search_restriction import restrict_search
 
         return restrict_search(self, ctx, query)
+
+    def may_choose_ids(self, ctx: RequestContext, resource_type: str) -> bool:
+        """Only an unrestricted writer creates at ids of its choosing (update-as-create);
+        see ``AccessPolicy.may_choose_ids``."""
+        grants = ctx.grants
+        access = grants.access("update", resource_type) if grants is not None else None
+        return access is not None and access.unrestricted
 
     def can_see(self, ctx: RequestContext, interaction: str, version: StoredVersion) -> bool:
         if not is_resource_type(version.resource_type):

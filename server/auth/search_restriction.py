@@ -14,9 +14,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from server.auth.scopes import Access
-from server.search.expr import And, Chain, Expr, Has, Ids, Not, Or, Reference, RefValue
+from server.errors import FhirError
+from server.search.expr import And, Chain, Expr, Has, Ids, Not, OfType, Or, Reference, RefValue
 from server.search.parse import parse_criterion
 from server.search.registry import registry
+from server.spec.resources import resource_types
 from server.storage.port import SearchQuery
 
 if TYPE_CHECKING:
@@ -99,6 +101,36 @@ def restrict_search(policy: SmartPolicy, ctx: RequestContext, query: SearchQuery
         where = _both(
             where, access_expr(policy.restriction(ctx, "search-type", rtype), rtype, ctx.base_url)
         )
-    # Several types: one ``where`` cannot say "compartment A for Claim, B for Coverage";
-    # the repository filters those results with ``can_see`` instead.
+    else:
+        where = _both(where, types_expr(policy, ctx, query.types))
     return replace(query, where=where)
+
+
+def types_expr(policy: SmartPolicy, ctx: RequestContext, types: tuple[str, ...]) -> Expr | None:
+    """The ``where`` limiting a search over several types (none given: every FHIR type)
+    to what ``ctx`` may search, type by type: ``(type A and A's compartment) or (type B
+    and B's compartment) or (a type searched without restriction)``. With no ``_type``,
+    the types the token may not search are left out rather than refused; with ``_type``
+    the repository has already refused them. Totals and ``_summary=count`` are then
+    counted over exactly what the token may see."""
+    open_types: list[str] = []
+    limited: list[Expr] = []
+    candidates = types or tuple(sorted(resource_types()))
+    for rtype in candidates:
+        try:
+            access = policy.restriction(ctx, "search-type", rtype)
+        except FhirError:
+            if types:
+                raise
+            continue
+        expr = access_expr(access, rtype, ctx.base_url)
+        if expr is None:
+            open_types.append(rtype)
+        elif expr != NOTHING:
+            limited.append(And((OfType((rtype,)), expr)))
+    if not limited and len(open_types) == len(candidates):
+        return None  # unrestricted on every type searched
+    alternatives = ([OfType(tuple(open_types))] if open_types else []) + limited
+    if not alternatives:
+        return NOTHING
+    return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))

@@ -243,7 +243,9 @@ class TransactionPlan:
                     f" matched by the criteria ({rid!r})",
                     ("resource.id",),
                 )
-        current = await self.repo.current_version(self.ctx, entry.interaction, rtype, rid)
+        # The rules of single interactions: a resource ``ctx`` cannot see, or (for a
+        # restricted token) an id it did not get from the server, reads as unknown.
+        current = await self.repo.write_target(self.ctx, entry.interaction, rtype, rid)
         self._check_if_match(entry, current)
         if entry.method == "DELETE":
             if current is None:
@@ -256,7 +258,7 @@ class TransactionPlan:
 
     async def _match(self, rtype: str, criteria: str, what: str) -> list[str]:
         query = parse_conditional_search(rtype, criteria, what)
-        ids = await self.repo.find_ids(query)
+        ids = await self.repo.find_ids(self.ctx, query)
         if len(ids) > 1:
             raise FhirError.of(
                 412,
@@ -392,7 +394,7 @@ class TransactionPlan:
             rtype, _, criteria = ref.partition("?")
             try:
                 query = parse_conditional_search(rtype, criteria, "Conditional reference")
-                found = set(await self.repo.find_ids(query))
+                found = set(await self.repo.find_ids(self.ctx, query))
                 found.update(_local_matches(query, local[rtype]))
             except FhirError as exc:
                 raise entry_error(first.index, first.label, exc) from exc

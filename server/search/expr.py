@@ -51,6 +51,14 @@ class Ids:
 
 
 @dataclass(frozen=True, slots=True)
+class OfType:
+    """Resources of one of ``types``: how one ``where`` restricts a search over several
+    types type by type (``server.auth.search_restriction``)."""
+
+    types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Token:
     param: str
     values: tuple[TokenValue, ...]
@@ -153,6 +161,7 @@ class Has:
 Leaf = Union[Token, String, Reference, Dates, Numbers, Quantities, Uri]  # noqa: UP007
 Expr = Union[  # noqa: UP007
     Ids,
+    OfType,
     Token,
     String,
     Reference,

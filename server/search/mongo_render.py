@@ -29,6 +29,7 @@ from server.search.expr import (
     Missing,
     Not,
     Numbers,
+    OfType,
     Or,
     Quantities,
     Range,
@@ -42,6 +43,7 @@ from server.search.expr import (
 from server.search.mongo_index import SEP, enc, field_name, key
 from server.search.registry import registry
 from server.search.sql_render import uri_above
+from server.spec.resources import resource_types
 from server.storage.port import (
     IncludeSpec,
     SearchPage,
@@ -237,6 +239,8 @@ def render_filter(e: Expr | None) -> Doc:
         return {"idx.k": {"$ne": presence}} if e.missing else {"idx.k": presence}
     if isinstance(e, Ids):
         return {"id": {"$in": list(e.ids)}}
+    if isinstance(e, OfType):
+        return {"type": {"$in": list(e.types)}}
     if isinstance(e, Not):
         return {"$nor": [render_filter(e.expr)]}
     if isinstance(e, And):
@@ -366,6 +370,8 @@ async def mongo_search(
         parts.append({"type": query.types[0]})
     elif query.types:
         parts.append({"type": {"$in": list(query.types)}})
+    else:  # every type means every FHIR type: internal records never match a search
+        parts.append({"type": {"$in": sorted(resource_types())}})
     criteria = render_filter(where)
     if criteria:
         parts.append(criteria)

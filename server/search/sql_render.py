@@ -30,6 +30,7 @@ from server.search.expr import (
     Missing,
     Not,
     Numbers,
+    OfType,
     Or,
     Quantities,
     Range,
@@ -390,6 +391,10 @@ class Renderer:
             if not e.ids:
                 return "0", []
             return f"{icol} IN ({','.join('?' * len(e.ids))})", list(e.ids)
+        if isinstance(e, OfType):
+            if not e.types:
+                return "0", []
+            return f"{tcol} IN ({','.join('?' * len(e.types))})", list(e.types)
         if isinstance(e, Missing):
             table = TABLES.get(e.kind, "sp_token")
             exists = (

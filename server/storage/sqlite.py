@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from server.search import sql_render
 from server.search.expr import And, Expr
+from server.spec.resources import resource_types
 from server.storage.port import (
     BackendInfo,
     HistoryPage,
@@ -459,6 +460,10 @@ def _render_search(
     elif query.types:
         where.append(f"r.type IN ({','.join('?' * len(query.types))})")
         args.extend(query.types)
+    else:  # every type means every FHIR type: internal records never match a search
+        every = sorted(resource_types())
+        where.append(f"r.type IN ({','.join('?' * len(every))})")
+        args.extend(every)
     if query.where is not None:
         terms: list[Expr] = (
             list(query.where.exprs) if isinstance(query.where, And) else [query.where]
