@@ -60,13 +60,14 @@ async def _warm_terminology(repo: Repository) -> None:
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     """Build the app. The store is opened on start-up and closed on shutdown."""
     settings = settings or Settings()
-    store = store or create_store(settings.store_url)
-    security = build_security(settings, store)  # None with --auth off
+    # The store is handed to the repository and to nothing else: every other part of
+    # the app reaches stored data through ``app.state.repository``.
+    repository, security = build_security(settings, store or create_store(settings.store_url))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await store.open()
-        log.info("store open: %s %s", store.info.kind, store.info.location)
+        await repository.open()
+        log.info("store open: %s %s", repository.backend.kind, repository.backend.location)
         warm_up = None
         if settings.preload_terminology:
             # In the background: the server answers at once, terminology is warm soon after.
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if warm_up is not None:
                 warm_up.cancel()
             await app.state.bulk.stop()
-            await store.close()
+            await repository.close()
 
     app = FastAPI(
         title="Billable",
@@ -89,9 +90,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         openapi_url=None,
     )
     app.state.settings = settings
-    app.state.repository = (
-        Repository(security.fhir_store, security.policy) if security else Repository(store)
-    )
+    app.state.repository = repository
     app.state.bulk = ExportService(settings, app.state.repository)
     # --coding auto: a finished Encounter's Claim is generated once the write commits.
     generate_claim.install(

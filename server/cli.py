@@ -10,7 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from server.config import AUTH_MODES, Settings
-from server.storage.factory import StoreUrlError, create_store
+from server.repository.opened import opened
+from server.storage.factory import StoreUrlError
 from server.storage.port import StoreUnavailable
 
 UNAUTHENTICATED_WARNING = (
@@ -75,22 +76,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def reindex_command(args: argparse.Namespace) -> int:
     """Re-extract every current resource's search index values (after an upgrade)."""
-    from server.repository import _searchable
-    from server.search.reindex import reindex
-
     settings = Settings.from_env(store_url=args.store)
 
     async def run() -> int:
-        store = create_store(settings.store_url)
-        await store.open()
-        try:
-            return await reindex(
-                _searchable(store),
+        async with opened(settings.store_url) as repo:
+            return await repo.reindex(
                 tuple(args.type or ()),
                 progress=lambda n: print(f"\rreindexed {n}", end="", file=sys.stderr),
             )
-        finally:
-            await store.close()
 
     try:
         done = asyncio.run(run())
@@ -105,9 +98,8 @@ def _check_store(url: str) -> None:
     """Open and close the store once, so a bad URL or a dead server fails fast and clearly."""
 
     async def probe() -> None:
-        store = create_store(url)
-        await store.open()
-        await store.close()
+        async with opened(url):
+            pass
 
     asyncio.run(probe())
 

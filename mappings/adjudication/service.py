@@ -224,10 +224,10 @@ def accumulator_keys(coverage: dict[str, Any], benefits: PlanBenefits, day: date
 
 async def accumulated(repo: Repository, key: str) -> tuple[Decimal, Decimal]:
     """(deductible met, out-of-pocket met) of one accumulator."""
-    current = await repo.store.read(ACCUMULATOR, _record_id(key))
-    if current is None or current.body is None:
+    found = await repo.records.get(ACCUMULATOR, _record_id(key))
+    if found is None:
         return ZERO, ZERO
-    body = orjson.loads(current.body)
+    body = found[1]
     return _dec(body["deductible"]), _dec(body["oop"])
 
 
@@ -259,21 +259,14 @@ class _Records:
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         if (kind, key) not in self.seen:
-            current = await self.repo.store.read(kind, key)
+            current = await self.repo.records.read(kind, key)
             body = orjson.loads(current.body) if current and current.body else None
             self.seen[(kind, key)] = (current.version if current else 0, body)
         return self.seen[(kind, key)][1]
 
     def write(self, kind: str, key: str, value: dict[str, Any] | None) -> Write:
         version, _ = self.seen[(kind, key)]
-        return Write(
-            kind,
-            key,
-            expected_version=version,
-            version=version + 1,
-            last_updated=self.repo.clock.next(),
-            body=orjson.dumps(value) if value is not None else None,
-        )
+        return self.repo.records.write(kind, key, version, value, self.repo.clock.next())
 
 
 async def adjudicate_claim(

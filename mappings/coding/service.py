@@ -314,7 +314,7 @@ class ClaimService:
         validate_resource(claim)
         interaction = "create" if expected == 0 else "update"
         claim_write, claim_stored = self.repo.plan_write(
-            ctx, interaction, "Claim", claim_id, claim, expected
+            ctx, interaction, "Claim", claim_id, claim, expected, validated=True
         )
         writes.append(claim_write)
         task_write = await self._task(ctx, claim_id, claim, result, new_claim=expected == 0)
@@ -384,7 +384,7 @@ class ClaimService:
         validate_resource(task)
         expected = task_v.version if task_v is not None else 0
         write, _ = self.repo.plan_write(
-            ctx, "update" if expected else "create", "Task", tid, task, expected
+            ctx, "update" if expected else "create", "Task", tid, task, expected, validated=True
         )
         return write
 

@@ -73,7 +73,7 @@ def capability_statement(
 async def metadata(request: Request) -> Response:
     statement = request.app.state.capability_statement
     if statement is None:
-        store_kind = request.app.state.repository.store.info.kind
+        store_kind = request.app.state.repository.backend.kind
         base_url = request_context(request).base_url
         statement = capability_statement(
             request.app.state.interaction_modules, base_url, store_kind

@@ -14,9 +14,9 @@ router = APIRouter()
 
 @router.get("/healthz")
 async def healthz(request: Request) -> Response:
-    store = request.app.state.repository.store
+    repo = request.app.state.repository
     try:
-        await store.ping()
+        await repo.ping()
     except StoreUnavailable:
         return error_response(503, [Issue("fatal", "transient", "The data store is unreachable")])
-    return json_response(request, {"status": "ok", "store": store.info.kind})
+    return json_response(request, {"status": "ok", "store": repo.backend.kind})

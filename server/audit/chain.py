@@ -17,12 +17,15 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from server.instants import format_micros
-from server.storage.port import Store, VersionConflict, Write
+from server.storage.port import VersionConflict, Write
+
+if TYPE_CHECKING:
+    from server.repository import Repository
 
 log = logging.getLogger("billable.audit")
 
@@ -134,8 +137,8 @@ class AuditTrail:
     written together by the next one (one store transaction for many events), and each
     caller still returns only once its own event is durable."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, repository: Repository) -> None:
+        self.records = repository.records  # the repository's records API
         self._lock = asyncio.Lock()
         self._pending: list[tuple[AuditRecord, asyncio.Future[str]]] = []
 
@@ -159,7 +162,7 @@ class AuditTrail:
 
     async def _commit(self, records: list[AuditRecord]) -> list[str]:
         for _attempt in range(50):
-            head = await self.store.read(HEAD_TYPE, HEAD_ID)
+            head = await self.records.read(HEAD_TYPE, HEAD_ID)
             head_value = orjson.loads(head.body) if head and head.body else None
             seq = int(head_value["seq"]) if head_value else 0
             previous = head_value["hash"] if head_value else GENESIS
@@ -175,22 +178,15 @@ class AuditTrail:
                 event["extension"] = [{"url": PREVIOUS_HASH_URL, "valueString": previous}]
                 previous = chain_hash(previous, event)
                 event["extension"].append({"url": HASH_URL, "valueString": previous})
-                writes.append(Write(EVENT_TYPE, rid, 0, 1, recorded, orjson.dumps(event)))
+                writes.append(self.records.write(EVENT_TYPE, rid, 0, event, recorded))
                 ids.append(rid)
             head_version = head.version if head is not None else 0
+            new_head = {"seq": seq, "hash": previous}
             writes.insert(
-                0,
-                Write(
-                    HEAD_TYPE,
-                    HEAD_ID,
-                    expected_version=head_version,
-                    version=head_version + 1,
-                    last_updated=recorded,
-                    body=orjson.dumps({"seq": seq, "hash": previous}),
-                ),
+                0, self.records.write(HEAD_TYPE, HEAD_ID, head_version, new_head, recorded)
             )
             try:
-                await self.store.commit(writes)
+                await self.records.commit(writes)
             except VersionConflict:  # another process appended first: rebuild on its head
                 await asyncio.sleep(0.001)
                 continue
@@ -200,14 +196,14 @@ class AuditTrail:
     async def verify(self) -> list[str]:
         """Problems found walking the chain from the first event; empty when intact."""
         problems: list[str] = []
-        head = await self.store.read(HEAD_TYPE, HEAD_ID)
+        head = await self.records.read(HEAD_TYPE, HEAD_ID)
         if head is None or head.body is None:
             return problems
         head_value = orjson.loads(head.body)
         previous = GENESIS
         for seq in range(1, int(head_value["seq"]) + 1):
             rid = event_id(seq)
-            stored = await self.store.read(EVENT_TYPE, rid)
+            stored = await self.records.read(EVENT_TYPE, rid)
             if stored is None or stored.body is None:
                 problems.append(f"AuditEvent/{rid} is missing")
                 previous = "?"

@@ -1,14 +1,15 @@
 """A Provenance naming the client (and user) for every write, committed with the write.
 
-The store given to the repository is wrapped: each ``commit`` of FHIR resources gains
-one Provenance listing the versions written, in the same atomic commit, so a write and
-its Provenance exist together or not at all (bundles included). The agent comes from the
-request being served, which the security middleware records in ``current_grants``.
+The repository's one write path (``server.repository.base``) adds the Provenance this
+module builds to every commit of FHIR resources, in the same atomic commit, so a write
+and its Provenance exist together or not at all (bundles included). The agent comes
+from the ``RequestContext`` the caller passed explicitly: the validated token, never
+anything the client wrote. Clients cannot write Provenance themselves (the policy makes
+it read-only through the API, like AuditEvent).
 """
 
 from __future__ import annotations
 
-import contextvars
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -18,11 +19,7 @@ import orjson
 from server.auth.scopes import Grants
 from server.search.extract import extract_index_values
 from server.spec.resources import is_resource_type
-from server.storage.port import Store, Write
-
-current_grants: contextvars.ContextVar[Grants | None] = contextvars.ContextVar(
-    "billable_current_grants", default=None
-)
+from server.storage.port import Write
 
 _NOT_TRACED = frozenset({"Provenance", "AuditEvent"})
 
@@ -89,19 +86,3 @@ def provenance_for(writes: Sequence[Write], grants: Grants) -> Write | None:
         # `$export?_since=` find it.
         index=extract_index_values(body, recorded),
     )
-
-
-class ProvenanceStore:
-    """The storage port, plus a Provenance in every commit made on behalf of a client."""
-
-    def __init__(self, inner: Store) -> None:
-        self._inner = inner
-        self.info = inner.info
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def commit(self, writes: Sequence[Write]) -> None:
-        grants = current_grants.get()
-        extra = provenance_for(writes, grants) if grants is not None else None
-        await self._inner.commit([*writes, extra] if extra is not None else writes)

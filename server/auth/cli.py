@@ -21,8 +21,8 @@ from server.auth.keys import KeyRing
 from server.auth.records import CLIENT, LAUNCH, USER, Records
 from server.auth.setup import auth_origin
 from server.auth.tokens import TokenIssuer
-from server.storage.factory import create_store
-from server.storage.port import Store
+from server.repository import Repository
+from server.repository.opened import opened
 
 COMMANDS = ("clients", "users", "keys", "launch", "audit", "token")
 
@@ -90,32 +90,28 @@ def add_commands(commands: Any) -> None:
     _store_arg(verify)
 
 
-def _with_store(url: str | None, work: Callable[[Store], Awaitable[int]]) -> int:
+def _with_repository(url: str | None, work: Callable[[Repository], Awaitable[int]]) -> int:
     from server.config import Settings
 
     store_url = url or Settings.from_env().store_url
 
     async def run() -> int:
-        store = create_store(store_url)
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
+        async with opened(store_url) as repository:
+            return await work(repository)
 
     return asyncio.run(run())
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return _with_store(args.store, lambda store: _dispatch(args, store))
+        return _with_repository(args.store, lambda repository: _dispatch(args, repository))
     except RegistrationError as exc:
         print(f"billable: {exc}", file=sys.stderr)
         return 2
 
 
-async def _dispatch(args: argparse.Namespace, store: Store) -> int:
-    records = Records(store)
+async def _dispatch(args: argparse.Namespace, repository: Repository) -> int:
+    records = Records(repository)
     if args.command == "clients" and args.action == "add":
         jwks = json.loads(args.jwks.read_text()) if args.jwks else None
         if args.kind == "backend":
@@ -185,7 +181,7 @@ async def _dispatch(args: argparse.Namespace, store: Store) -> int:
         print(issued.token)
         return 0
     if args.command == "audit":
-        problems = await AuditTrail(store).verify()
+        problems = await AuditTrail(repository).verify()
         for problem in problems:
             print(problem)
         print("audit chain intact" if not problems else f"{len(problems)} problem(s)")

@@ -3,9 +3,9 @@
 It runs before any route. On a protected path a request without a valid token gets a 401
 with ``WWW-Authenticate`` and never reaches a handler; with one, the validated ``Grants``
 go into ``request.state.grants`` (``server.api.context`` puts them in the
-``RequestContext`` the repository's policy judges) and into ``current_grants`` (the
-Provenance of writes). Whatever the outcome, one AuditEvent is appended before the
-response starts; if that fails the client gets a 503 instead of an unaudited answer.
+``RequestContext`` the repository's policy judges and its Provenance names). Whatever
+the outcome, one AuditEvent is appended before the response starts; if that fails the
+client gets a 503 instead of an unaudited answer.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from server.audit.chain import AuditRecord
-from server.audit.provenance import current_grants
 from server.auth.scopes import Grants
 from server.auth.tokens import TokenError
 from server.errors import Issue, operation_outcome
@@ -167,7 +166,6 @@ class SecurityMiddleware:
                 refusal = _refusal(503, "transient", "The audit trail is unavailable", [])
             await _send_plain(send, refusal, path, https)
             return
-        reset = current_grants.set(grants)
         try:
             await self.app(scope, receive, audited_send)
         except Exception:
@@ -175,8 +173,6 @@ class SecurityMiddleware:
             if not state.get("response_started"):
                 await self._audit(scope, path, method, remote, grants, 500, state)
             raise
-        finally:
-            current_grants.reset(reset)
 
     async def _authenticate(
         self, scope: Scope, headers: dict[str, str]

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("billable.auth")
 
+# Types only Billable itself writes (its engines, with ``system_context``).
+SERVER_WRITTEN = frozenset({"Provenance", "AuditEvent"})
+WRITES = frozenset({"create", "update", "patch", "delete"})
+
 
 def forbidden(interaction: str, resource_type: str | None) -> FhirError:
     target = resource_type or "the whole server"
@@ -89,6 +93,10 @@ class SmartPolicy:
         resource_type: str | None,
         resource: dict[str, Any] | None = None,
     ) -> None:
+        if resource_type in SERVER_WRITTEN and interaction in WRITES and not ctx.system:
+            # Provenance is the server's record of who wrote what: read-only through the
+            # API like AuditEvent, so no client can forge, rewrite or remove an agent.
+            raise forbidden(interaction, resource_type)
         access = self.access(ctx, interaction, resource_type)
         if resource is None or access.unrestricted:
             return

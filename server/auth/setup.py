@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import FastAPI
@@ -19,13 +19,13 @@ from starlette.requests import Request
 
 from server.api.context import fhir_base
 from server.audit.chain import AuditTrail
-from server.audit.provenance import ProvenanceStore
 from server.auth.keys import KeyRing
 from server.auth.middleware import RateLimiter, SecurityMiddleware
 from server.auth.policy import SmartPolicy
 from server.auth.records import LAUNCH, USER, Records
 from server.auth.scopes import Grants
 from server.auth.tokens import RemoteJwks, TokenError, TokenIssuer, TokenValidator
+from server.repository import Repository
 from server.storage.port import Store
 
 if TYPE_CHECKING:
@@ -88,10 +88,10 @@ class Security:
     launch_kind = LAUNCH
     user_kind = USER
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, repository: Repository) -> None:
         quiet_phi_loggers()
         self.settings = settings
-        self.records = Records(store)
+        self.records = Records(repository)
         self.external_issuer: str | None = getattr(settings, "issuer", None)
         self.keys: KeyRing | None = None if self.external_issuer else KeyRing(self.records)
         self._issuer = TokenIssuer(self.keys) if self.keys else None
@@ -101,9 +101,10 @@ class Security:
         self.validator = TokenValidator(
             self._keys_for, self.records, check_revocation=self.keys is not None
         )
-        self.policy = SmartPolicy()
-        self.audit = AuditTrail(store)
-        self.fhir_store = cast(Store, ProvenanceStore(store))
+        self.policy = repository.policy
+        self.audit = AuditTrail(repository)
+        # Billable's own engines (coding, adjudication) are audited by the repository.
+        repository.audit_sink = self.audit.append
         self.rate_limiter = RateLimiter(int(getattr(settings, "rate_limit_per_minute", 0) or 0))
         self._ready = False
         self._ready_lock = asyncio.Lock()
@@ -353,8 +354,10 @@ class Security:
             )
 
 
-def build_security(settings: Settings, store: Store) -> Security | None:
-    """The security pieces for ``settings.auth == "smart"``; ``None`` for ``off``."""
+def build_security(settings: Settings, store: Store) -> tuple[Repository, Security | None]:
+    """The repository over ``store`` (the only holder of it) and, for ``settings.auth ==
+    "smart"``, the security pieces judging it; ``None`` for ``off``."""
     if settings.auth != "smart":
-        return None
-    return Security(settings, store)
+        return Repository(store), None
+    repository = Repository(store, SmartPolicy())
+    return repository, Security(settings, repository)

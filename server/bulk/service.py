@@ -176,7 +176,7 @@ def group_members(group: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]
 class ExportService:
     def __init__(self, settings: Settings, repository: Repository) -> None:
         self.repo = repository
-        self.jobs = JobStore(repository.store)
+        self.jobs = JobStore(repository.records)
         self.directory = Path(settings.export_dir)
         self.max_file_bytes = settings.export_file_max_bytes
         self.expiry_seconds = settings.export_expiry_seconds

@@ -89,7 +89,8 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_command(args: argparse.Namespace) -> int:
     from server.config import Settings
-    from server.storage.factory import StoreUrlError, create_store
+    from server.repository.opened import opened
+    from server.storage.factory import StoreUrlError
     from server.storage.port import StoreUnavailable
 
     settings = Settings.from_env(store_url=args.store)
@@ -99,11 +100,9 @@ def load_command(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> LoadStats:
-        store = create_store(settings.store_url)
-        await store.open()
-        try:
+        async with opened(settings.store_url) as repo:
             loader = Loader(
-                Repository(store),
+                repo,
                 RequestContext(base_url=settings.base_url or LOADER_BASE_URL, user="load"),
                 jobs=args.jobs,
                 chunk=args.chunk,
@@ -111,8 +110,6 @@ def load_command(args: argparse.Namespace) -> int:
             )
             progress = None if args.quiet else ProgressBar(loader.stats)
             return await loader.load(files, progress)
-        finally:
-            await store.close()
 
     started = time.monotonic()
     try:

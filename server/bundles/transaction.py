@@ -12,7 +12,7 @@ Processing follows R4 (http.html#trules):
    conditional creates that matched an existing resource; conditional references
    (``Patient?identifier=...``) must match exactly one resource, in the store or among the
    bundle's own creates and updates.
-4. Build every ``Write`` with ``Repository.new_version`` (so index values are extracted
+4. Build every ``Write`` with ``Repository.plan_write`` (so index values are extracted
    exactly as for single writes) and hand them all to one ``commit``: the storage port
    stores all or none, on every backend.
 5. Answer the reads (they see the transaction's own writes) and build the response.
@@ -359,6 +359,7 @@ class TransactionPlan:
                     planned.rid,
                     resource,
                     expected,
+                    validated=True,  # by the bundle's validation pool, awaited before commit
                 )
             planned.write = write
             self.writes.append(write)

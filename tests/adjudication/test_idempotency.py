@@ -97,7 +97,7 @@ async def test_two_servers_on_one_store_apply_exactly_the_deductible(
     """Two repositories on the same database act as two server processes: their member
     locks are separate, so the accumulators' optimistic versions (VersionConflict and a
     retry of the whole adjudication) are what keeps the deductible exact."""
-    other = Repository(repo.store)
+    other = Repository(repo._store)  # a second process on the same database
     ids = []
     for i in range(10):
         created = await repo.create(CTX, "Claim", claim(line("70551", 600, f"2026-04-{i + 1:02d}")))

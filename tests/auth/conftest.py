@@ -18,6 +18,7 @@ from server.app import create_app
 from server.auth.clients import add_app_client, add_backend_client, add_user
 from server.auth.records import Records
 from server.config import Settings
+from server.repository import Repository
 from server.storage.factory import create_store
 
 BASE = "http://testserver"
@@ -32,7 +33,7 @@ def run_on_store(store_url: str, work: Any) -> Any:
         store = create_store(store_url)
         await store.open()
         try:
-            return await work(Records(store))
+            return await work(Records(Repository(store)))
         finally:
             await store.close()
 

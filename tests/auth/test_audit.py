@@ -9,6 +9,7 @@ import orjson
 from fastapi.testclient import TestClient
 
 from server.audit.chain import AuditTrail, event_id
+from server.repository import Repository
 from server.storage.factory import create_store
 from server.storage.port import Write
 from server.validation import validate_resource
@@ -62,7 +63,7 @@ def test_the_chain_verifies_and_detects_tampering(seeded: TestClient, registered
         store = create_store(registered)
         await store.open()
         try:
-            trail = AuditTrail(store)
+            trail = AuditTrail(Repository(store))
             intact = await trail.verify()
             # An insider edits event 3 directly in the database (bypassing the API).
             stored = await store.read("AuditEvent", event_id(3))
@@ -89,7 +90,8 @@ def test_concurrent_appends_keep_one_chain(registered: str):
         store = create_store(registered)
         await store.open()
         try:
-            trails = [AuditTrail(store), AuditTrail(store)]  # like two server processes
+            # Two trails on one store, like two server processes.
+            trails = [AuditTrail(Repository(store)), AuditTrail(Repository(store))]
             record = AuditRecord("R", "read", 200, "c", None, "127.0.0.1", "Patient/x")
             await asyncio.gather(*(trails[i % 2].append(record) for i in range(40)))
             return await trails[0].verify()
@@ -127,7 +129,7 @@ def test_an_unexpected_server_error_is_audited(client: TestClient, monkeypatch):
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(client.app.state.repository.store, "read", broken)  # type: ignore[attr-defined]
+    monkeypatch.setattr(client.app.state.repository, "read", broken)  # type: ignore[attr-defined]
     headers = mint(client, "system/*.rs")
     with pytest.raises(RuntimeError):
         client.get("/fhir/Claim/x", headers=headers)
