@@ -24,6 +24,8 @@ from server.search.extract import extract_index_values, extract_tokens
 from server.spec.resources import is_resource_type
 from server.storage.port import (
     BackendInfo,
+    SearchIndex,
+    SearchQuery,
     SearchStore,
     Store,
     StoredVersion,
@@ -213,12 +215,36 @@ class RepositoryCore:
     # -- maintenance -----------------------------------------------------------------
 
     async def reindex(
-        self, types: tuple[str, ...] = (), progress: Callable[[int], None] | None = None
+        self,
+        types: tuple[str, ...] = (),
+        batch: int = 500,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Re-extract the index values of every current resource (``billable reindex``)."""
-        from server.search.reindex import reindex
+        """Re-extract the index values of every current resource (of ``types``; all when
+        empty): ``billable reindex``, needed after the registry or the extraction changes.
 
-        return await reindex(self._search_port(), types, progress=progress)
+        Walks the current resources in keyset order a batch at a time and replaces their
+        index rows; writes that happen meanwhile index themselves as usual.
+        """
+        port = self._search_port()
+        done = 0
+        after = None
+        while True:
+            page = await port.search(SearchQuery(types, count=batch, after=after))
+            entries: list[tuple[str, str, SearchIndex]] = []
+            for version in page.versions:
+                resource = decode(version)
+                assert resource is not None
+                index = extract_index_values(resource, version.last_updated)
+                entries.append((version.resource_type, version.id, index))
+            if entries:
+                await port.reindex(entries)
+            done += len(entries)
+            if progress is not None:
+                progress(done)
+            if not page.more or not page.positions:
+                return done
+            after = page.positions[-1]
 
 
 def decode(version: StoredVersion | None) -> dict[str, Any] | None:
