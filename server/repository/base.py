@@ -20,7 +20,7 @@ from server.errors import FhirError
 from server.repository.context import AccessPolicy, OpenAccess, RequestContext
 from server.repository.records import InternalRecords
 from server.repository.versions import InstantClock, as_stored, serialise_with_meta, with_id
-from server.search.extract import extract_index_values, extract_tokens
+from server.search.extract import extract_index_values
 from server.spec.resources import is_resource_type
 from server.storage.port import (
     BackendInfo,
@@ -122,7 +122,6 @@ class RepositoryCore:
             version=version,
             last_updated=last_updated,
             body=body,
-            tokens=extract_tokens(resource),
             index=extract_index_values(resource, last_updated),
         )
         return write, as_stored(write)

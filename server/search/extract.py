@@ -17,28 +17,10 @@ from typing import Any
 from server.search.fhirpath import reference_type
 from server.search.registry import SearchParam, registry
 from server.search.values import MAX_INSTANT, MIN_INSTANT, BadValue, date_range, normalise_string
-from server.storage.port import CompositePart, SearchIndex, TokenIndexEntry
+from server.storage.port import CompositePart, SearchIndex
 
 _CONTACT_SYSTEMS = frozenset(("phone", "fax", "email", "pager", "url", "sms", "other"))
 _SKIP = frozenset(("_id", "_text", "_content", "_query"))
-
-
-def extract_tokens(resource: dict[str, Any]) -> list[TokenIndexEntry]:
-    """The ``identifier`` tokens (kept for the port's ``MatchQuery`` path)."""
-    identifiers = resource.get("identifier")
-    if isinstance(identifiers, dict):  # a few types have a single identifier (0..1)
-        identifiers = [identifiers]
-    tokens: list[TokenIndexEntry] = []
-    if isinstance(identifiers, list):
-        for ident in identifiers:
-            if isinstance(ident, dict) and isinstance(ident.get("value"), str):
-                system = ident.get("system")
-                tokens.append(
-                    TokenIndexEntry(
-                        "identifier", system if isinstance(system, str) else None, ident["value"]
-                    )
-                )
-    return tokens
 
 
 class _Collector:

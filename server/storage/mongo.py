@@ -11,7 +11,7 @@ Document model
     deleted  true for the marker a delete leaves behind
     body     the exact JSON bytes (BSON binary: served without re-encoding), null if deleted
     cur      true on the newest version of a resource only
-    tk       token search keys, only while ``cur`` and not deleted (see ``token_keys``)
+    idx      search index values, only while ``cur`` and not deleted (``mongo_index``)
     txn      staged by commit ``txn``, invisible until that commit is decided (fallback only)
     started  when ``txn`` staged it (fallback only)
     sup      about to be superseded by commit ``sup`` (fallback only)
@@ -44,7 +44,7 @@ A standalone server or FerretDB has no transactions, so there commits are *stage
 2. *decide*: insert ``{_id: T, state: "committed"}`` into ``transactions``. This single
    insert is the commit point; whoever inserts a record for ``T`` first decides it, so
    a committer and a recovering process can never both win;
-3. *roll forward*: clear ``txn`` on the new versions, flip ``cur``/drop ``tk`` on the
+3. *roll forward*: clear ``txn`` on the new versions, flip ``cur``/drop ``idx`` on the
    versions marked ``sup``, then stamp the record ``done_at``.
 
 Readers treat a document carrying ``txn: T`` as absent, and one carrying ``sup: T`` as
@@ -66,7 +66,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -89,14 +89,11 @@ from server.storage.port import (
     HistoryPage,
     HistoryQuery,
     IncludeSpec,
-    MatchQuery,
     SearchIndex,
     SearchPage,
     SearchQuery,
     StoredVersion,
     StoreUnavailable,
-    TokenCriterion,
-    TokenIndexEntry,
     VersionConflict,
     Write,
 )
@@ -135,44 +132,6 @@ def redact_url(url: str) -> str:
 
 def version_doc_id(resource_type: str, resource_id: str, version: int) -> str:
     return f"{resource_type}/{resource_id}/{version:09d}"
-
-
-def _key(*parts: str | None) -> str:
-    # JSON keeps the parts unambiguous whatever characters systems and codes hold.
-    return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
-
-
-def token_keys(tokens: Iterable[TokenIndexEntry]) -> list[str]:
-    """Every key a token criterion may look up, so each criterion is one equality.
-
-    Matching by ``$elemMatch`` over ``{p, s, c}`` sub-documents would be the obvious
-    model, but FerretDB does not implement ``$elemMatch`` with field conditions, and on
-    MongoDB one multikey string index is at least as fast.
-    """
-    keys: dict[str, None] = {}
-    for t in tokens:
-        keys[_key("p", t.param)] = None
-        keys[_key("c", t.param, t.code)] = None
-        if t.system is None:
-            keys[_key("n", t.param)] = None
-            keys[_key("nc", t.param, t.code)] = None
-        else:
-            keys[_key("s", t.param, t.system)] = None
-            keys[_key("sc", t.param, t.system, t.code)] = None
-    return list(keys)
-
-
-def criterion_key(crit: TokenCriterion) -> str:
-    """The one key ``token_keys`` stores for every token that ``crit`` matches."""
-    if crit.code is None:
-        if crit.system is not None:
-            return _key("s", crit.param, crit.system)
-        return _key("n", crit.param) if crit.system_given else _key("p", crit.param)
-    if crit.system is not None:
-        return _key("sc", crit.param, crit.system, crit.code)
-    if crit.system_given:
-        return _key("nc", crit.param, crit.code)
-    return _key("c", crit.param, crit.code)
 
 
 def _to_version(doc: Mapping[str, Any]) -> StoredVersion:
@@ -325,6 +284,15 @@ class MongoStore:
         mode = "transactions" if self._use_transactions else "staged"
         self.info = replace(self.info, atomic_commit=mode)
 
+    @staticmethod
+    async def _drop_identifier_index(v: Any) -> None:
+        """Remove the identifier-only index of release 0.1.0 (the ``tokens`` index and the
+        ``tk`` keys): conditional matching searches the full index (``idx``) instead."""
+        names = {ix["name"] async for ix in await v.list_indexes()}
+        if "tokens" in names:
+            await v.drop_index("tokens")
+        await v.update_many({"tk": {"$exists": True}}, {"$unset": {"tk": ""}})
+
     async def _create_indexes(self) -> None:
         v = self._versions
         await v.create_index(
@@ -344,7 +312,7 @@ class MongoStore:
             [("type", ASCENDING), ("cur", ASCENDING), ("deleted", ASCENDING), ("id", ASCENDING)],
             name="current",
         )
-        await v.create_index([("type", ASCENDING), ("tk", ASCENDING)], name="tokens")
+        await self._drop_identifier_index(v)
         # Search indexes (server.search.mongo_index). FerretDB accepts a wildcard index
         # and then fails every insert, so it gets the plain ones only.
         assert self._client is not None
@@ -434,35 +402,6 @@ class MongoStore:
                 return None
         return _to_version(doc)
 
-    async def match(self, query: MatchQuery) -> list[str]:
-        if query.limit <= 0 or any(not group for group in query.token_groups):
-            return []
-        filt: Doc = {"type": query.resource_type, "cur": True, "deleted": False}
-        if query.ids is not None:
-            filt["id"] = {"$in": list(query.ids)}
-        if query.token_groups:
-            filt["$and"] = [
-                {"tk": {"$in": [criterion_key(c) for c in group]}} for group in query.token_groups
-            ]
-        ids: list[str] = []
-        async with self._guard("search"):
-            visibility = self._visibility()
-            cursor = self._versions.find(
-                filt, {"id": 1, "cur": 1, "txn": 1, "sup": 1}, sort=[("id", ASCENDING)]
-            )
-            try:
-                async for doc in cursor:
-                    # A reader racing a roll-forward may meet two current versions.
-                    if (not ids or ids[-1] != doc["id"]) and await visibility.current(doc):
-                        ids.append(doc["id"])
-                        if len(ids) >= query.limit:
-                            break
-            finally:
-                await cursor.close()
-        return ids
-
-    # search (server.search.mongo_render renders and runs; the idx layout is mongo_index's)
-
     async def search(self, query: SearchQuery) -> SearchPage:
         async with self._guard("search"):
             visibility = self._visibility()
@@ -516,7 +455,7 @@ class MongoStore:
         async with self._guard("history"):
             visibility = self._visibility()
             cursor: AsyncCursor[Doc] = self._versions.find(
-                filt, {"tk": 0, "idx": 0}, sort=[("lu", DESCENDING), ("_id", DESCENDING)]
+                filt, {"idx": 0}, sort=[("lu", DESCENDING), ("_id", DESCENDING)]
             ).batch_size(wanted + 1)
             try:
                 async for doc in cursor:
@@ -545,10 +484,8 @@ class MongoStore:
             "body": w.body,
             "cur": True,
         }
-        if not w.deleted:
-            doc["tk"] = token_keys(w.tokens)
-            if w.index is not None:
-                doc["idx"] = index_document(w.index)
+        if not w.deleted and w.index is not None:
+            doc["idx"] = index_document(w.index)
         if txn is not None:
             doc["txn"] = txn
             doc["started"] = started
@@ -599,7 +536,7 @@ class MongoStore:
                 if prev is not None:
                     await self._versions.update_one(
                         {"_id": prev["_id"]},
-                        {"$set": {"cur": False}, "$unset": {"tk": "", "idx": ""}},
+                        {"$set": {"cur": False}, "$unset": {"idx": ""}},
                         session=session,
                     )
                 written[key] = doc
@@ -639,7 +576,7 @@ class MongoStore:
                     if prev is not None and own_prev:
                         await self._versions.update_one(
                             {"_id": prev["_id"]},
-                            {"$set": {"cur": False}, "$unset": {"tk": "", "idx": ""}},
+                            {"$set": {"cur": False}, "$unset": {"idx": ""}},
                         )
                     elif prev is not None:
                         marked = await self._versions.update_one(
@@ -719,7 +656,7 @@ class MongoStore:
 
     async def _roll_forward(self, txn: str) -> None:
         await self._versions.update_many(
-            {"sup": txn}, {"$set": {"cur": False}, "$unset": {"sup": "", "tk": "", "idx": ""}}
+            {"sup": txn}, {"$set": {"cur": False}, "$unset": {"sup": "", "idx": ""}}
         )
         await self._versions.update_many({"txn": txn}, {"$unset": {"txn": "", "started": ""}})
         await self._transactions.update_one({"_id": txn}, {"$set": {"done_at": _now()}})
@@ -739,4 +676,4 @@ class MongoStore:
         await self._transactions.delete_many({"done_at": {"$lt": _now() - FINISHED_RECORD_TTL}})
 
 
-__all__ = ["MongoStore", "criterion_key", "redact_url", "token_keys", "version_doc_id"]
+__all__ = ["MongoStore", "redact_url", "version_doc_id"]

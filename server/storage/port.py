@@ -64,20 +64,6 @@ class StoredVersion:
     body: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class TokenIndexEntry:
-    """One token search value extracted from a resource at write time.
-
-    ``system`` is ``None`` when the coding or identifier has no system. Codes are kept
-    exactly as written; comparisons that FHIR defines as case-insensitive are the search
-    layer's business.
-    """
-
-    param: str
-    system: str | None
-    code: str
-
-
 class CompositePart(NamedTuple):
     """One component value of a composite index row.
 
@@ -120,43 +106,12 @@ class Write:
     version: int
     last_updated: str
     body: bytes | None
-    tokens: Sequence[TokenIndexEntry] = ()
     # Every search index value (``server.search.extract``); ``None`` on delete markers.
     index: SearchIndex | None = None
 
     @property
     def deleted(self) -> bool:
         return self.body is None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenCriterion:
-    """``param=[system|]code`` as FHIR token search defines it.
-
-    ``system=None`` with ``system_given=False`` matches any system (``code``);
-    ``system=None`` with ``system_given=True`` matches codes without a system (``|code``);
-    ``code=None`` matches every code of the system (``system|``).
-    """
-
-    param: str
-    system: str | None
-    code: str | None
-    system_given: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MatchQuery:
-    """Current, not deleted resources of one type matching every group of criteria.
-
-    ``ids`` restricts to those ids (``_id``); each inner sequence of ``token_groups`` is
-    an OR, the groups are ANDed. This is the subset conditional interactions need; the
-    search compiler renders full FHIR search on top of the same index.
-    """
-
-    resource_type: str
-    ids: Sequence[str] | None = None
-    token_groups: Sequence[Sequence[TokenCriterion]] = ()
-    limit: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,9 +217,6 @@ class Store(Protocol):
 
     async def commit(self, writes: Sequence[Write]) -> None:
         """Store every write or none. Raises ``VersionConflict``."""
-
-    async def match(self, query: MatchQuery) -> list[str]:
-        """Ids of current resources matching ``query``, at most ``query.limit``."""
 
     async def history(self, query: HistoryQuery) -> HistoryPage: ...
 

@@ -27,13 +27,11 @@ from server.storage.port import (
     HistoryPage,
     HistoryQuery,
     IncludeSpec,
-    MatchQuery,
     SearchIndex,
     SearchPage,
     SearchQuery,
     StoredVersion,
     StoreUnavailable,
-    TokenCriterion,
     VersionConflict,
     Write,
 )
@@ -60,15 +58,9 @@ CREATE INDEX IF NOT EXISTS resource_versions_type_history
     ON resource_versions (type, last_updated, seq);
 CREATE INDEX IF NOT EXISTS resource_versions_current
     ON resource_versions (type, id) WHERE is_current = 1 AND deleted = 0;
-CREATE TABLE IF NOT EXISTS token_index (
-    type   TEXT NOT NULL,
-    id     TEXT NOT NULL,
-    param  TEXT NOT NULL,
-    system TEXT,
-    code   TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS token_index_lookup ON token_index (type, param, code, system);
-CREATE INDEX IF NOT EXISTS token_index_owner ON token_index (type, id);
+-- The identifier-only index of release 0.1.0 (conditional matching now searches
+-- the full index below); dropped when a database from such a release is opened.
+DROP TABLE IF EXISTS token_index;
 """
     + sql_render.SCHEMA
 )
@@ -192,30 +184,6 @@ class SQLiteStore:
             return _row_to_version(row) if row else None
 
         return await self._read(q)
-
-    async def match(self, query: MatchQuery) -> list[str]:
-        sql = [
-            "SELECT r.id FROM resource_versions r WHERE r.type = ?"
-            " AND r.is_current = 1 AND r.deleted = 0"
-        ]
-        args: list[object] = [query.resource_type]
-        if query.ids is not None:
-            sql.append(f" AND r.id IN ({','.join('?' * len(query.ids))})")
-            args.extend(query.ids)
-        for group in query.token_groups:
-            ors = []
-            for crit in group:
-                clause, crit_args = _token_clause(crit)
-                ors.append(clause)
-                args.extend(crit_args)
-            sql.append(
-                " AND EXISTS (SELECT 1 FROM token_index t WHERE t.type = r.type AND t.id = r.id"
-                f" AND ({' OR '.join(ors) or '0'}))"
-            )
-        sql.append(" ORDER BY r.id LIMIT ?")
-        args.append(query.limit)
-        text = "".join(sql)
-        return await self._read(lambda c: [row[0] for row in c.execute(text, args)])
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         where: list[str] = []
@@ -360,17 +328,6 @@ class SQLiteStore:
                         " VALUES (?, ?, ?, ?, ?, 1, ?)",
                         (w.resource_type, w.id, w.version, w.last_updated, int(w.deleted), w.body),
                     )
-                    if not fresh:
-                        c.execute(
-                            "DELETE FROM token_index WHERE type = ? AND id = ?",
-                            (w.resource_type, w.id),
-                        )
-                    if w.tokens:
-                        c.executemany(
-                            "INSERT INTO token_index (type, id, param, system, code)"
-                            " VALUES (?, ?, ?, ?, ?)",
-                            [(w.resource_type, w.id, t.param, t.system, t.code) for t in w.tokens],
-                        )
                     _replace_index(c, w.resource_type, w.id, w.index, fresh)
                 pause_before_commit()  # crash-recovery tests only; no-op otherwise
                 c.execute("COMMIT")
@@ -507,20 +464,6 @@ def _render_search(
     text += f" ORDER BY {order} LIMIT ?"
     outer_args.append(query.count + 1)
     return text, outer_args, outer_keys, count_sql
-
-
-def _token_clause(crit: TokenCriterion) -> tuple[str, list[object]]:
-    parts = ["t.param = ?"]
-    args: list[object] = [crit.param]
-    if crit.code is not None:
-        parts.append("t.code = ?")
-        args.append(crit.code)
-    if crit.system is not None:
-        parts.append("t.system = ?")
-        args.append(crit.system)
-    elif crit.system_given:
-        parts.append("t.system IS NULL")
-    return "(" + " AND ".join(parts) + ")", args
 
 
 def _encode_cursor(last_updated: str, seq: int) -> str:

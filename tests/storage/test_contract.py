@@ -15,15 +15,20 @@ import pytest
 from server.storage.factory import create_store
 from server.storage.port import (
     HistoryQuery,
-    MatchQuery,
     Store,
     StoreUnavailable,
-    TokenCriterion,
-    TokenIndexEntry,
     VersionConflict,
     Write,
 )
-from tests.storage.builders import Clock, body, write
+from tests.storage.builders import (
+    Clock,
+    Criteria,
+    TokenCriterion,
+    TokenIndexEntry,
+    body,
+    matching,
+    write,
+)
 from tests.storage.conftest import Backend
 from tests.support.ferretdb import closed_port_uri
 
@@ -212,8 +217,8 @@ async def test_commit_is_all_or_nothing_when_last_write_conflicts(
     assert existing is not None and existing.version == 2
     assert await store.vread("Patient", "existing", 3) is None
     assert await all_history(store, HistoryQuery()) == before
-    found = await store.match(
-        MatchQuery("Patient", token_groups=[[TokenCriterion("code", LOINC, "1234-5", True)]])
+    found = await matching(
+        store, Criteria("Patient", token_groups=[[TokenCriterion("code", LOINC, "1234-5", True)]])
     )
     assert found == ["existing"]
 
@@ -245,11 +250,11 @@ async def test_one_commit_may_write_several_versions_of_one_resource(
     assert current is not None and current.version == 2
     assert await store.vread("Patient", "p1", 1) is not None
 
-    def by_code(code: str) -> MatchQuery:
-        return MatchQuery("Patient", token_groups=[[TokenCriterion("code", None, code, False)]])
+    def by_code(code: str) -> Criteria:
+        return Criteria("Patient", token_groups=[[TokenCriterion("code", None, code, False)]])
 
-    assert await store.match(by_code("new")) == ["p1"]
-    assert await store.match(by_code("old")) == []
+    assert await matching(store, by_code("new")) == ["p1"]
+    assert await matching(store, by_code("old")) == []
 
 
 def spread(n: int) -> list[float]:
@@ -422,7 +427,7 @@ async def test_history_of_an_unknown_resource_is_empty(store: Store) -> None:
     assert page.versions == [] and page.next_cursor is None
 
 
-# -- match (conditional interactions) --------------------------------------------------
+# -- matching (conditional interactions search the index) ----------------------------
 
 
 async def seed_for_match(store: Store, clock: Clock) -> None:
@@ -466,19 +471,19 @@ async def test_match_by_ids_returns_current_resources_of_the_type_ordered_by_id(
 ) -> None:
     await seed_for_match(store, clock)
 
-    assert await store.match(MatchQuery("Condition", ids=["c3", "c1", "zz"], limit=10)) == [
+    assert await matching(store, Criteria("Condition", ids=["c3", "c1", "zz"], limit=10)) == [
         "c1",
         "c3",
     ]
-    assert await store.match(MatchQuery("Condition", limit=10)) == ["c1", "c2", "c3"]
-    assert await store.match(MatchQuery("Condition", ids=[], limit=10)) == []
+    assert await matching(store, Criteria("Condition", limit=10)) == ["c1", "c2", "c3"]
+    assert await matching(store, Criteria("Condition", ids=[], limit=10)) == []
 
 
 async def test_match_respects_the_limit(store: Store, clock: Clock) -> None:
     await seed_for_match(store, clock)
 
-    assert await store.match(MatchQuery("Condition", limit=2)) == ["c1", "c2"]
-    assert await store.match(MatchQuery("Condition", limit=1)) == ["c1"]
+    assert await matching(store, Criteria("Condition", limit=2)) == ["c1", "c2"]
+    assert await matching(store, Criteria("Condition", limit=1)) == ["c1"]
 
 
 @pytest.mark.parametrize(
@@ -500,8 +505,8 @@ async def test_match_token_criteria_follow_fhir_token_search(
 ) -> None:
     await seed_for_match(store, clock)
 
-    query = MatchQuery("Condition", token_groups=[[criterion]], limit=10)
-    assert await store.match(query) == expected
+    query = Criteria("Condition", token_groups=[[criterion]], limit=10)
+    assert await matching(store, query) == expected
 
 
 async def test_match_ands_groups_and_ors_within_a_group(store: Store, clock: Clock) -> None:
@@ -510,21 +515,21 @@ async def test_match_ands_groups_and_ors_within_a_group(store: Store, clock: Clo
     mrn_a1 = [crit("identifier", "urn:mrn", "A-1", True)]
     mrn_any = [crit("identifier", "urn:mrn", None, True)]
 
-    assert await store.match(MatchQuery("Condition", token_groups=[snomed_either], limit=9)) == [
+    assert await matching(store, Criteria("Condition", token_groups=[snomed_either], limit=9)) == [
         "c1",
         "c3",
     ]
-    assert await store.match(MatchQuery("Condition", token_groups=[snomed_either, mrn_any])) == [
+    assert await matching(store, Criteria("Condition", token_groups=[snomed_either, mrn_any])) == [
         "c3"
     ]
-    assert await store.match(MatchQuery("Condition", token_groups=[snomed_either, mrn_a1])) == []
-    query = MatchQuery("Condition", ids=["c1", "c2"], token_groups=[mrn_any], limit=9)
-    assert await store.match(query) == ["c2"]
+    assert await matching(store, Criteria("Condition", token_groups=[snomed_either, mrn_a1])) == []
+    query = Criteria("Condition", ids=["c1", "c2"], token_groups=[mrn_any], limit=9)
+    assert await matching(store, query) == ["c2"]
 
 
 async def test_match_with_an_empty_or_group_matches_nothing(store: Store, clock: Clock) -> None:
     await seed_for_match(store, clock)
-    assert await store.match(MatchQuery("Condition", token_groups=[[]], limit=9)) == []
+    assert await matching(store, Criteria("Condition", token_groups=[[]], limit=9)) == []
 
 
 async def test_match_ignores_deleted_resources_and_tokens_of_old_versions(
@@ -546,16 +551,16 @@ async def test_match_ignores_deleted_resources_and_tokens_of_old_versions(
         ]
     )
 
-    def status(code: str) -> MatchQuery:
-        return MatchQuery("Encounter", token_groups=[[crit("status", None, code, False)]], limit=9)
+    def status(code: str) -> Criteria:
+        return Criteria("Encounter", token_groups=[[crit("status", None, code, False)]], limit=9)
 
-    assert await store.match(status("planned")) == ["still"]
-    assert await store.match(status("finished")) == ["moved-on"]
-    assert await store.match(MatchQuery("Encounter", limit=9)) == ["moved-on", "still"]
-    assert await store.match(MatchQuery("Encounter", ids=["deleted"])) == []
+    assert await matching(store, status("planned")) == ["still"]
+    assert await matching(store, status("finished")) == ["moved-on"]
+    assert await matching(store, Criteria("Encounter", limit=9)) == ["moved-on", "still"]
+    assert await matching(store, Criteria("Encounter", ids=["deleted"])) == []
 
     await store.commit([write(clock, "Encounter", "deleted", 3, tokens=old)])
-    assert await store.match(status("planned")) == ["deleted", "still"]
+    assert await matching(store, status("planned")) == ["deleted", "still"]
 
 
 # -- unavailability --------------------------------------------------------------------

@@ -17,9 +17,16 @@ import sys
 from asyncio.subprocess import Process
 from pathlib import Path
 
-from server.storage.port import HistoryQuery, MatchQuery, Store, TokenCriterion, TokenIndexEntry
+from server.storage.port import HistoryQuery, Store
 from server.storage.testhooks import PAUSE_ENV, PAUSED_MARKER
-from tests.storage.builders import Clock, write
+from tests.storage.builders import (
+    Clock,
+    Criteria,
+    TokenCriterion,
+    TokenIndexEntry,
+    matching,
+    write,
+)
 from tests.storage.conftest import Backend
 from tests.storage.test_contract import all_history
 
@@ -28,14 +35,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import asyncio, json, sys
 from server.storage.factory import create_store
-from server.storage.port import TokenIndexEntry, Write
+from server.storage.port import SearchIndex, Write
 
 async def main(url, writes):
     store = create_store(url)
     await store.open()
     await store.commit([
         Write(t, i, e, v, lu, None if b is None else b.encode(),
-              tuple(TokenIndexEntry(*tok) for tok in toks))
+              None if b is None else SearchIndex(tokens=[tuple(tok) for tok in toks]))
         for t, i, e, v, lu, b, toks in writes
     ])
     print("COMMITTED", flush=True)
@@ -47,14 +54,14 @@ PLANNED = (TokenIndexEntry("status", None, "planned"),)
 FINISHED = (TokenIndexEntry("status", None, "finished"),)
 
 
-def planned() -> MatchQuery:
-    return MatchQuery(
+def planned() -> Criteria:
+    return Criteria(
         "Encounter", token_groups=[[TokenCriterion("status", None, "planned", False)]], limit=9
     )
 
 
-def finished() -> MatchQuery:
-    return MatchQuery(
+def finished() -> Criteria:
+    return Criteria(
         "Encounter", token_groups=[[TokenCriterion("status", None, "finished", False)]], limit=9
     )
 
@@ -103,8 +110,8 @@ async def assert_nothing_of_the_commit_is_visible(
     assert deleted is not None and (deleted.version, deleted.deleted) == (1, False)
     assert await store.read("Encounter", "created") is None
     assert await store.read("Claim", "created") is None
-    assert await store.match(planned()) == ["deleted", "updated"]
-    assert await store.match(finished()) == []
+    assert await matching(store, planned()) == ["deleted", "updated"]
+    assert await matching(store, finished()) == []
     assert await all_history(store, HistoryQuery()) == history_before
 
 
@@ -133,7 +140,7 @@ async def test_commit_killed_before_its_commit_point_leaves_nothing_after_restar
             w.version,
             w.last_updated,
             None if w.body is None else w.body.decode(),
-            [[t.param, t.system, t.code] for t in w.tokens],
+            [list(row) for row in (w.index.tokens if w.index else ())],
         ]
         for w in doomed
     ]
@@ -167,8 +174,8 @@ async def test_commit_killed_before_its_commit_point_leaves_nothing_after_restar
         await restarted.commit([write(clock, "Claim", "created", 1)])
         updated = await restarted.read("Encounter", "updated")
         assert updated is not None and updated.version == 2
-        assert await restarted.match(finished()) == ["created", "updated"]
-        assert await restarted.match(planned()) == []
+        assert await matching(restarted, finished()) == ["created", "updated"]
+        assert await matching(restarted, planned()) == []
         assert len(await all_history(restarted, HistoryQuery())) == len(history_before) + 4
     finally:
         await restarted.close()

@@ -16,16 +16,16 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 import server.storage.mongo as mongo_module
-from server.storage.mongo import MongoStore, criterion_key, redact_url, token_keys
-from server.storage.port import (
-    HistoryQuery,
-    MatchQuery,
-    StoreUnavailable,
+from server.storage.mongo import MongoStore, redact_url
+from server.storage.port import HistoryQuery, StoreUnavailable, VersionConflict
+from tests.storage.builders import (
+    Clock,
+    Criteria,
     TokenCriterion,
     TokenIndexEntry,
-    VersionConflict,
+    matching,
+    write,
 )
-from tests.storage.builders import Clock, write
 from tests.storage.test_contract import all_history
 from tests.storage.test_crash_recovery import start_commit_and_freeze
 from tests.support.ferretdb import FerretDB, MongoNotAvailable, free_port, private_ferretdb
@@ -35,9 +35,9 @@ pytestmark = pytest.mark.mongo
 CODE = (TokenIndexEntry("code", "http://loinc.org", "1234-5"),)
 
 
-def by_code() -> MatchQuery:
+def by_code() -> Criteria:
     crit = TokenCriterion("code", "http://loinc.org", "1234-5", True)
-    return MatchQuery("Observation", token_groups=[[crit]], limit=9)
+    return Criteria("Observation", token_groups=[[crit]], limit=9)
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ async def test_every_operation_raises_store_unavailable_once_the_server_is_gone(
     with pytest.raises(StoreUnavailable):
         await store.vread("Patient", "p1", 1)
     with pytest.raises(StoreUnavailable):
-        await store.match(MatchQuery("Patient"))
+        await matching(store, Criteria("Patient"))
     with pytest.raises(StoreUnavailable):
         await store.history(HistoryQuery())
     with pytest.raises(StoreUnavailable):
@@ -122,14 +122,50 @@ async def test_every_operation_raises_store_unavailable_once_the_server_is_gone(
 # -- token keys --------------------------------------------------------------------------
 
 
-def test_token_keys_stay_unambiguous_whatever_the_system_and_code_hold() -> None:
-    tricky = TokenIndexEntry("code", 'a","b', "c")
-    plain = TokenIndexEntry("code", "a", 'b","c')
-    assert set(token_keys([tricky])).isdisjoint(
-        {criterion_key(TokenCriterion("code", "a", 'b","c', True))}
+async def test_token_keys_stay_unambiguous_whatever_the_system_and_code_hold(
+    mongo_store: MongoStore,
+) -> None:
+    clock = Clock()
+    tricky = (TokenIndexEntry("code", 'a","b', "c"),)
+    plain = (TokenIndexEntry("code", "a", 'b","c'),)
+    await mongo_store.commit(
+        [
+            write(clock, "Observation", "tricky", 1, tokens=tricky),
+            write(clock, "Observation", "plain", 1, tokens=plain),
+        ]
     )
-    assert criterion_key(TokenCriterion("code", 'a","b', "c", True)) in token_keys([tricky])
-    assert criterion_key(TokenCriterion("code", "a", 'b","c', True)) in token_keys([plain])
+
+    def by(system: str, code: str) -> Criteria:
+        crit = TokenCriterion("code", system, code, True)
+        return Criteria("Observation", token_groups=[[crit]], limit=9)
+
+    assert await matching(mongo_store, by("a", 'b","c')) == ["plain"]
+    assert await matching(mongo_store, by('a","b', "c")) == ["tricky"]
+
+
+async def test_a_database_of_the_last_release_drops_its_identifier_index(
+    mongo_db_uri: str,
+) -> None:
+    """Release 0.1.0 kept identifier tokens in ``tk`` keys with a ``tokens`` index."""
+    store = MongoStore(mongo_db_uri)
+    await store.open()
+    clock = Clock()
+    await store.commit([write(clock, "Patient", "old", 1)])
+    versions = store._versions
+    await versions.update_many({}, {"$set": {"tk": ['["p","identifier"]']}})
+    await versions.create_index([("type", 1), ("tk", 1)], name="tokens")
+    await store.close()
+
+    reopened = MongoStore(mongo_db_uri)
+    await reopened.open()
+    try:
+        names = {ix["name"] async for ix in await reopened._versions.list_indexes()}
+        assert "tokens" not in names
+        assert await reopened._versions.count_documents({"tk": {"$exists": True}}) == 0
+        found = await reopened.read("Patient", "old")
+        assert found is not None and found.version == 1
+    finally:
+        await reopened.close()
 
 
 # -- the staged fallback -------------------------------------------------------------------
@@ -169,7 +205,7 @@ async def test_readers_never_see_a_staged_commit_before_its_commit_point(
     assert current is not None and current.version == 1
     assert await store.read("Observation", "o2") is None
     assert await store.vread("Observation", "o1", 2) is None
-    assert await store.match(by_code()) == ["o1"]
+    assert await matching(store, by_code()) == ["o1"]
     assert await all_history(store, HistoryQuery()) == history_before
     with pytest.raises(VersionConflict):  # the resource is claimed by the staged commit
         await store.commit([write(clock, "Observation", "o1", 2)])
@@ -179,7 +215,7 @@ async def test_readers_never_see_a_staged_commit_before_its_commit_point(
 
     current = await store.read("Observation", "o1")
     assert current is not None and current.version == 2
-    assert await store.match(by_code()) == ["o2"]
+    assert await matching(store, by_code()) == ["o2"]
     assert await store._versions.count_documents({"txn": {"$exists": True}}) == 0
     assert await store._versions.count_documents({"sup": {"$exists": True}}) == 0
 
@@ -208,7 +244,7 @@ async def test_a_decided_commit_is_visible_before_roll_forward_and_finished_on_o
     assert await store._versions.count_documents({"txn": {"$exists": True}}) == 2
     current = await store.read("Observation", "o1")
     assert current is not None and current.version == 2
-    assert await store.match(by_code()) == ["o2"]
+    assert await matching(store, by_code()) == ["o2"]
     assert [v for _, _, v in await all_history(store, HistoryQuery("Observation", "o1"))] == [2, 1]
 
     reopened = MongoStore(mongo_db_uri)
@@ -217,7 +253,7 @@ async def test_a_decided_commit_is_visible_before_roll_forward_and_finished_on_o
         assert await reopened._versions.count_documents({"txn": {"$exists": True}}) == 0
         assert await reopened._versions.count_documents({"sup": {"$exists": True}}) == 0
         assert await reopened._versions.count_documents({"cur": True}) == 2
-        assert await reopened.match(by_code()) == ["o2"]
+        assert await matching(reopened, by_code()) == ["o2"]
         await reopened.commit([write(clock, "Observation", "o1", 3)])
     finally:
         await reopened.close()
@@ -246,6 +282,6 @@ async def test_an_undecided_commit_blocks_its_resources_until_stale_then_a_write
 
     current = await staged_store.read("Observation", "o1")
     assert current is not None and current.version == 2
-    assert await staged_store.match(by_code()) == ["o1"]
+    assert await matching(staged_store, by_code()) == ["o1"]
     assert await staged_store._versions.count_documents({"txn": {"$exists": True}}) == 0
     assert await staged_store._versions.count_documents({"sup": {"$exists": True}}) == 0
