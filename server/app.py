@@ -29,7 +29,7 @@ from server.api import (
     update,
 )
 from server.api.errors import install_error_handlers
-from server.auth.setup import build_security
+from server.auth.setup import access_policy, build_security
 from server.bulk.service import ExportService
 from server.config import Settings
 from server.repository import Repository
@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     settings = settings or Settings()
     # The store is handed to the repository and to nothing else: every other part of
     # the app reaches stored data through ``app.state.repository``.
-    repository, security = build_security(settings, store or create_store(settings.store_url))
+    repository = Repository(store or create_store(settings.store_url), access_policy(settings))
+    security = build_security(settings, repository)  # None with --auth off
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

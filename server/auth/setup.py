@@ -1,4 +1,4 @@
-"""Wiring: ``build_security(settings, store)`` makes the pieces ``--auth smart`` needs and
+"""Wiring: ``build_security(settings, repository)`` makes the pieces ``--auth smart`` needs and
 ``install`` puts them into an app (routes, middleware, CORS, CapabilityStatement hook)."""
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from server.auth.policy import SmartPolicy
 from server.auth.records import LAUNCH, USER, Records
 from server.auth.scopes import Grants
 from server.auth.tokens import RemoteJwks, TokenError, TokenIssuer, TokenValidator
-from server.repository import Repository
-from server.storage.port import Store
+from server.repository import AccessPolicy, Repository
 
 if TYPE_CHECKING:
     from server.config import Settings
@@ -354,10 +353,14 @@ class Security:
             )
 
 
-def build_security(settings: Settings, store: Store) -> tuple[Repository, Security | None]:
-    """The repository over ``store`` (the only holder of it) and, for ``settings.auth ==
-    "smart"``, the security pieces judging it; ``None`` for ``off``."""
+def access_policy(settings: Settings) -> AccessPolicy | None:
+    """The repository's policy for ``settings.auth`` (``None``: open, ``--auth off``)."""
+    return SmartPolicy() if settings.auth == "smart" else None
+
+
+def build_security(settings: Settings, repository: Repository) -> Security | None:
+    """The security pieces for ``settings.auth == "smart"`` (``None`` for ``off``), over
+    the repository (built with ``access_policy(settings)``)."""
     if settings.auth != "smart":
-        return Repository(store), None
-    repository = Repository(store, SmartPolicy())
-    return repository, Security(settings, repository)
+        return None
+    return Security(settings, repository)
