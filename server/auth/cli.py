@@ -46,6 +46,11 @@ def add_commands(commands: Any) -> None:
         "--confidential", action="store_true", help="app: issue a client secret (shown once)"
     )
     add.add_argument("--name")
+    add.add_argument(
+        "--introspect",
+        action="store_true",
+        help="a resource server: may introspect tokens issued to other clients (RFC 7662)",
+    )
     listing = csub.add_parser("list", help="list clients")
     _store_arg(listing)
 
@@ -114,6 +119,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+async def _mark_introspector(records: Records, args: argparse.Namespace) -> None:
+    """``--introspect``: the client is a resource server (server.auth.server.may_introspect)."""
+    if not args.introspect:
+        return
+    client = await records.get(CLIENT, args.client_id)
+    assert client is not None
+    await records.put(CLIENT, args.client_id, {**client, "introspect": True})
+
+
 async def _dispatch(args: argparse.Namespace, store: Store) -> int:
     records = Records(store)
     if args.command == "clients" and args.action == "add":
@@ -127,6 +141,7 @@ async def _dispatch(args: argparse.Namespace, store: Store) -> int:
                 jwks_url=args.jwks_url,
                 name=args.name,
             )
+            await _mark_introspector(records, args)
             print(f"backend client {args.client_id} registered")
             return 0
         _, secret = await add_app_client(
@@ -138,6 +153,7 @@ async def _dispatch(args: argparse.Namespace, store: Store) -> int:
             name=args.name,
             jwks=jwks,
         )
+        await _mark_introspector(records, args)
         print(f"app client {args.client_id} registered")
         if secret:
             print(f"client secret (shown once, only its hash is stored): {secret}")

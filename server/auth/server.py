@@ -550,8 +550,22 @@ async def introspect(request: Request) -> Response:
         claims = await security.validator.claims(value, security.issuer_url(base), base)
     except TokenError:
         return _no_store({"active": False})
+    if not may_introspect(client, claims):
+        # RFC 7662 section 2.2: a token the caller may not know about is simply inactive.
+        log.info("introspection of another client's token refused for %s", client["client_id"])
+        return _no_store({"active": False})
     answer = {"active": True, "token_type": "Bearer"}
     for key in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "patient", "fhirUser"):
         if key in claims:
             answer[key] = claims[key]
     return _no_store(answer)
+
+
+def may_introspect(client: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """RFC 7662 section 4: only a party authorised for the token learns about it.
+
+    That is the client the token was issued to, or a client registered as a resource
+    server (``billable clients add ... --introspect``), whose job is to check tokens
+    presented to it.
+    """
+    return bool(client.get("introspect")) or claims.get("client_id") == client["client_id"]
