@@ -18,7 +18,7 @@ from typing import Any
 from server.audit.chain import AuditTrail
 from server.auth.clients import RegistrationError, add_app_client, add_backend_client, add_user
 from server.auth.keys import KeyRing
-from server.auth.records import CLIENT, LAUNCH, USER, Records
+from server.auth.records import CLIENT, ISSUER_PIN, LAUNCH, USER, Records
 from server.auth.setup import auth_origin
 from server.auth.tokens import TokenIssuer
 from server.storage.factory import create_store
@@ -82,8 +82,9 @@ def add_commands(commands: Any) -> None:
     token.add_argument("--scope", default="system/*.cruds", help='default "system/*.cruds"')
     token.add_argument(
         "--base-url",
-        default="http://127.0.0.1:8080/fhir",
-        help="the FHIR base URL the token is for (its audience)",
+        default=None,
+        help="the FHIR base URL the token is for (its audience); default: the server's"
+        " configured or pinned base URL, else http://127.0.0.1:8080/fhir",
     )
     token.add_argument("--client", default="billable-admin-cli", help="client id in the token")
     token.add_argument("--patient", help="patient context (for patient/ scopes)")
@@ -117,6 +118,16 @@ def run(args: argparse.Namespace) -> int:
     except RegistrationError as exc:
         print(f"billable: {exc}", file=sys.stderr)
         return 2
+
+
+async def _token_base(records: Records, given: str | None) -> str:
+    """The audience of an admin token: as given, configured, or the server's pinned base."""
+    if given:
+        return given.rstrip("/")
+    if os.environ.get("BILLABLE_BASE_URL"):
+        return os.environ["BILLABLE_BASE_URL"].rstrip("/")
+    pinned = await records.get(ISSUER_PIN, "base")
+    return str(pinned["base"]) if pinned else "http://127.0.0.1:8080/fhir"
 
 
 async def _mark_introspector(records: Records, args: argparse.Namespace) -> None:
@@ -189,7 +200,7 @@ async def _dispatch(args: argparse.Namespace, store: Store) -> int:
     if args.command == "token":
         keys = KeyRing(records)
         await keys.load()
-        base = args.base_url.rstrip("/")
+        base = await _token_base(records, args.base_url)
         issued = TokenIssuer(keys).access_token(
             issuer=auth_origin(base) + "/auth",
             audience=base,

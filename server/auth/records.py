@@ -25,6 +25,7 @@ REFRESH_TOKEN = "x-billable-refresh-token"
 ASSERTION_JTI = "x-billable-assertion-jti"
 REVOKED_TOKEN = "x-billable-revoked-token"
 LAUNCH = "x-billable-launch"
+ISSUER_PIN = "x-billable-issuer"  # the pinned public base URL (server.auth.setup)
 
 
 class Records:

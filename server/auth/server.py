@@ -25,7 +25,6 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from server.api.context import fhir_base
 from server.auth import pages
 from server.auth.clients import check_user_password, grant_scopes
 from server.auth.records import ASSERTION_JTI, AUTH_CODE, CLIENT, REFRESH_TOKEN, REVOKED_TOKEN
@@ -82,13 +81,13 @@ def _no_store(payload: dict[str, Any]) -> Response:
 @well_known.get("/fhir/.well-known/smart-configuration")
 async def smart_configuration(request: Request) -> Response:
     security = security_of(request)
-    return JSONResponse(await security.smart_configuration(fhir_base(request)))
+    return JSONResponse(await security.smart_configuration())
 
 
 @router.get("/.well-known/openid-configuration")
 async def openid_configuration(request: Request) -> Response:
     security = security_of(request)
-    config = await security.smart_configuration(fhir_base(request))
+    config = await security.smart_configuration()
     config["subject_types_supported"] = ["public"]
     config["id_token_signing_alg_values_supported"] = ["RS256"]
     return JSONResponse(config)
@@ -127,7 +126,7 @@ async def authorize(request: Request) -> Response:
 
     if params.get("response_type") != "code":
         return fail("unsupported_response_type", "response_type must be code")
-    base = fhir_base(request)
+    base = security.base
     if params.get("aud", "").rstrip("/") != base:
         return fail("invalid_request", "aud must be this server's FHIR base URL")
     if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":
@@ -144,7 +143,7 @@ async def authorize(request: Request) -> Response:
     if not any("/" in s and not s.startswith("launch") for s in scopes) and "openid" not in scopes:
         return fail("invalid_scope", "none of the requested scopes may be granted to this client")
     request_token = security.sign_form(
-        issuer=security.issuer_url(base),
+        issuer=security.issuer_url(),
         kind="authorize",
         client_id=client_id,
         redirect_uri=redirect_uri,
@@ -161,8 +160,7 @@ async def authorize(request: Request) -> Response:
 async def login(request: Request) -> Response:
     security = security_of(request)
     form = await request.form()
-    base = fhir_base(request)
-    pending = await security.read_form(str(form.get("request", "")), "authorize", base)
+    pending = await security.read_form(str(form.get("request", "")), "authorize")
     if pending is None:
         return HTMLResponse(pages.error_page("The sign-in form expired; start again."), 400)
     user = await check_user_password(
@@ -187,7 +185,7 @@ async def login(request: Request) -> Response:
     if patient is None and "launch/patient" in scopes:
         if len(candidates) > 1:
             session = security.sign_form(
-                issuer=security.issuer_url(base), kind="session", username=user["username"]
+                issuer=security.issuer_url(), kind="session", username=user["username"]
             )
             return HTMLResponse(pages.picker_page(candidates, str(form["request"]), session))
         if len(candidates) == 1:
@@ -199,9 +197,8 @@ async def login(request: Request) -> Response:
 async def pick(request: Request) -> Response:
     security = security_of(request)
     form = await request.form()
-    base = fhir_base(request)
-    pending = await security.read_form(str(form.get("request", "")), "authorize", base)
-    session = await security.read_form(str(form.get("session", "")), "session", base)
+    pending = await security.read_form(str(form.get("request", "")), "authorize")
+    session = await security.read_form(str(form.get("session", "")), "session")
     if pending is None or session is None:
         return HTMLResponse(pages.error_page("The form expired; start again."), 400)
     user = await security.records.get(security.user_kind, session["username"])
@@ -274,7 +271,8 @@ async def token(request: Request) -> Response:
 
 
 def token_endpoint_url(request: Request, security: Security) -> str:
-    return security.issuer_url(fhir_base(request)) + "/token"
+    """The assertion audience: the pinned issuer's token URL, whatever Host was sent."""
+    return security.issuer_url() + "/token"
 
 
 async def authenticate_client(
@@ -397,10 +395,9 @@ async def _client_credentials(
     if not granted:
         raise OAuthError("invalid_scope", "none of the requested scopes may be granted")
     scope = " ".join(granted)
-    base = fhir_base(request)
     issued = security.issuer.access_token(
-        issuer=security.issuer_url(base),
-        audience=base,
+        issuer=security.issuer_url(),
+        audience=security.base,
         client_id=client["client_id"],
         scope=scope,
         lifetime_s=security.backend_token_lifetime_s,
@@ -442,8 +439,8 @@ async def _user_tokens(
     refresh: str | None,
 ) -> dict[str, Any]:
     scopes = split_scopes(grant["scope"])
-    base = fhir_base(request)
-    issuer_url = security.issuer_url(base)
+    base = security.base
+    issuer_url = security.issuer_url()
     patient = grant.get("patient") if any(s.startswith("launch") for s in scopes) else None
     issued = security.issuer.access_token(
         issuer=issuer_url,
@@ -545,9 +542,8 @@ async def introspect(request: Request) -> Response:
         return exc.response()
     request.state.oauth_client = client["client_id"]
     value = form.get("token", "")
-    base = fhir_base(request)
     try:
-        claims = await security.validator.claims(value, security.issuer_url(base), base)
+        claims = await security.validator.claims(value, security.issuer_url(), security.base)
     except TokenError:
         return _no_store({"active": False})
     if not may_introspect(client, claims):
