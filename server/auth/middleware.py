@@ -236,7 +236,8 @@ class SecurityMiddleware:
             remote_addr=remote,
             entity=entity,
             query=searched,
-            description=f"{method} {path} -> {status}",
+            description=f"{method} {path} -> {status}"
+            + (f": {state['audit_note']}" if state.get("audit_note") else ""),
         )
         try:
             await self.security.audit.append(record)

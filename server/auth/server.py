@@ -27,7 +27,15 @@ from joserfc.jwk import KeySet
 
 from server.auth import pages
 from server.auth.clients import check_user_password, grant_scopes
-from server.auth.records import ASSERTION_JTI, AUTH_CODE, CLIENT, REFRESH_TOKEN, REVOKED_TOKEN
+from server.auth.records import (
+    ASSERTION_JTI,
+    AUTH_CODE,
+    CLIENT,
+    GRANT,
+    PICK_SESSION,
+    REFRESH_TOKEN,
+    REVOKED_TOKEN,
+)
 from server.auth.scopes import split_scopes
 from server.auth.tokens import TokenError, _unverified_header
 
@@ -184,9 +192,7 @@ async def login(request: Request) -> Response:
         return _redirect_error(pending, "access_denied", "the user may not open this patient")
     if patient is None and "launch/patient" in scopes:
         if len(candidates) > 1:
-            session = security.sign_form(
-                issuer=security.issuer_url(), kind="session", username=user["username"]
-            )
+            session = await _open_pick_session(security, str(form["request"]), pending, user)
             return HTMLResponse(pages.picker_page(candidates, str(form["request"]), session))
         if len(candidates) == 1:
             patient = candidates[0]
@@ -197,10 +203,17 @@ async def login(request: Request) -> Response:
 async def pick(request: Request) -> Response:
     security = security_of(request)
     form = await request.form()
-    pending = await security.read_form(str(form.get("request", "")), "authorize")
-    session = await security.read_form(str(form.get("session", "")), "session")
-    if pending is None or session is None:
+    request_token = str(form.get("request", ""))
+    pending = await security.read_form(request_token, "authorize")
+    session_id = str(form.get("session", ""))
+    session = await security.records.consume(PICK_SESSION, _sha(session_id)) if session_id else None
+    if pending is None or session is None or session["exp"] < time.time():
         return HTMLResponse(pages.error_page("The form expired; start again."), 400)
+    if session["binding"] != _pick_binding(request_token, pending):
+        log.warning("patient picker posted with another authorization request refused")
+        return HTMLResponse(
+            pages.error_page("This choice belongs to another sign-in; start again."), 400
+        )
     user = await security.records.get(security.user_kind, session["username"])
     patient = str(form.get("patient", ""))
     if user is None or patient not in (user.get("patients") or []):
@@ -208,10 +221,54 @@ async def pick(request: Request) -> Response:
     return await _issue_code(security, pending, user, patient)
 
 
+def _pick_binding(request_token: str, pending: dict[str, Any]) -> dict[str, Any]:
+    """What a picker session is bound to: this exact authorization request."""
+    return {
+        "request": _sha(request_token),
+        "client_id": pending["client_id"],
+        "redirect_uri": pending["redirect_uri"],
+        "state": pending.get("state"),
+        "code_challenge": pending["code_challenge"],
+    }
+
+
+async def _open_pick_session(
+    security: Security, request_token: str, pending: dict[str, Any], user: dict[str, Any]
+) -> str:
+    """An opaque, single-use picker session kept server side with its binding.
+
+    The browser holds only a random id; the store holds who signed in and for which
+    authorization request (client, redirect URI, state, PKCE challenge and the hash of
+    the signed request itself). ``pick`` consumes it and refuses it with any other
+    request, so a signed-in session cannot be spliced onto another client's request.
+    """
+    session_id = secrets.token_urlsafe(32)
+    await security.records.put(
+        PICK_SESSION,
+        _sha(session_id),
+        {
+            "username": user["username"],
+            "binding": _pick_binding(request_token, pending),
+            "exp": time.time() + FORM_LIFETIME_S,
+        },
+    )
+    return session_id
+
+
 async def _issue_code(
     security: Security, pending: dict[str, Any], user: dict[str, Any], patient: str | None
 ) -> Response:
     code = secrets.token_urlsafe(32)
+    # The grant record outlives the code: a replay finds it and revokes what it led to.
+    await security.records.put(
+        GRANT,
+        _sha(code),
+        {
+            "client_id": pending["client_id"],
+            "tokens": [],
+            "exp": time.time() + security.offline_refresh_lifetime_s,
+        },
+    )
     await security.records.put(
         AUTH_CODE,
         _sha(code),
@@ -417,6 +474,16 @@ async def _authorization_code(
     request.state.oauth_client = client["client_id"]
     code = form.get("code", "")
     grant = await security.records.consume(AUTH_CODE, _sha(code)) if code else None
+    if grant is None and code and await security.records.get(GRANT, _sha(code)) is not None:
+        # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
+        revoked = await revoke_grant(security, _sha(code))
+        request.state.audit_note = (
+            f"authorization code replayed; {revoked} token(s) issued from it revoked"
+        )
+        log.warning("authorization code replayed by client=%s", client["client_id"])
+        raise OAuthError(
+            "invalid_grant", "the code was already used; the tokens issued from it are revoked"
+        )
     if grant is None or grant["exp"] < time.time():
         raise OAuthError("invalid_grant", "the code is unknown, used or expired")
     if grant["client_id"] != client["client_id"]:
@@ -428,6 +495,7 @@ async def _authorization_code(
         create_s256_code_challenge(verifier), grant["code_challenge"]
     ):
         raise OAuthError("invalid_grant", "the PKCE code_verifier does not match")
+    grant["grant"] = _sha(code)
     return await _user_tokens(request, security, client["client_id"], grant, refresh=None)
 
 
@@ -453,6 +521,9 @@ async def _user_tokens(
         fhir_user=grant.get("fhir_user") if "fhirUser" in scopes else None,
         user_patients=grant.get("user_patients"),
     )
+    family = grant.get("grant")
+    if family and not await _record_issued(security, family, issued.claims):
+        raise OAuthError("invalid_grant", "the authorization was revoked (its code was replayed)")
     payload: dict[str, Any] = {
         "access_token": issued.token,
         "token_type": "bearer",
@@ -483,7 +554,7 @@ async def _user_tokens(
         token = refresh or secrets.token_urlsafe(32)
         record = {
             key: grant.get(key)
-            for key in ("scope", "username", "fhir_user", "user_patients", "patient")
+            for key in ("scope", "username", "fhir_user", "user_patients", "patient", "grant")
         }
         record.update({"client_id": client_id, "exp": time.time() + lifetime})
         await security.records.put(REFRESH_TOKEN, _sha(token), record)
@@ -503,8 +574,48 @@ async def _refresh(request: Request, security: Security, form: dict[str, str]) -
         if not wanted <= set(split_scopes(grant["scope"])):
             raise OAuthError("invalid_scope", "a refresh cannot widen the scopes")
         grant["scope"] = " ".join(s for s in split_scopes(grant["scope"]) if s in wanted)
+    if grant.get("grant") and await _grant_revoked(security, grant["grant"]):
+        raise OAuthError("invalid_grant", "the authorization was revoked (its code was replayed)")
     # Rotation: the old refresh token is spent; a new one comes with the new access token.
     return await _user_tokens(request, security, client["client_id"], grant, refresh=None)
+
+
+# -- grants: what one authorization code led to -----------------------------------------
+
+
+def _grant_marker(family: str) -> str:
+    return f"grant-{family}"
+
+
+async def _grant_revoked(security: Security, family: str) -> bool:
+    return await security.records.get(REVOKED_TOKEN, _grant_marker(family)) is not None
+
+
+async def _record_issued(security: Security, family: str, claims: dict[str, Any]) -> bool:
+    """Note an access token under its grant; ``False`` (and revoked) if the grant is gone.
+
+    The revocation marker is written before a replay reads the list, and checked here
+    after the token is listed, so a token issued while a replay runs is revoked too.
+    """
+    record = await security.records.get(GRANT, family)
+    if record is not None:
+        record["tokens"] = [*record.get("tokens", []), [claims["jti"], claims["exp"]]]
+        await security.records.put(GRANT, family, record)
+    if record is None or await _grant_revoked(security, family):
+        await security.records.put(REVOKED_TOKEN, claims["jti"], {"exp": claims["exp"]})
+        return False
+    return True
+
+
+async def revoke_grant(security: Security, family: str) -> int:
+    """Revoke every access token of a grant; its refresh tokens then fail (``_refresh``)."""
+    record = await security.records.get(GRANT, family)
+    exp = record["exp"] if record else time.time() + security.offline_refresh_lifetime_s
+    await security.records.put(REVOKED_TOKEN, _grant_marker(family), {"exp": exp})
+    tokens = (record or {}).get("tokens", [])
+    for jti, token_exp in tokens:
+        await security.records.put(REVOKED_TOKEN, jti, {"exp": token_exp})
+    return len(tokens)
 
 
 # -- revocation and introspection ------------------------------------------------------
