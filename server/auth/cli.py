@@ -19,7 +19,7 @@ from server.audit.chain import AuditTrail
 from server.auth.clients import RegistrationError, add_app_client, add_backend_client, add_user
 from server.auth.keys import KeyRing
 from server.auth.records import CLIENT, ISSUER_PIN, LAUNCH, USER, Records
-from server.auth.setup import auth_origin
+from server.auth.setup import audit_seal, auth_origin
 from server.auth.tokens import TokenIssuer
 from server.storage.factory import create_store
 from server.storage.port import Store
@@ -94,6 +94,11 @@ def add_commands(commands: Any) -> None:
     asub = audit.add_subparsers(dest="action", required=True)
     verify = asub.add_parser("verify", help="check the hash chain of every AuditEvent")
     _store_arg(verify)
+    verify.add_argument(
+        "--audit-key-file",
+        help="the chain's key file (env BILLABLE_AUDIT_KEY_FILE; default next to the store;"
+        " BILLABLE_AUDIT_KEY: the key itself)",
+    )
 
 
 def _with_store(url: str | None, work: Callable[[Store], Awaitable[int]]) -> int:
@@ -212,9 +217,22 @@ async def _dispatch(args: argparse.Namespace, store: Store) -> int:
         print(issued.token)
         return 0
     if args.command == "audit":
-        problems = await AuditTrail(store).verify()
-        for problem in problems:
-            print(problem)
-        print("audit chain intact" if not problems else f"{len(problems)} problem(s)")
-        return 0 if not problems else 1
+        return await _verify_audit(store, args)
     return 2
+
+
+async def _verify_audit(store: Store, args: argparse.Namespace) -> int:
+    """``billable audit verify``: one line per problem, exit status 1 if there is any."""
+    from server.config import Settings
+
+    settings = Settings.from_env(store_url=args.store, audit_key_file=args.audit_key_file)
+    trail = AuditTrail(store, audit_seal(settings, create=False))
+    report = await trail.check()
+    for problem in report.problems:
+        print(problem)
+    if report.problems:
+        print(f"{len(report.problems)} problem(s) in {report.events} events")
+        return 1
+    unkeyed = f", {len(report.unkeyed)} written before keying" if report.unkeyed else ""
+    print(f"audit chain intact ({report.events} events{unkeyed})")
+    return 0

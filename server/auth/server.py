@@ -310,7 +310,8 @@ async def token(request: Request) -> Response:
     security = security_of(request)
     await security.ensure_ready()
     form = {k: str(v) for k, v in (await request.form()).items()}
-    request.state.oauth_client = form.get("client_id") or None
+    # The AuditEvent names a client only once it has authenticated (each grant sets it);
+    # a client_id the request merely claims is never recorded as the actor.
     try:
         grant_type = form.get("grant_type")
         if grant_type == "client_credentials":
@@ -339,9 +340,11 @@ async def authenticate_client(
     if form.get("client_assertion_type") or form.get("client_assertion"):
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise OAuthError("invalid_client", "unsupported client_assertion_type", 401)
-        return await verify_client_assertion(
+        proven = await verify_client_assertion(
             security, form.get("client_assertion", ""), token_endpoint_url(request, security)
         )
+        request.state.oauth_client = proven["client_id"]  # proven: the AuditEvent names it
+        return proven
     client_id, secret = form.get("client_id"), form.get("client_secret")
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
@@ -363,6 +366,7 @@ async def authenticate_client(
 
         if not secret or not verify_secret(secret, client["secret_hash"]):
             raise OAuthError("invalid_client", "client authentication failed", 401)
+        request.state.oauth_client = client["client_id"]
         return client
     if client.get("confidential"):
         raise OAuthError("invalid_client", "this client must authenticate with its key", 401)
@@ -445,7 +449,6 @@ async def _client_credentials(
     request: Request, security: Security, form: dict[str, str]
 ) -> dict[str, Any]:
     client = await authenticate_client(request, security, form, allow_public=False)
-    request.state.oauth_client = client["client_id"]
     if client.get("kind") != "backend":
         raise OAuthError("unauthorized_client", "client_credentials is for backend clients")
     granted = grant_scopes(form.get("scope", ""), client["scopes"], ("system",))
@@ -471,14 +474,14 @@ async def _authorization_code(
     request: Request, security: Security, form: dict[str, str]
 ) -> dict[str, Any]:
     client = await authenticate_client(request, security, form, allow_public=True)
-    request.state.oauth_client = client["client_id"]
     code = form.get("code", "")
     grant = await security.records.consume(AUTH_CODE, _sha(code)) if code else None
     if grant is None and code and await security.records.get(GRANT, _sha(code)) is not None:
         # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
-        revoked = await revoke_grant(security, _sha(code))
+        issued_to, revoked = await revoke_grant(security, _sha(code))
         request.state.audit_note = (
-            f"authorization code replayed; {revoked} token(s) issued from it revoked"
+            f"authorization code of client {issued_to} replayed;"
+            f" {revoked} token(s) issued from it revoked"
         )
         log.warning("authorization code replayed by client=%s", client["client_id"])
         raise OAuthError(
@@ -496,6 +499,7 @@ async def _authorization_code(
     ):
         raise OAuthError("invalid_grant", "the PKCE code_verifier does not match")
     grant["grant"] = _sha(code)
+    request.state.oauth_client = client["client_id"]  # a public client: proven by the code
     return await _user_tokens(request, security, client["client_id"], grant, refresh=None)
 
 
@@ -564,7 +568,6 @@ async def _user_tokens(
 
 async def _refresh(request: Request, security: Security, form: dict[str, str]) -> dict[str, Any]:
     client = await authenticate_client(request, security, form, allow_public=True)
-    request.state.oauth_client = client["client_id"]
     old = form.get("refresh_token", "")
     grant = await security.records.consume(REFRESH_TOKEN, _sha(old)) if old else None
     if grant is None or grant["exp"] < time.time() or grant["client_id"] != client["client_id"]:
@@ -574,6 +577,7 @@ async def _refresh(request: Request, security: Security, form: dict[str, str]) -
         if not wanted <= set(split_scopes(grant["scope"])):
             raise OAuthError("invalid_scope", "a refresh cannot widen the scopes")
         grant["scope"] = " ".join(s for s in split_scopes(grant["scope"]) if s in wanted)
+    request.state.oauth_client = client["client_id"]  # proven by its refresh token
     if grant.get("grant") and await _grant_revoked(security, grant["grant"]):
         raise OAuthError("invalid_grant", "the authorization was revoked (its code was replayed)")
     # Rotation: the old refresh token is spent; a new one comes with the new access token.
@@ -607,15 +611,19 @@ async def _record_issued(security: Security, family: str, claims: dict[str, Any]
     return True
 
 
-async def revoke_grant(security: Security, family: str) -> int:
-    """Revoke every access token of a grant; its refresh tokens then fail (``_refresh``)."""
+async def revoke_grant(security: Security, family: str) -> tuple[str, int]:
+    """Revoke every access token of a grant; its refresh tokens then fail (``_refresh``).
+
+    Returns the client the grant was issued to (from the store, not from the request)
+    and how many access tokens were revoked.
+    """
     record = await security.records.get(GRANT, family)
     exp = record["exp"] if record else time.time() + security.offline_refresh_lifetime_s
     await security.records.put(REVOKED_TOKEN, _grant_marker(family), {"exp": exp})
     tokens = (record or {}).get("tokens", [])
     for jti, token_exp in tokens:
         await security.records.put(REVOKED_TOKEN, jti, {"exp": token_exp})
-    return len(tokens)
+    return str((record or {}).get("client_id", "unknown")), len(tokens)
 
 
 # -- revocation and introspection ------------------------------------------------------
@@ -630,7 +638,6 @@ async def revoke(request: Request) -> Response:
         client = await authenticate_client(request, security, form, allow_public=True)
     except OAuthError as exc:
         return exc.response()
-    request.state.oauth_client = client["client_id"]
     value = form.get("token", "")
     refresh = await security.records.get(REFRESH_TOKEN, _sha(value)) if value else None
     if refresh is not None and refresh["client_id"] == client["client_id"]:
@@ -651,7 +658,6 @@ async def introspect(request: Request) -> Response:
         client = await authenticate_client(request, security, form, allow_public=False)
     except OAuthError as exc:
         return exc.response()
-    request.state.oauth_client = client["client_id"]
     value = form.get("token", "")
     try:
         claims = await security.validator.claims(value, security.issuer_url(), security.base)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
@@ -18,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from server.audit.chain import AuditTrail
 from server.audit.provenance import ProvenanceStore
+from server.audit.seal import AuditSeal, default_key_file
 from server.auth.keys import KeyRing
 from server.auth.middleware import RateLimiter, SecurityMiddleware
 from server.auth.policy import SmartPolicy
@@ -102,7 +104,7 @@ class Security:
             self._keys_for, self.records, check_revocation=self.keys is not None
         )
         self.policy = SmartPolicy()
-        self.audit = AuditTrail(store)
+        self.audit = AuditTrail(store, audit_seal(settings))
         self.fhir_store = cast(Store, ProvenanceStore(store))
         self.rate_limiter = RateLimiter(int(getattr(settings, "rate_limit_per_minute", 0) or 0))
         configured = getattr(settings, "base_url", None)
@@ -392,6 +394,13 @@ class Security:
                 expose_headers=["ETag", "Location", "Last-Modified", "Content-Location"],
                 max_age=600,
             )
+
+
+def audit_seal(settings: Settings, create: bool = True) -> AuditSeal:
+    """The audit chain's key and anchor, from ``--audit-key-file`` / ``BILLABLE_AUDIT_KEY``."""
+    configured = getattr(settings, "audit_key_file", None)
+    key_file = Path(configured) if configured else default_key_file(settings.store_url)
+    return AuditSeal.open(key_file, getattr(settings, "audit_key", None), create=create)
 
 
 def build_security(settings: Settings, store: Store) -> Security | None:

@@ -172,7 +172,18 @@ def live_server(
     cli("users", "add", "ada", "--fhir-user", "Patient/p1", *store, env=password)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *store, *extra_args],
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            str(port),
+            *store,
+            "--audit-key-file",
+            str(tmp_path / "data" / "audit.key"),
+            *extra_args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
