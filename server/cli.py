@@ -167,11 +167,16 @@ def serve(args: argparse.Namespace) -> int:
     if settings.auth == "off":
         print(UNAUTHENTICATED_WARNING.format(url=url), file=sys.stderr, flush=True)
     else:
-        issuer = settings.issuer or f"{url.removesuffix('/fhir')}/auth"
+        public = settings.base_url.rstrip("/") if settings.base_url else None
+        issuer = settings.issuer or (
+            f"{public.removesuffix('/fhir')}/auth"
+            if public
+            else "<base URL of the first request>/auth (pinned; set --base-url to choose)"
+        )
         print(
             f"auth: SMART on FHIR, tokens from {issuer} (discovery:"
-            f" {url}/.well-known/smart-configuration); register clients and users with"
-            " `billable clients add` / `billable users add` (docs/security.md)",
+            f" {public or url}/.well-known/smart-configuration); register clients and users"
+            " with `billable clients add` / `billable users add` (docs/security.md)",
             file=sys.stderr,
         )
 

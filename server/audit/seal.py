@@ -73,9 +73,16 @@ class AuditSeal:
             return cls(None, anchor_file)
         key_file.parent.mkdir(parents=True, exist_ok=True)
         value = secrets.token_bytes(32)
-        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        temporary = key_file.with_name(key_file.name + f".{os.getpid()}.new")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as out:
             out.write(value.hex() + "\n")
+        try:
+            os.link(temporary, key_file)  # fails if another process made one first
+        except FileExistsError:
+            return cls(bytes.fromhex(key_file.read_text().strip()), anchor_file)
+        finally:
+            temporary.unlink()
         log.warning("made the audit chain key %s; back it up with the store", key_file)
         return cls(value, anchor_file)
 

@@ -603,7 +603,9 @@ async def _record_issued(security: Security, family: str, claims: dict[str, Any]
     """
     record = await security.records.get(GRANT, family)
     if record is not None:
-        record["tokens"] = [*record.get("tokens", []), [claims["jti"], claims["exp"]]]
+        now = time.time()  # expired tokens need no revoking: keep the list short
+        live = [t for t in record.get("tokens", []) if t[1] > now]
+        record["tokens"] = [*live, [claims["jti"], claims["exp"]]]
         await security.records.put(GRANT, family, record)
     if record is None or await _grant_revoked(security, family):
         await security.records.put(REVOKED_TOKEN, claims["jti"], {"exp": claims["exp"]})

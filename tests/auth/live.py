@@ -112,6 +112,7 @@ class LiveServer:
                 "client_assertion": self.assertion(client_id, **kwargs),
             },
             headers=headers,
+            timeout=30,
         )
 
     def backend_token(self, scope: str = "system/*.cruds", client_id: str = "payer") -> str:
@@ -199,6 +200,9 @@ def live_server(
     else:
         process.kill()
         raise RuntimeError(process.stdout.read() if process.stdout else "server did not start")
+    # Make the signing key now (RSA generation is slow on a busy machine); this also pins
+    # the base URL to the address the tests use.
+    httpx.get(f"{base}/auth/jwks", timeout=60)
     try:
         yield LiveServer(base, f"{base}/fhir", store_url, key, callback, process)
     finally:
