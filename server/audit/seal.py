@@ -5,7 +5,7 @@ and recompute every hash after it, or delete the last events and rewind the head
 things live outside the store to stop that (docs/security.md, docs/decisions.md):
 
 - a **key**: each event's hash is HMAC-SHA256 with a secret from a key file (made on
-  first use, mode 0600) or from ``BILLABLE_AUDIT_KEY``; without it no valid hash can be
+  first use, mode 0600) or configured (``BILLABLE_AUDIT_KEY``); without it no valid hash can be
   computed for a changed event;
 - an **anchor**: a small file next to the key file with the sequence number and hash of
   the last event this machine committed (and where the chain's keyed part begins). A
@@ -27,7 +27,7 @@ import orjson
 
 log = logging.getLogger("billable.audit.seal")
 
-KEY_ENV = "BILLABLE_AUDIT_KEY"
+ANCHOR_SIZE = 256  # bytes: a fixed-size record, rewritten in place
 
 
 def default_key_file(store_url: str) -> Path:
@@ -55,6 +55,8 @@ class AuditSeal:
         self.key = key
         self.anchor_file = anchor_file
         self._anchored = 0
+        self._fd: int | None = None
+        self._keyed_after: int | None = None
 
     @classmethod
     def open(cls, key_file: Path, secret: str | None = None, create: bool = True) -> AuditSeal:
@@ -103,7 +105,7 @@ class AuditSeal:
     def read_anchor(self) -> Anchor | None:
         """The anchor, or ``None`` if there is none (or it cannot be read)."""
         try:
-            value: Any = orjson.loads(self.anchor_file.read_bytes())
+            value: Any = orjson.loads(self.anchor_file.read_bytes().strip())
             return Anchor(int(value["seq"]), str(value["hash"]), int(value["keyed_after"]))
         except FileNotFoundError:
             return None
@@ -112,15 +114,32 @@ class AuditSeal:
             return Anchor(-1, "", 0)  # verify reports it
 
     def write_anchor(self, seq: int, hash_: str, keyed_after: int) -> None:
-        """Record the last committed event (after its commit; never moves backwards here)."""
+        """Record the last committed event (after its commit; never moves backwards here).
+
+        One small write in place at offset 0 of a file kept open (a rename per commit
+        costs milliseconds on some file systems); the record is padded to a fixed size so
+        a shorter one never leaves the tail of a longer one behind.
+        """
         if seq <= self._anchored:
             return
-        if self._anchored == 0:  # where keying began: what this machine saw first wins
-            earlier = self.read_anchor()
+        if self._fd is None:
+            earlier = self.read_anchor()  # where keying began: what this machine saw first
             if earlier is not None and earlier.seq >= 0:
                 keyed_after = min(keyed_after, earlier.keyed_after)
-        self.anchor_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.anchor_file.with_name(self.anchor_file.name + f".{os.getpid()}.tmp")
-        temporary.write_bytes(orjson.dumps({"seq": seq, "hash": hash_, "keyed_after": keyed_after}))
-        os.replace(temporary, self.anchor_file)
+                self._keyed_after = earlier.keyed_after
+            self.anchor_file.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.anchor_file, os.O_RDWR | os.O_CREAT, 0o600)
+        if self._keyed_after is not None:
+            keyed_after = min(keyed_after, self._keyed_after)
+        self._keyed_after = keyed_after
+        record = orjson.dumps({"seq": seq, "hash": hash_, "keyed_after": keyed_after})
+        os.pwrite(self._fd, record.ljust(ANCHOR_SIZE), 0)
         self._anchored = seq
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
