@@ -118,3 +118,28 @@ def test_a_configured_base_url_wins_over_the_request(registered: str):
         config = c.get("/fhir/.well-known/smart-configuration").json()
         assert config["issuer"] == "https://fhir.example.org/r4/auth"
         assert config["token_endpoint"] == "https://fhir.example.org/r4/auth/token"
+
+
+def test_an_authorization_request_for_another_host_is_refused(client: TestClient):
+    client.get("/fhir/metadata")  # pins http://testserver/fhir
+    params = {
+        "response_type": "code",
+        "client_id": "coverage-app",
+        "redirect_uri": "http://127.0.0.1:9/callback",
+        "scope": "launch/patient patient/*.rs",
+        "state": "s",
+        "aud": f"http://{EVIL}/fhir",
+        "code_challenge": "x" * 43,
+        "code_challenge_method": "S256",
+    }
+    r = client.get("/auth/authorize", params=params, headers={"Host": EVIL}, follow_redirects=False)
+    assert r.status_code == 302
+    assert "error=invalid_request" in r.headers["location"]
+    # the pinned base is accepted whatever the Host header says
+    ok = client.get(
+        "/auth/authorize",
+        params={**params, "aud": FHIR},
+        headers={"Host": EVIL},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 200 and "Sign in" in ok.text
