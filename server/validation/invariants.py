@@ -51,7 +51,7 @@ def invariant_issues(
             issue = _CHECKS[kind](value, where, ids)
             if issue is not None:
                 issues.append(issue)
-    if "contained" in resource:
+    if "contained" in resource and container is None:
         issues.extend(_dom3(resource, path))
     if rtype == "Observation":
         issues.extend(_obs7(resource, path))

@@ -106,10 +106,13 @@ def explain(error: Any, root: str, loc: list[Any]) -> list[Issue]:
                 f"{where}.{element}[x]",
             )
         ]
+    if prefix in ("bind", "inv"):
+        # The error may sit deeper than the element the rule is about (``coding``...):
+        # one instance step per ``properties``/``items`` step inside the rule's schema.
+        depth = sum(1 for step in inner if step in ("properties", "items"))
+        if depth:
+            where = fhirpath_of(root, loc[: len(loc) - depth])
     if prefix == "bind":
-        # ``contains`` fails on the codings; the binding is the CodeableConcept's.
-        if loc and loc[-1] == "coding":
-            where = fhirpath_of(root, loc[:-1])
         return [_binding_issue(name, instance, where, coded=True)]
     if prefix == "inv":
         text = schema()["x-invariants"].get(name, "")
