@@ -103,7 +103,8 @@ def structure_definition(node: ET.Element) -> dict[str, Any]:
         "derivation": _value(node, "derivation"),
         "snapshot": {
             "element": [
-                _element(e) for e in (snapshot if snapshot is not None else [])
+                _element(e)
+                for e in (snapshot if snapshot is not None else [])
                 if e.tag == NS + "element"
             ]
         },
@@ -158,7 +159,11 @@ def code_system(node: ET.Element) -> dict[str, Any]:
 
 def load(jar_path: Path) -> dict[str, list[dict[str, Any]]]:
     """``{"StructureDefinition": [...], "ValueSet": [...], "CodeSystem": [...]}``."""
-    out: dict[str, list[dict[str, Any]]] = {"StructureDefinition": [], "ValueSet": [], "CodeSystem": []}
+    out: dict[str, list[dict[str, Any]]] = {
+        "StructureDefinition": [],
+        "ValueSet": [],
+        "CodeSystem": [],
+    }
     with zipfile.ZipFile(jar_path) as jar:
         for name in ("profiles-types.xml", "profiles-resources.xml"):
             for node in read_bundle(jar, PROFILES + name):

@@ -74,8 +74,8 @@ class Terminology:
     """The R4 value sets and code systems, enough to expand the required bindings."""
 
     def __init__(self, value_sets: list[dict[str, Any]], code_systems: list[dict[str, Any]]):
-        self.value_sets = {}
-        self.code_systems = {}
+        self.value_sets: dict[str, dict[str, Any]] = {}
+        self.code_systems: dict[str, dict[str, Any]] = {}
         for vs in value_sets:
             self.value_sets.setdefault(vs["url"], vs)
         for cs in code_systems:
@@ -576,7 +576,7 @@ class SchemaBuilder:
 
 
 def human_texts(sds: list[dict[str, Any]]) -> dict[str, str]:
-    texts = {}
+    texts: dict[str, str] = {}
     for sd in sds:
         for el in sd["snapshot"]["element"]:
             for c in el.get("constraint", []):
@@ -586,7 +586,17 @@ def human_texts(sds: list[dict[str, Any]]) -> dict[str, str]:
 
 # Checked in Python (server/validation/invariants.py): they compare values or look at
 # the whole resource.
-PYTHON_INVARIANTS = ("ref-1", "per-1", "rng-2", "obs-7", "inv-1", "dom-2", "dom-3", "dom-4", "dom-5")
+PYTHON_INVARIANTS = (
+    "ref-1",
+    "per-1",
+    "rng-2",
+    "obs-7",
+    "inv-1",
+    "dom-2",
+    "dom-3",
+    "dom-4",
+    "dom-5",
+)
 
 
 def build(jar: Path) -> list[Path]:

@@ -103,9 +103,7 @@ def nested_resources(
     out: list[tuple[Any, str, dict[str, Any] | None]] = []
     contained = resource.get("contained")
     if isinstance(contained, list):
-        out.extend(
-            (inner, f"{path}.contained[{i}]", resource) for i, inner in enumerate(contained)
-        )
+        out.extend((inner, f"{path}.contained[{i}]", resource) for i, inner in enumerate(contained))
     if rtype == "Bundle":
         for i, entry in enumerate(_list(resource.get("entry"))):
             if not isinstance(entry, dict):

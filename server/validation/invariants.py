@@ -109,22 +109,35 @@ def _reaches(targets: frozenset[str]) -> frozenset[str]:
     return frozenset(found)
 
 
+@cache
+def _pruned(targets: frozenset[str]) -> dict[str, dict[str, str]]:
+    """The type graph cut down to the edges that lead to one of ``targets``."""
+    reach = _reaches(targets)
+    return {
+        name: {prop: t for prop, t in edges.items() if t in reach}
+        for name, edges in _graph().items()
+        if name in reach
+    }
+
+
 def _find(
     value: dict[str, Any], definition: str, where: str, targets: frozenset[str]
 ) -> list[tuple[str, Any, str]]:
     found: list[tuple[str, Any, str]] = []
-    graph = _graph()
-    reach = _reaches(targets)
+    graph = _pruned(targets)
 
     def walk(node: Any, d: str, p: str) -> None:
         if not isinstance(node, dict):
             return
         if d in targets:
             found.append((d, node, p))
-        for prop, target in graph.get(d, {}).items():
-            if target not in reach or prop not in node:
+        edges = graph.get(d)
+        if not edges:
+            return
+        for prop, sub in node.items():
+            target = edges.get(prop)
+            if target is None:
                 continue
-            sub = node[prop]
             if isinstance(sub, list):
                 for i, item in enumerate(sub):
                     walk(item, target, f"{p}.{prop}[{i}]")
@@ -224,9 +237,7 @@ def _codings(concept: Any) -> set[tuple[Any, Any]]:
     if not isinstance(concept, dict):
         return set()
     return {
-        (c.get("system"), c.get("code"))
-        for c in concept.get("coding", [])
-        if isinstance(c, dict)
+        (c.get("system"), c.get("code")) for c in concept.get("coding", []) if isinstance(c, dict)
     }
 
 
@@ -291,6 +302,10 @@ def compare_datetimes(a: Any, b: Any) -> int | None:
     Values of different precision are compared on the parts both have; equal there,
     the answer is unknown (FHIRPath's empty), which never fails an invariant.
     """
+    if isinstance(a, str) and isinstance(b, str) and len(a) == len(b):
+        # Same shape (precision, fraction digits, zone): ISO 8601 text sorts by time.
+        if len(a) <= 10 or (a[-1] == b[-1] == "Z") or (a[-6] in "+-" and a[-6:] == b[-6:]):
+            return (a > b) - (a < b)
     pa, pb = _parts(a), _parts(b)
     if pa is None or pb is None:
         return None

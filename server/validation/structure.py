@@ -96,9 +96,11 @@ def explain(error: Any, root: str, loc: list[Any]) -> list[Issue]:
         return [_issue("required", f"Missing required element {name}", f"{where}.{element}")]
     if prefix == "choice":
         element = name.rsplit(".", 1)[-1]
-        found = sorted(k for k in instance if _is_variant(k, element)) if isinstance(
-            instance, dict
-        ) else []
+        found = (
+            sorted(k for k in instance if _is_variant(k, element))
+            if isinstance(instance, dict)
+            else []
+        )
         return [
             _issue(
                 "structure",
@@ -149,7 +151,9 @@ def explain(error: Any, root: str, loc: list[Any]) -> list[Issue]:
     return [_issue("structure", error.message[:300], where)]
 
 
-def _explain_item(definition: str, prop: str, instance: Any, root: str, loc: list[Any]) -> list[Any]:
+def _explain_item(
+    definition: str, prop: str, instance: Any, root: str, loc: list[Any]
+) -> list[Any]:
     item = schema()["definitions"][definition]["properties"][prop]["items"]["anyOf"][1]
     target = item.get("$ref", "").rsplit("/", 1)[-1]
     if "enum" in item or "pattern" in item:
@@ -196,4 +200,3 @@ def _show(value: Any) -> str:
 def _is_variant(key: str, stem: str) -> bool:
     key = key.removeprefix("_")
     return key.startswith(stem) and key[len(stem) : len(stem) + 1].isupper()
-
