@@ -547,6 +547,18 @@ class SchemaBuilder:
             "then": {"not": {"anyOf": required_of(self._variants("Observation", "value"))}},
         }
         self._add("Observation", "inv:obs-6")
+        # Value comparisons JSON Schema cannot make: the schema selects the elements where
+        # the rule can fail, and server/validation's keyword ``x-<key>`` decides.
+        for key, context, needs, pattern in (
+            ("per-1", "Period", ["start", "end"], None),
+            ("rng-2", "Range", ["low", "high"], None),
+            ("ref-1", "Reference", ["reference"], "^#."),
+        ):
+            condition: dict[str, Any] = {"required": needs}
+            if pattern:
+                condition["properties"] = {needs[0]: {"pattern": pattern}}
+            self.defs[f"inv:{key}"] = {"if": condition, "then": {f"x-{key}": True}}
+            self._add(context, f"inv:{key}")
 
     def _variants(self, d: str, stem: str) -> list[str]:
         props = self.defs[d]["properties"]

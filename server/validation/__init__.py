@@ -23,7 +23,8 @@ import orjson
 
 from server.errors import FhirError, Issue
 from server.spec.resources import is_resource_type
-from server.validation.invariants import invariant_issues
+from server.validation.invariants import contained_ids, invariant_issues
+from server.validation.keywords import CONTAINED_IDS
 from server.validation.paths import fhirpath_of
 from server.validation.structure import structure_issues
 
@@ -89,7 +90,11 @@ def resource_issues(
             )
         ]
     assert isinstance(resource, dict)
-    issues = structure_issues(resource, rtype, where)
+    token = CONTAINED_IDS.set(contained_ids(container if container is not None else resource))
+    try:
+        issues = structure_issues(resource, rtype, where)
+    finally:
+        CONTAINED_IDS.reset(token)
     issues.extend(invariant_issues(resource, rtype, where, container))
     for inner, inner_path, inner_container in nested_resources(resource, rtype, where):
         issues.extend(resource_issues(inner, inner_path, inner_container))
