@@ -464,3 +464,18 @@ def test_validation_leaves_the_resource_untouched():
     before = copy.deepcopy(resource)
     resource_issues(resource)
     assert resource == before
+
+
+def test_extension_value_types_are_r4s_not_r4bs():
+    # R4B added valueCodeableReference and valueRatioRange to Extension and dropped
+    # valueMeta; every resource Billable serves carries extensions, so R4's list applies.
+    url = "http://example.org/fhir/StructureDefinition/x"
+    r4b_only = patient(
+        extension=[{"url": url, "valueCodeableReference": {"concept": {"text": "x"}}}]
+    )
+    assert issues_of(r4b_only) == [
+        ("structure", "Patient.extension[0].valueCodeableReference"),
+        ("invariant", "Patient.extension[0]"),  # ext-1: so it has no value at all in R4
+    ]
+    r4_only = patient(extension=[{"url": url, "valueMeta": {"versionId": "1"}}])
+    assert issues_of(r4_only) == []
