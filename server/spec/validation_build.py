@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -389,7 +390,12 @@ class SchemaBuilder:
         if json_type == "string":
             if regex and name != "xhtml":
                 schema["pattern"] = f"^{regex}$"
-            schema["allOf"] = [ref("json:nonblank")]
+            # FHIR JSON has no empty or blank strings; add the check only where the
+            # type's own regex lets them through (a regex costs; most types need none).
+            if not regex or name == "xhtml" or re.fullmatch(regex, " "):
+                schema["allOf"] = [ref("json:nonblank")]
+            elif re.fullmatch(regex, ""):
+                schema["minLength"] = 1
         elif name == "positiveInt":
             schema["minimum"] = 1
         elif name == "unsignedInt":

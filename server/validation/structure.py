@@ -124,7 +124,7 @@ def explain(error: Any, root: str, loc: list[Any]) -> list[Issue]:
     if prefix == "inv":
         text = schema()["x-invariants"].get(name, "")
         return [_issue("invariant", f"Constraint {name} failed: {text}", where)]
-    if definition == "json:nonblank":
+    if definition == "json:nonblank" or kind == "minLength":
         return [_issue("value", "A string must not be empty or only whitespace", where, "value")]
     if instance is None and kind in ("type", "enum", "anyOf"):
         return [_issue("structure", "null is not allowed in FHIR JSON", where)]
