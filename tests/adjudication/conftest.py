@@ -64,7 +64,14 @@ def percent(value: float) -> dict[str, Any]:
 def _cost(kind: str, value: dict[str, Any], who: str | None = None) -> dict[str, Any]:
     cost: dict[str, Any] = {
         "type": {"text": kind},
-        "applicability": {"coding": [{"code": "in-network"}]},
+        "applicability": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/applicability",
+                    "code": "in-network",
+                }
+            ]
+        },
         "value": value,
     }
     if who:

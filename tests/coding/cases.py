@@ -50,6 +50,15 @@ def cond(
         }
     if abated:
         c["abatementDateTime"] = abated
+        # R4 con-4: an abated condition is inactive, resolved or in remission.
+        c["clinicalStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "resolved",
+                }
+            ]
+        }
     if recorded:
         c["recordedDate"] = recorded
     c["_linked"] = linked
@@ -182,7 +191,14 @@ CASES: list[Case] = [
         minutes=10,
         conditions=[HTN],
         dx=["I10"],
-        encounter={"length": {"value": 35, "unit": "min", "code": "min"}},
+        encounter={
+            "length": {
+                "value": 35,
+                "unit": "min",
+                "system": "http://unitsofmeasure.org",
+                "code": "min",
+            }
+        },
         lines=[("99214", (), 1, (1,))],
     ),
     # --- preventive ---
