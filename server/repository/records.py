@@ -18,7 +18,9 @@ import orjson
 
 from server.instants import now_instant
 from server.search.extract import extract_index_values
+from server.spec.resources import is_resource_type
 from server.storage.port import HistoryPage, HistoryQuery, StoredVersion, VersionConflict, Write
+from server.validation import validate_resource
 
 if TYPE_CHECKING:
     from server.repository.context import RequestContext
@@ -73,8 +75,11 @@ class InternalRecords:
         last_updated: str | None = None,
     ) -> Write:
         """The next version of a record (``value`` None: a delete marker), indexed like
-        any resource."""
+        any resource. A record of a FHIR type (the audit trail's AuditEvents) passes the
+        same R4 validation as any write; internal ``x-billable-*`` kinds are not FHIR."""
         instant = last_updated or now_instant()
+        if value is not None and is_resource_type(kind):
+            validate_resource(value)
         return Write(
             kind,
             key,

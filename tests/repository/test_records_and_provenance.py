@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 
 from server.audit.chain import AuditTrail
 from server.audit.seal import AuditSeal
 from server.auth.records import CLIENT, Records
 from server.auth.scopes import Grants
+from server.errors import FhirError
 from server.repository import Repository, RequestContext, system_context
 from server.search.conditional import parse_conditional_search
 from server.storage.port import SearchQuery
@@ -125,12 +127,32 @@ async def test_records_written_through_the_api_are_indexed(smart_repo: Repositor
         "AuditEvent",
         "000000000001",
         0,
-        {"resourceType": "AuditEvent", "action": "R", "recorded": "2026-01-01T00:00:00Z"},
+        _audit_event(),
         "2026-01-01T00:00:00.000000Z",
     )
     assert write.index is not None
     assert any(row[0] == "_lastUpdated" for row in write.index.dates)
     assert ("action", None, "R") in write.index.tokens
+
+
+def _audit_event() -> dict[str, Any]:
+    return {
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110"},
+        "action": "R",
+        "recorded": "2026-01-01T00:00:00Z",
+        "agent": [{"requestor": False, "who": {"display": "billable"}}],
+        "source": {"observer": {"display": "billable"}},
+    }
+
+
+async def test_internal_fhir_records_are_validated_like_any_write(smart_repo: Repository):
+    """Everything Billable writes itself passes R4 validation (issue 16): an AuditEvent
+    missing its required elements never reaches the store."""
+    broken = {"resourceType": "AuditEvent", "action": "R", "recorded": "2026-01-01T00:00:00Z"}
+    with pytest.raises(FhirError) as caught:
+        smart_repo.records.write("AuditEvent", "000000000002", 0, broken)
+    assert "AuditEvent.agent" in str(caught.value)
 
 
 async def test_reindex_goes_through_the_repository(smart_repo: Repository):
