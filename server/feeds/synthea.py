@@ -18,7 +18,10 @@ the first into the second, one file at a time:
   payer; each Coverage's id is derived from (patient, payer, period start), so a second
   run writes the same resources again and a re-load creates no copies;
 * Synthea's Claims and ExplanationOfBenefits are dropped (and removed from its
-  Provenance targets), so that the only claims in the store are Billable's own.
+  Provenance targets), so that the only claims in the store are Billable's own;
+* Synthea's ``POST`` entries become ``PUT Type/{its uuid}`` (what ``billable load``
+  does on its own, see ``server.bundles.loader.make_idempotent``), so that posting the
+  same feed twice over HTTP creates no second patient either.
 
 Hospital and practitioner bundles are copied as they are. The output loads with
 ``billable load OUT`` or one ``POST [base]`` per file.
@@ -40,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from server.bundles.loader import make_idempotent
 
 PAYER_TABLE = Path(__file__).with_name("data") / "synthea-payers.csv"
 NO_INSURANCE = "NO_INSURANCE"
@@ -276,7 +281,7 @@ def feed_bundle(bundle: dict[str, Any], report: FeedReport) -> dict[str, Any]:
             report.claims_dropped += rtype == "Claim"
             report.eobs_dropped += rtype == "ExplanationOfBenefit"
             continue
-        kept.append(entry)
+        kept.append({**entry})  # make_idempotent rewrites entries: the input stays as it was
     for i, entry in enumerate(kept):
         resource = entry.get("resource") or {}
         if resource.get("resourceType") == "Provenance" and dropped_urls:
@@ -290,9 +295,11 @@ def feed_bundle(bundle: dict[str, Any], report: FeedReport) -> dict[str, Any]:
         if (e.get("resource") or {}).get("resourceType") != "Provenance"
         or e["resource"].get("target")
     ]
-    at = kept.index(patient_entry) + 1
+    at = 1 + next(i for i, e in enumerate(kept) if e["resource"] is patient)
     # Payers first (Coverage.payor refers to them), right after the Patient.
-    return {**bundle, "entry": [*kept[:at], *payer_entries, *added, *kept[at:]]}
+    fed = {**bundle, "entry": [*kept[:at], *payer_entries, *added, *kept[at:]]}
+    make_idempotent(fed)
+    return fed
 
 
 def input_files(paths: Iterable[Path]) -> Iterator[Path]:
