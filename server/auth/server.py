@@ -28,6 +28,7 @@ from joserfc.jwk import KeySet
 from server.api.context import fhir_base
 from server.auth import pages
 from server.auth.clients import check_user_password, grant_scopes
+from server.auth.picker_labels import patient_labels
 from server.auth.records import ASSERTION_JTI, AUTH_CODE, CLIENT, REFRESH_TOKEN, REVOKED_TOKEN
 from server.auth.scopes import split_scopes
 from server.auth.tokens import TokenError, _unverified_header
@@ -189,7 +190,10 @@ async def login(request: Request) -> Response:
             session = security.sign_form(
                 issuer=security.issuer_url(base), kind="session", username=user["username"]
             )
-            return HTMLResponse(pages.picker_page(candidates, str(form["request"]), session))
+            labels = await patient_labels(request.app.state.repository, candidates)
+            return HTMLResponse(
+                pages.picker_page(candidates, str(form["request"]), session, labels)
+            )
         if len(candidates) == 1:
             patient = candidates[0]
     return await _issue_code(security, pending, user, patient)
