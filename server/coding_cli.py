@@ -25,8 +25,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
+from typing import Any
+
+import orjson
 
 from mappings.adjudication.auto import AutoAdjudicator
 from mappings.coding.model import CodingConfig
@@ -44,6 +47,8 @@ class CodeStats:
     coded: int = 0  # a claim version was written
     unchanged: int = 0  # the stored claim was already the one the engine produces
     failed: int = 0
+    skipped_window: int = 0  # past the timely filing window (when the engine has one)
+    window_days: int | None = None  # None: this engine has no timely filing window
     claims_by_status: Counter[str] = field(default_factory=Counter)
     errors_by_code: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -97,11 +102,23 @@ async def code_encounters(
     stats = CodeStats()
     service = ClaimService(repo, config)
     adjudicator = AutoAdjudicator(repo) if adjudicate else None
+    # The timely filing window of the CMS-tables work, where this engine has it: an
+    # encounter past it is left alone, as the automatic trigger leaves it.
+    past_window = getattr(service, "past_timely_filing", None)
+    stats.window_days = getattr(service.config, "timely_filing_days", None)
     started = time.monotonic()
     try:
         for encounter_id in encounter_ids:
             stats.seen += 1
             try:
+                if past_window is not None and stats.window_days:
+                    encounter = await repo.read(ctx, "Encounter", encounter_id)
+                    assert encounter.body is not None
+                    if past_window(orjson.loads(encounter.body)) is not None:
+                        stats.skipped_window += 1
+                        if progress is not None:
+                            progress(stats, len(encounter_ids))
+                        continue
                 generated = await service.generate(ctx, encounter_id)
             except Exception as exc:  # one encounter never stops the run; say which
                 stats.failed += 1
@@ -145,6 +162,7 @@ class ProgressLine:
         line = (
             f"[{'#' * done}{'.' * (width - done)}] {stats.seen}/{total} encounters"
             f"  {stats.coded} coded  {stats.unchanged} up to date  {stats.failed} failed"
+            f"  {stats.skipped_window} past the filing window"
             f"  {rate:.1f}/s"
         )
         end = "\n" if not self.tty or stats.seen >= total else ""
@@ -156,12 +174,24 @@ def summary(stats: CodeStats) -> str:
     by_status = ", ".join(f"{n} {s}" for s, n in stats.claims_by_status.most_common()) or "none"
     lines = [
         f"billable code: {stats.seen} encounters seen, {stats.coded} coded (claim written),"
-        f" {stats.unchanged} already up to date, {stats.failed} failed"
+        f" {stats.unchanged} already up to date, {stats.skipped_window} skipped (filing"
+        f" window), {stats.failed} failed"
         f" in {stats.seconds:.1f}s ({rate:.1f} encounters/s)",
         f"  claims: {by_status}; {stats.adjudicated} adjudicated (ClaimResponse + EOB)",
-        "  filing window: none in this version, so no encounter was skipped for its age"
-        " (older dates of service get draft claims when no code set of their year is loaded)",
     ]
+    if stats.window_days is None:
+        lines.append(
+            "  filing window: none in this version, so no encounter was skipped for its age"
+            " (older dates of service get draft claims when no code set of their year is"
+            " loaded)"
+        )
+    elif stats.window_days:
+        lines.append(
+            f"  filing window: {stats.skipped_window} skipped, their date of service more"
+            f" than {stats.window_days} days ago (BILLABLE_TIMELY_FILING_DAYS; 0 = no limit)"
+        )
+    else:
+        lines.append("  filing window: off (BILLABLE_TIMELY_FILING_DAYS=0), nothing skipped")
     if stats.errors_by_code:
         top = ", ".join(f"{code} {n}" for code, n in stats.errors_by_code.most_common(5))
         lines.append(f"  why claims are draft (top errors): {top}")
@@ -189,8 +219,13 @@ def _config() -> tuple[CodingConfig, bool]:
     from server.config import Settings
 
     settings = Settings.from_env()
-    config = CodingConfig(locality=settings.coding_locality, charge_factor=settings.charge_factor)
-    return config, settings.adjudication == "auto"
+    values: dict[str, Any] = {
+        "locality": settings.coding_locality,
+        "charge_factor": settings.charge_factor,
+    }
+    if "timely_filing_days" in {f.name for f in fields(CodingConfig)}:
+        values["timely_filing_days"] = getattr(settings, "timely_filing_days", 0)
+    return CodingConfig(**values), settings.adjudication == "auto"
 
 
 def code_command(args: argparse.Namespace) -> int:

@@ -124,13 +124,44 @@ async def test_patient_and_since_pick_only_that_patients_encounters_from_that_da
         await store.close()
 
 
+async def test_code_leaves_encounters_past_the_timely_filing_window_alone(
+    fed: list[Path], tmp_path: Path
+) -> None:
+    """As the automatic trigger does (42 CFR 424.44: 12 months for Medicare)."""
+    from dataclasses import fields
+
+    from mappings.coding.model import CodingConfig
+
+    if "timely_filing_days" not in {f.name for f in fields(CodingConfig)}:
+        pytest.skip("this engine has no timely filing window (CMS tables work)")
+    store = create_store(f"sqlite:///{tmp_path / 'window.db'}")
+    await store.open()
+    try:
+        repo = Repository(store)
+        await Loader(repo, system_context(), jobs=2).load(fed)
+        ids = await stored_encounters(repo, system_context(), None, None)
+        encounters = {e["id"]: e for e in await _all(repo, "Encounter")}
+        days = (date.today() - date(2026, 1, 1)).days  # window: from 2026-01-01 on
+        older = {i for i in ids if encounters[i]["period"]["start"][:10] < "2026-01-01"}
+        assert older and older != set(ids)
+        config = CodingConfig(timely_filing_days=days)  # type: ignore[call-arg]
+        stats = await code_encounters(repo, ids, config, adjudicate=False)
+        assert stats.skipped_window == len(older)
+        assert stats.coded == len(ids) - len(older)
+        coded = {c["identifier"][0]["value"] for c in await _all(repo, "Claim")}
+        assert not coded & older
+    finally:
+        await store.close()
+
+
 def _cli(*args: str, store: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "server.cli", *args, "--store", store, "--quiet"],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "BILLABLE_ADJUDICATION": "auto"},
+        # No filing window: the sample's dates must not age out of the test.
+        env={**os.environ, "BILLABLE_ADJUDICATION": "auto", "BILLABLE_TIMELY_FILING_DAYS": "0"},
     )
 
 

@@ -22,7 +22,9 @@ JACKIE = "83a7b92d-3d78-4f3a-6cae-1ae2358f9fbb"  # no insurance in the sample
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    # No timely filing window: the sample's dates must not age out of the test.
+    monkeypatch.setenv("BILLABLE_TIMELY_FILING_DAYS", "0")
     yield from live_server(tmp_path)
 
 
