@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -235,28 +234,27 @@ def run_load(fed: Path, fed_bytes: int, work: Path, jobs: int) -> None:
     db = work / "load.db"
     store = f"sqlite:///{db}"
     started = time.monotonic()
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "load",
-            "--code",
-            "--quiet",
-            "--jobs",
-            str(jobs),
-            "--store",
-            store,
-            str(fed),
+            sys.executable, "-m", "server.cli", "load", "--code", "--quiet",
+            "--jobs", str(jobs), "--store", store, str(fed),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "BILLABLE_ADJUDICATION": "auto"},
-    )
+    )  # fmt: skip
+    peak = 0.0
+    while proc.poll() is None:  # VmHWM only grows: the last reading is the peak
+        try:
+            peak = max(peak, peak_rss_mib(proc.pid))
+        except OSError:
+            break
+        time.sleep(0.5)
+    _out, err = proc.communicate()
     seconds = time.monotonic() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print("\n# through billable load --code (in process, no HTTP)")
-    print(done.stderr.strip())
+    print(err.strip())
     print(f"load + code: {seconds:.1f} s; peak RSS of the load process: {peak:.0f} MiB")
     with running_server(store, ("--auth", "smart"), {"BILLABLE_EXPORT_DIR": str(work / "y")}) as (
         base,
