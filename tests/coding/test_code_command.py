@@ -27,6 +27,7 @@ from server.repository import Repository
 from server.search.parse import parse_search
 from server.storage.factory import create_store
 from server.storage.port import SearchQuery
+from tests.feeds.conftest import sample_files
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "synthea-payers"
 
@@ -58,8 +59,10 @@ async def _all(
 
 
 async def test_code_codes_each_stored_encounter_once_and_a_second_run_writes_nothing(
-    fed: list[Path], store_url: str
+    tmp_path: Path, store_url: str
 ) -> None:
+    feed_files(sample_files(store_url), tmp_path / "fed-backend")
+    fed = sorted((tmp_path / "fed-backend").glob("*.json"))
     store = create_store(store_url)
     await store.open()
     try:
