@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# `make serve` needs only the runtime; `make test` adds the test extras on top.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 # FerretDB (a MongoDB wire-protocol server) for the Mongo test leg, built with Go.
 FERRETDB_VERSION := v1.24.2
 TOOLS_DIR ?= $(HOME)/.cache/billable/bin
@@ -14,11 +16,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+$(RUNTIME_STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-serve: $(STAMP)
+serve: $(RUNTIME_STAMP)
 	$(VENV)/bin/billable serve
 
 # Installs FerretDB when Go is present; without Go the Mongo tests skip and say why.

@@ -78,6 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     add_load_arguments(
         commands.add_parser("load", help="load Bundle (JSON) and NDJSON files into the store")
     )
+    from server.feeds.synthea import add_feed_arguments
+
+    add_feed_arguments(
+        commands.add_parser("feed", help="turn an EHR export into a feed (feed synthea IN OUT)")
+    )
+    from server.coding_cli import add_code_arguments
+
+    add_code_arguments(
+        commands.add_parser("code", help="code stored encounters (claims, then adjudication)")
+    )
     from server.auth.cli import add_commands
 
     add_commands(commands)
@@ -217,6 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.bundles.loader import load_command
 
         return load_command(args)
+    if args.command == "feed":
+        from server.feeds.synthea import feed_command
+
+        return feed_command(args)
+    if args.command == "code":
+        from server.coding_cli import code_command
+
+        return code_command(args)
     from server.auth.cli import COMMANDS, run
 
     if args.command in COMMANDS:

@@ -36,10 +36,18 @@ def login_page(client_name: str, scopes: list[str], request_token: str, error: s
     )
 
 
-def picker_page(patients: list[str], request_token: str, session_token: str) -> str:
+def picker_page(
+    patients: list[str],
+    request_token: str,
+    session_token: str,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """``labels``: name and birth date per patient id (server.auth.picker_labels)."""
+    labels = labels or {}
     options = "".join(
         f"<label><input type=radio name=patient value='{escape(p)}' required>"
-        f" Patient/{escape(p)}</label>"
+        f" {escape(labels.get(p, 'Patient/' + p))}"
+        f"{f' <small>Patient/{escape(p)}</small>' if p in labels else ''}</label>"
         for p in patients
     )
     return _page(

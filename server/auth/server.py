@@ -27,6 +27,7 @@ from joserfc.jwk import KeySet
 
 from server.auth import pages
 from server.auth.clients import check_user_password, grant_scopes
+from server.auth.picker_labels import patient_labels
 from server.auth.records import (
     ASSERTION_JTI,
     AUTH_CODE,
@@ -193,7 +194,10 @@ async def login(request: Request) -> Response:
     if patient is None and "launch/patient" in scopes:
         if len(candidates) > 1:
             session = await _open_pick_session(security, str(form["request"]), pending, user)
-            return HTMLResponse(pages.picker_page(candidates, str(form["request"]), session))
+            labels = await patient_labels(request.app.state.repository, candidates)
+            return HTMLResponse(
+                pages.picker_page(candidates, str(form["request"]), session, labels)
+            )
         if len(candidates) == 1:
             patient = candidates[0]
     return await _issue_code(security, pending, user, patient)

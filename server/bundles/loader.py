@@ -85,6 +85,11 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         help="send bundle entries exactly as written (no POST→PUT by urn:uuid)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--code",
+        action="store_true",
+        help="then code the encounters written, as `billable code` does (claims, adjudication)",
+    )
 
 
 def load_command(args: argparse.Namespace) -> int:
@@ -101,6 +106,9 @@ def load_command(args: argparse.Namespace) -> int:
 
     async def run() -> LoadStats:
         async with opened(settings.store_url) as repo:
+            from server.coding_cli import EncounterCollector, code_after_load
+
+            collector = EncounterCollector(repo) if args.code else None
             loader = Loader(
                 repo,
                 RequestContext(base_url=settings.base_url or LOADER_BASE_URL, user="load"),
@@ -109,7 +117,11 @@ def load_command(args: argparse.Namespace) -> int:
                 as_is=args.as_is,
             )
             progress = None if args.quiet else ProgressBar(loader.stats)
-            return await loader.load(files, progress)
+            stats = await loader.load(files, progress)
+            if collector is not None:  # the load's own figures first, then the coding's
+                print(summary(stats, time.monotonic() - started), file=sys.stderr)
+                await code_after_load(repo, collector, args.quiet)
+            return stats
 
     started = time.monotonic()
     try:
@@ -117,7 +129,8 @@ def load_command(args: argparse.Namespace) -> int:
     except (StoreUrlError, StoreUnavailable) as exc:
         print(f"billable: cannot use store {settings.store_url}: {exc}", file=sys.stderr)
         return 1
-    print(summary(stats, time.monotonic() - started), file=sys.stderr)
+    if not args.code:
+        print(summary(stats, time.monotonic() - started), file=sys.stderr)
     return 1 if stats.errors else 0
 
 
