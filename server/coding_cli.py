@@ -230,7 +230,8 @@ def _config() -> tuple[CodingConfig, bool]:
 
 def code_command(args: argparse.Namespace) -> int:
     from server.config import Settings
-    from server.storage.factory import StoreUrlError, create_store
+    from server.repository.opened import opened
+    from server.storage.factory import StoreUrlError
     from server.storage.port import StoreUnavailable
     from terminology.service import get_service
 
@@ -239,16 +240,11 @@ def code_command(args: argparse.Namespace) -> int:
     mode = args.adjudication or os.environ.get("BILLABLE_ADJUDICATION") or "auto"
 
     async def run() -> CodeStats:
-        store = create_store(settings.store_url)
-        await store.open()
-        try:
-            repo = Repository(store)
+        async with opened(settings.store_url) as repo:
             get_service().preload()
             ids = await stored_encounters(repo, system_context(), args.since, args.patient)
             progress = None if args.quiet else ProgressLine()
             return await code_encounters(repo, ids, config, mode == "auto", progress)
-        finally:
-            await store.close()
 
     try:
         stats = asyncio.run(run())

@@ -17,8 +17,8 @@ the first into the second, one file at a time:
   written with ``PUT`` so that every patient and every re-run share one resource per
   payer; each Coverage's id is derived from (patient, payer, period start), so a second
   run writes the same resources again and a re-load creates no copies;
-* Synthea's Claims and ExplanationOfBenefits are dropped (and removed from its
-  Provenance targets), so that the only claims in the store are Billable's own;
+* Synthea's Claims and ExplanationOfBenefits are dropped, so that the only claims in
+  the store are Billable's own, and so is its Provenance (server-written in Billable);
 * Synthea's ``POST`` entries become ``PUT Type/{its uuid}`` (what ``billable load``
   does on its own, see ``server.bundles.loader.make_idempotent``), so that posting the
   same feed twice over HTTP creates no second patient either.
@@ -53,7 +53,10 @@ PAYER_IDENTIFIER = "https://billable.dev/fhir/synthea-payer"
 MEMBER_IDENTIFIER = "https://billable.dev/fhir/synthea-member-id"
 ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
 SUBSCRIBER_RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
-DROPPED = frozenset({"Claim", "ExplanationOfBenefit"})
+# Synthea's own claims are dropped so that Billable's are the only ones; its Provenance
+# too, because Provenance is server-written (issue 13: clients may only read it) and
+# Billable records its own Provenance of every commit, naming the client that pushed it.
+DROPPED = frozenset({"Claim", "ExplanationOfBenefit", "Provenance"})
 # Namespace of the derived ids (uuid5): fixed, so the same input gives the same ids.
 ID_NAMESPACE = uuid.UUID("6f1c1f0e-4d9b-5b8e-9a57-2f6d0c1e7b10")
 
@@ -272,29 +275,14 @@ def feed_bundle(bundle: dict[str, Any], report: FeedReport) -> dict[str, Any]:
         for payer in organizations.values()
     ]
 
-    dropped_urls: set[str] = set()
     kept: list[dict[str, Any]] = []
     for entry in entries:
         rtype = (entry.get("resource") or {}).get("resourceType")
         if rtype in DROPPED:
-            dropped_urls.add(str(entry.get("fullUrl")))
             report.claims_dropped += rtype == "Claim"
             report.eobs_dropped += rtype == "ExplanationOfBenefit"
             continue
         kept.append({**entry})  # make_idempotent rewrites entries: the input stays as it was
-    for i, entry in enumerate(kept):
-        resource = entry.get("resource") or {}
-        if resource.get("resourceType") == "Provenance" and dropped_urls:
-            targets = [
-                t for t in resource.get("target") or [] if t.get("reference") not in dropped_urls
-            ]
-            kept[i] = {**entry, "resource": {**resource, "target": targets}}
-    kept = [
-        e
-        for e in kept
-        if (e.get("resource") or {}).get("resourceType") != "Provenance"
-        or e["resource"].get("target")
-    ]
     at = 1 + next(i for i, e in enumerate(kept) if e["resource"] is patient)
     # Payers first (Coverage.payor refers to them), right after the Patient.
     fed = {**bundle, "entry": [*kept[:at], *payer_entries, *added, *kept[at:]]}

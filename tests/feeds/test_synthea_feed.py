@@ -83,7 +83,7 @@ def test_feed_drops_synthea_claims_and_eobs_and_keeps_every_other_resource(
         kept = [
             e
             for e in before
-            if e["resource"]["resourceType"] not in ("Claim", "ExplanationOfBenefit")
+            if e["resource"]["resourceType"] not in ("Claim", "ExplanationOfBenefit", "Provenance")
         ]
         added = [e for e in after if e["resource"]["resourceType"] in ("Coverage", "Organization")]
         if path.name in REFERENCE:
@@ -92,9 +92,7 @@ def test_feed_drops_synthea_claims_and_eobs_and_keeps_every_other_resource(
         assert not resources(out / path.name, "Claim")
         assert not resources(out / path.name, "ExplanationOfBenefit")
         assert len(after) == len(kept) + len(added)
-        for provenance in resources(out / path.name, "Provenance"):
-            urls = {e["fullUrl"] for e in after}
-            assert all(t["reference"] in urls for t in provenance["target"])
+        assert not resources(out / path.name, "Provenance")  # server-written (issue 13)
     assert report.claims_dropped == report.eobs_dropped > 0
 
 
