@@ -93,7 +93,7 @@ def check_json_shape(value: Any, where: str = "body") -> None:
                 and isinstance(item.get("request"), dict)
             ):
                 _check_entry_request(item["request"], path)
-        else:
+        elif isinstance(item, list):
             for i, child in enumerate(item):
                 if isinstance(child, dict | list):
                     stack.append((child, depth + 1, owner, f"{path}[{i}]"))

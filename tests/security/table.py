@@ -1575,6 +1575,25 @@ def _input_cases() -> list[Case]:
     ]
     cases += [
         Case(
+            f"input/scalar-body-{label}-{kind}",
+            method,
+            path,
+            400,
+            identity="payer",
+            content=body,
+            content_type=PATCH_JSON if method == "PATCH" else FHIR_JSON,
+            mongo=label == "null" and kind == "create",
+        )
+        for label, body in (("number", b"5"), ("null", b"null"))
+        for kind, method, path in (
+            ("create", "POST", "/fhir/Patient"),
+            ("bundle", "POST", "/fhir"),
+            ("patch", "PATCH", f"/fhir/Patient/{A.patient_id}"),
+            ("submit", "POST", "/fhir/Claim/$submit"),
+        )
+    ]
+    cases += [
+        Case(
             "input/json-depth-in-transaction",
             "POST",
             "/fhir",

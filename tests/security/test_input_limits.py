@@ -141,3 +141,9 @@ def test_a_valid_json_patch_passes_unchanged():
     ]
     assert check_patch_document(ops) == ops
     assert check_patch_document([]) == []
+
+
+@pytest.mark.parametrize("body", [b"5", b"null", b'"text"', b"true"])
+def test_a_body_that_is_a_bare_json_scalar_is_a_400(body: bytes):
+    assert status_of(lambda: _parse_and_check(body, resource=True)) == 400
+    check_json_shape(None)  # a scalar has no depth and no ids to check
