@@ -470,6 +470,23 @@ def _read_cases() -> list[Case]:
             ),
             Case(f"read/{rtype}-summary", "GET", f"{base}?_summary=true", 404),
             Case(f"read/{rtype}-as-b-control", "GET", base, 200, identity="B"),
+            Case(f"read/{rtype}-no-token", "GET", base, 401, identity=None),
+            Case(f"read/{rtype}-vread-no-token", "GET", f"{base}/_history/1", 401, identity=None),
+            Case(
+                f"read/{rtype}-with-claims-only-scope",
+                "GET",
+                base,
+                404 if rtype == "Claim" else 403,
+                identity="A-claims",
+            ),
+            Case(
+                f"read/{rtype}-if-modified-since",
+                "GET",
+                base,
+                404,
+                headers={"If-Modified-Since": "Thu, 01 Jan 2000 00:00:00 GMT"},
+            ),
+            Case(f"read/{rtype}-pretty", "GET", f"{base}?_pretty=true&_format=json", 404),
         ]
     # The deleted one reads as missing, not as gone (410 would say it existed).
     cases.append(
@@ -542,6 +559,27 @@ def _search_cases() -> list[Case]:
                 f"/fhir/{rtype}?_elements=id&_id={rid}",
                 200,
                 check=total_is(0),
+            ),
+            Case(
+                f"search/{rtype}-revinclude-provenance",
+                "GET",
+                f"/fhir/{rtype}?_revinclude=Provenance:target",
+                200,
+                check=only_a,
+            ),
+            Case(
+                f"search/{rtype}-last-updated",
+                "GET",
+                f"/fhir/{rtype}?_lastUpdated=gt2000-01-01&_sort=-_lastUpdated",
+                200,
+                check=total_is(1),
+            ),
+            Case(
+                f"search/{rtype}-missing-id",
+                "GET",
+                f"/fhir/{rtype}?_id:missing=false",
+                200,
+                check=only_a,
             ),
         ]
         if rtype in _PATIENT_PARAM:
@@ -803,7 +841,8 @@ def _system_cases() -> list[Case]:
             "GET",
             "/fhir?_summary=count",
             200,
-            check=total_is(len(RESOURCE_TYPES)),
+            # A's resources and the Provenance of its Patient (in the compartment by target)
+            check=total_is(len(RESOURCE_TYPES) + 1),
         ),
         Case(
             "system/two-types-id-count",
