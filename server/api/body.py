@@ -61,18 +61,6 @@ def check_json_shape(value: Any, where: str = "body") -> None:
         counts[owner] += 1
         if depth > MAX_DEPTH:
             raise _too_deep(where, path or "$")
-        if counts[owner] > MAX_VALUES_PER_RESOURCE or total > MAX_VALUES_PER_BODY:
-            limit, what = (
-                (MAX_VALUES_PER_BODY, "body")
-                if total > MAX_VALUES_PER_BODY
-                else (MAX_VALUES_PER_RESOURCE, "resource")
-            )
-            raise FhirError.of(
-                413,
-                "too-costly",
-                f"The {where} holds more than {limit:,} JSON values in one {what};"
-                " split it into smaller resources or bundles",
-            )
         if isinstance(item, dict):
             if isinstance(item.get("resourceType"), str) and "id" in item:
                 _check_resource_id(item["id"], f"{path}.id" if path else "id")
@@ -100,13 +88,20 @@ def check_json_shape(value: Any, where: str = "body") -> None:
                 else:
                     total += 1
                     counts[owner] += 1
+        # After the children: a long array of scalars counts before the next container.
+        if counts[owner] > MAX_VALUES_PER_RESOURCE:
+            raise _too_many(where, MAX_VALUES_PER_RESOURCE, "in one resource")
         if total > MAX_VALUES_PER_BODY:
-            raise FhirError.of(
-                413,
-                "too-costly",
-                f"The {where} holds more than {MAX_VALUES_PER_BODY:,} JSON values;"
-                " split it into smaller bundles",
-            )
+            raise _too_many(where, MAX_VALUES_PER_BODY, "in all")
+
+
+def _too_many(where: str, limit: int, scope: str) -> FhirError:
+    return FhirError.of(
+        413,
+        "too-costly",
+        f"The {where} holds more than {limit:,} JSON values {scope};"
+        " split it into smaller resources or bundles",
+    )
 
 
 def _check_resource_id(rid: Any, path: str) -> None:

@@ -147,3 +147,8 @@ def test_a_valid_json_patch_passes_unchanged():
 def test_a_body_that_is_a_bare_json_scalar_is_a_400(body: bytes):
     assert status_of(lambda: _parse_and_check(body, resource=True)) == 400
     check_json_shape(None)  # a scalar has no depth and no ids to check
+
+
+def test_one_long_array_of_scalars_counts_too():
+    resource = {"resourceType": "Basic", "extension": [1] * (MAX_VALUES_PER_RESOURCE + 1)}
+    assert status_of(lambda: check_json_shape(resource)) == 413
