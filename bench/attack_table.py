@@ -8,19 +8,25 @@
 Runs every case of ``tests/security/table.py`` (the same table the test suite runs)
 and prints figures; it never fails on them. A *refusal* is a 4xx answer; a *leak* is a
 case whose answer carried one of patient B's markers; a case *fails* when its status
-is not the expected one (cases that other branches fix are counted apart).
+is not the expected one (cases that other branches fix are counted apart). Last, it
+creates one resource just under the value cap and prints the worst latency of
+``/healthz`` meanwhile: how long such a resource holds the event loop.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
-from tests.security.live import attack_server
+import httpx
+
+from server.api.body import MAX_VALUES_PER_RESOURCE
+from tests.security.live import Attack, attack_server
 from tests.security.table import Result, all_cases, run_case
 
 
@@ -32,6 +38,39 @@ def _store_url(kind: str, workdir: Path) -> tuple[str, object | None]:
     context = mongo_server()
     uri = context.__enter__()
     return with_database(uri, f"attack_{uuid.uuid4().hex[:12]}"), context
+
+
+def loop_stall(attack: Attack) -> tuple[float, float, int]:
+    """(seconds the create took, worst /healthz latency meanwhile, status): how long one
+    resource just under the value cap keeps the event loop from answering others."""
+    values = MAX_VALUES_PER_RESOURCE - 100
+    resource = {
+        "resourceType": "Patient",
+        "name": [{"family": f"F{i}"} for i in range(values // 2)],
+    }
+    outcome: dict[str, float | int] = {}
+
+    def create() -> None:
+        started = time.perf_counter()
+        r = httpx.post(
+            f"{attack.fhir}/Patient",
+            json=resource,
+            headers={"Authorization": f"Bearer {attack.tokens['payer']}"},
+            timeout=120,
+        )
+        outcome["seconds"], outcome["status"] = time.perf_counter() - started, r.status_code
+
+    worker = threading.Thread(target=create)
+    worker.start()
+    worst = 0.0
+    with httpx.Client(timeout=120) as http:
+        while worker.is_alive():
+            started = time.perf_counter()
+            http.get(f"{attack.base}/healthz")
+            worst = max(worst, time.perf_counter() - started)
+            time.sleep(0.02)
+    worker.join()
+    return float(outcome["seconds"]), worst, int(outcome["status"])
 
 
 def main() -> None:
@@ -53,6 +92,7 @@ def main() -> None:
                     except Exception as exc:  # a custom case's own step went wrong
                         results.append(Result(case, 0, [], [f"step failed: {exc!r}"]))
                 done = time.perf_counter()
+                stall = loop_stall(attack)
         finally:
             if context is not None:
                 context.__exit__(None, None, None)  # type: ignore[attr-defined]
@@ -72,6 +112,10 @@ def main() -> None:
     print(f"  500s:      {len(errors)}")
     print(f"  failing:   {len(failing)} (not as expected, outside the pending fixes)")
     print(f"  pending:   {len(pending_open)} of {len(pending)} cases fixed on other branches")
+    print(
+        f"  one {MAX_VALUES_PER_RESOURCE - 100:,}-value Patient: created in {stall[0]:.2f} s"
+        f" ({stall[2]}); worst /healthz latency meanwhile {stall[1] * 1000:.0f} ms"
+    )
     by_category = Counter(r.case.category for r in results)
     print("  by category: " + ", ".join(f"{k} {v}" for k, v in sorted(by_category.items())))
     shown = failing + pending_open if args.verbose else failing
