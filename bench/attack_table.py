@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.attack_table --store mongo   # FerretDB/MongoDB
         (BILLABLE_TEST_MONGO_URI, else a private FerretDB from BILLABLE_FERRETDB_BIN)
     .venv/bin/python -m bench.attack_table --verbose       # every failing case
+    .venv/bin/python -m bench.attack_table --store mongo --subset   # the suite's Mongo leg
 
 Runs every case of ``tests/security/table.py`` (the same table the test suite runs)
 and prints figures; it never fails on them. A *refusal* is a 4xx answer; a *leak* is a
@@ -16,6 +17,7 @@ creates one resource just under the value cap and prints the worst latency of
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import threading
 import time
@@ -77,8 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", choices=("sqlite", "mongo"), default="sqlite")
     parser.add_argument("--verbose", action="store_true", help="print every failing case")
+    parser.add_argument(
+        "--subset", action="store_true", help="only the cases the test suite runs on MongoDB"
+    )
     args = parser.parse_args()
-    cases = all_cases()
+    cases = [c for c in all_cases() if c.mongo or not args.subset]
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         store_url, context = _store_url(args.store, Path(tmp))
@@ -86,7 +91,9 @@ def main() -> None:
             started = time.perf_counter()
             with attack_server(store_url, Path(tmp)) as attack:
                 ready = time.perf_counter()
-                for case in cases:
+                for n, case in enumerate(cases, 1):
+                    if n % 50 == 0:
+                        print(f"  ... {n} of {len(cases)} cases", file=sys.stderr, flush=True)
                     try:
                         results.append(run_case(attack, case))
                     except Exception as exc:  # a custom case's own step went wrong
