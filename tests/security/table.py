@@ -338,7 +338,7 @@ def _introspect_b_token(attack: Attack) -> tuple[httpx.Response, str]:
     form = {
         "token": attack.tokens["B"],
         "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": attack.assertion("reader", aud=f"{attack.base}/auth/introspect"),
+        "client_assertion": attack.assertion("reader"),  # aud: the token endpoint
     }
     return httpx.post(f"{attack.base}/auth/introspect", data=form), form["token"]
 
