@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from mappings.coding.model import CodingConfig
 from server import __version__
@@ -29,6 +30,9 @@ from server.api import (
     update,
 )
 from server.api.errors import install_error_handlers
+from server.api.ids import check_request_ids
+from server.api.middleware import BodyLimitMiddleware, ErrorMiddleware
+from server.auth.middleware import SECURITY_HEADERS
 from server.auth.setup import access_policy, build_security
 from server.bulk.service import ExportService
 from server.config import Settings
@@ -55,6 +59,10 @@ async def _warm_terminology(repo: Repository) -> None:
         raise
     except Exception:  # the server works without it; say why in the log
         log.exception("terminology warm-up failed")
+
+
+def _security_headers(scope: MutableMapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    return [*SECURITY_HEADERS, (b"cache-control", b"no-store")]
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -106,10 +114,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.interaction_modules = INTERACTION_MODULES
     app.state.capability_statement = None
     install_error_handlers(app)
+    # Inside the security middleware: its 413s and 500s get headers and an AuditEvent.
+    app.add_middleware(ErrorMiddleware)
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
     if security is not None:  # OAuth routes before the generic FHIR routes; middleware
         security.install(app)
+        # Outermost: an error in the security middleware itself still gets the headers.
+        app.add_middleware(ErrorMiddleware, headers=_security_headers)
 
-    fhir = APIRouter(prefix="/fhir")
+    # Every id and version in a path, and If-Match, is checked before any handler runs.
+    fhir = APIRouter(prefix="/fhir", dependencies=[Depends(check_request_ids)])
     # POST [base] (batch/transaction): the empty path cannot come from an included router.
     fhir.add_api_route("", bundle.transaction_or_batch, methods=["POST"], include_in_schema=False)
     # GET [base]?_type=... (system search), for the same reason.

@@ -5,17 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from server.api.context import repository_of, request_context, settings_of
-from server.api.negotiation import (
-    FHIR_JSON,
-    PLAIN_JSON,
-    preferences,
-    read_body,
-    require_content_type,
-)
+from server.api.body import json_body
+from server.api.context import repository_of, request_context
+from server.api.negotiation import preferences
 from server.api.responses import json_bytes_response
 from server.bundles import process_bundle, response_bundle
-from server.validation import parse_json
 
 router = APIRouter()
 CAPABILITY = {"system": ("transaction", "batch")}
@@ -25,8 +19,7 @@ CAPABILITY = {"system": ("transaction", "batch")}
 # path); this route takes ``POST [base]/``.
 @router.post("/", include_in_schema=False)
 async def transaction_or_batch(request: Request) -> Response:
-    require_content_type(request, (FHIR_JSON, PLAIN_JSON))
-    bundle = parse_json(await read_body(request, settings_of(request).max_body_bytes))
+    bundle = await json_body(request)
     ctx = request_context(request)
     kind, results = await process_bundle(repository_of(request), ctx, bundle)
     del bundle

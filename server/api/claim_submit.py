@@ -21,8 +21,8 @@ from fastapi.responses import Response
 
 from mappings.adjudication import adjudicate_claim
 from mappings.adjudication.auto import AutoAdjudicator
+from server.api.body import operation_input
 from server.api.context import repository_of, request_context
-from server.api.create import resource_from_request
 from server.api.responses import json_bytes_response, json_response
 from server.errors import FhirError
 from server.repository import Repository, RequestContext
@@ -110,7 +110,7 @@ async def _claim_id_from(repo: Repository, ctx: RequestContext, body: dict[str, 
 
 @router.post("/Claim/$submit")
 async def submit(request: Request) -> Response:
-    body = await resource_from_request(request)
+    body = await operation_input(request, ("Claim", "Bundle", "Parameters"))
     repo = repository_of(request)
     ctx = request_context(request)
     claim_id = await _claim_id_from(repo, ctx, body)

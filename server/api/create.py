@@ -7,20 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from server.api.context import known_type, repository_of, request_context, settings_of
-from server.api.negotiation import FHIR_JSON, PLAIN_JSON, read_body, require_content_type
+from server.api.body import resource_body
+from server.api.context import known_type, repository_of, request_context
 from server.api.responses import write_response
-from server.validation import parse_resource
 
 router = APIRouter()
 CAPABILITY = {"type": ("create",), "conditionalCreate": True}
 
 
 async def resource_from_request(request: Request) -> dict[str, Any]:
-    """The resource in the request body: right media type, within the size limit, parsed."""
-    require_content_type(request, (FHIR_JSON, PLAIN_JSON))
-    body = await read_body(request, settings_of(request).max_body_bytes)
-    return parse_resource(body)
+    """The resource in the request body: right media type, within the limits, parsed."""
+    return await resource_body(request)
 
 
 @router.post("/{resource_type}")

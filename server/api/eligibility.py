@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from mappings.adjudication.eligibility import eligibility_response
+from server.api.body import operation_input
 from server.api.context import repository_of, request_context
-from server.api.create import resource_from_request
 from server.api.responses import json_bytes_response, version_headers
 from server.errors import FhirError
 
@@ -29,7 +29,7 @@ OPERATION = {
 
 
 async def _answer(request: Request, status: int) -> Response:
-    body = await resource_from_request(request)
+    body = await operation_input(request, ("CoverageEligibilityRequest", "Parameters"))
     if body.get("resourceType") == "Parameters":
         found = [
             p.get("resource")

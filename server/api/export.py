@@ -15,12 +15,11 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
-from server.api.context import request_context, settings_of
-from server.api.negotiation import read_body
+from server.api.body import json_body
+from server.api.context import request_context
 from server.api.responses import json_response
 from server.bulk.request import NDJSON, parameters_to_pairs, parse_kickoff
 from server.bulk.service import ExportService
@@ -75,12 +74,7 @@ async def _kickoff(
     ctx = request_context(request)
     pairs = list(parse_qsl(request.url.query, keep_blank_values=True))
     if request.method == "POST":
-        body = await read_body(request, settings_of(request).max_body_bytes)
-        try:
-            parsed = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError as exc:
-            raise FhirError.of(400, "structure", f"The body is not JSON: {exc}") from exc
-        pairs += parameters_to_pairs(parsed)
+        pairs += parameters_to_pairs(await json_body(request, media=None))
     export = parse_kickoff(pairs, level, group_id, lenient=lenient, base_url=ctx.base_url)
     query = request.url.query
     request_url = f"{ctx.base_url}/{path}" + (f"?{query}" if query else "")

@@ -16,6 +16,7 @@ other interaction (the security middleware has already authenticated the caller)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -25,10 +26,12 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from server.api import read as read_interaction
+from server.api.body import parse_body
 from server.api.context import repository_of, request_context
 from server.api.responses import json_response
 from server.errors import FhirError
 from server.repository import Repository, system_context
+from server.validation import validate_resource
 from terminology import fhir_api
 from terminology.service import TerminologyService, get_service
 
@@ -58,7 +61,22 @@ async def authorize_terminology(request: Request) -> None:
     repository_of(request).policy.authorize(request_context(request), interaction, resource_type)
 
 
-router = APIRouter(dependencies=[Depends(authorize_terminology)])
+async def check_operation_body(request: Request) -> None:
+    """A POSTed operation input is a valid Parameters resource before the operation reads
+    it (``terminology.fhir_api`` takes its elements as they come). The body is bounded by
+    the app's body-limit middleware, and Starlette keeps it for the operation."""
+    if request.method != "POST":
+        return
+    raw = await request.body()
+    if not raw.strip():
+        return  # the operation answers for a missing body itself
+    value = await parse_body(raw, resource=True)
+    if value.get("resourceType") != "Parameters":
+        raise FhirError.of(400, "structure", "POST body must be a Parameters resource")
+    await asyncio.to_thread(validate_resource, value)
+
+
+router = APIRouter(dependencies=[Depends(authorize_terminology), Depends(check_operation_body)])
 for _route in fhir_api.router.routes:
     if isinstance(_route, APIRoute) and "$" in _route.path:
         router.add_api_route(_route.path, _route.endpoint, methods=list(_route.methods or ()))

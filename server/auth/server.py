@@ -387,6 +387,8 @@ async def verify_client_assertion(
         header = _unverified_header(assertion)
     except TokenError as exc:
         raise OAuthError("invalid_client", "the client assertion is not a JWT", 401) from exc
+    if not isinstance(header, dict):  # a JSON array or string where the header goes
+        raise OAuthError("invalid_client", "the client assertion header is not an object", 401)
     if header.get("alg") not in ASSERTION_ALGS:
         raise OAuthError(
             "invalid_client", f"client assertions must be signed with {ASSERTION_ALGS}", 401
@@ -395,6 +397,8 @@ async def verify_client_assertion(
         payload = orjson.loads(_b64(assertion.split(".")[1]))
     except (ValueError, orjson.JSONDecodeError) as exc:
         raise OAuthError("invalid_client", "the client assertion is not a JWT", 401) from exc
+    if not isinstance(payload, dict):  # a JSON array or string where the claims go
+        raise OAuthError("invalid_client", "the client assertion claims are not an object", 401)
     client_id = payload.get("iss")
     client = await security.records.get(CLIENT, client_id) if isinstance(client_id, str) else None
     if client is None:

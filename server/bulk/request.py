@@ -56,16 +56,23 @@ def parameters_to_pairs(body: Any) -> list[tuple[str, str]]:
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise bad("A POST $export kick-off takes a Parameters resource")
     pairs: list[tuple[str, str]] = []
-    for param in body.get("parameter") or []:
+    parameters = body.get("parameter") or []
+    if not isinstance(parameters, list):
+        raise bad("Parameters.parameter must be an array of parameters")
+    for param in parameters:
         if not isinstance(param, dict) or not isinstance(param.get("name"), str):
             raise bad("Each Parameters.parameter needs a name")
         value = None
         for key, item in param.items():
             if key.startswith("value"):
-                if isinstance(item, dict) and "reference" in item:
-                    value = str(item["reference"])
+                if isinstance(item, dict) and isinstance(item.get("reference"), str):
+                    value = item["reference"]
+                elif isinstance(item, str | int | float | bool):
+                    value = item if isinstance(item, str) else str(item).lower()
                 else:
-                    value = item if isinstance(item, str) else str(item)
+                    raise bad(
+                        f"Parameter {param['name']!r}: value[x] must be a primitive or a Reference"
+                    )
         if value is None:
             raise bad(f"Parameter {param['name']!r} has no value[x]")
         pairs.append((param["name"], value))

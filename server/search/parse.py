@@ -58,6 +58,12 @@ TOTAL_MODES = ("none", "estimate", "accurate")
 TRANSPARENT = ("_format", "_pretty", "_cursor")
 UNSUPPORTED_RESULT = ("_contained", "_containedType", "_text", "_content", "_query", "_list")
 MAX_CHAIN_DEPTH = 2
+# Caps on the size of one search, so that it is refused (400) before it is compiled: a
+# SQLite expression deeper than 1000 terms is an error of the store (it answered 503),
+# and every term costs an index lookup on either backend.
+MAX_PARAMETERS = 100
+MAX_VALUES_PER_PARAMETER = 100
+MAX_VALUES = 500
 INF = float("inf")
 
 
@@ -447,6 +453,36 @@ def _include(types: tuple[str, ...], name: str, value: str, reverse: bool) -> In
     return Include(IncludeSpec(source, code, target, reverse), iterate)
 
 
+def check_search_size(pairs: Sequence[tuple[str, str]]) -> None:
+    """400 (``too-costly``) for a search with more parameters or values than the caps."""
+    if len(pairs) > MAX_PARAMETERS:
+        raise FhirError.of(
+            400,
+            "too-costly",
+            f"A search takes at most {MAX_PARAMETERS} parameters; this one has {len(pairs)}",
+        )
+    total = 0
+    for name, value in pairs:
+        if name in ("_type", "_elements"):  # lists of names, not terms of the query
+            continue
+        values = value.count(",") - value.count("\\,") + 1
+        if values > MAX_VALUES_PER_PARAMETER:
+            raise FhirError.of(
+                400,
+                "too-costly",
+                f"Search parameter {name[:60]!r} has {values} values; at most"
+                f" {MAX_VALUES_PER_PARAMETER} are allowed",
+                (name[:60],),
+            )
+        total += values
+    if total > MAX_VALUES:
+        raise FhirError.of(
+            400,
+            "too-costly",
+            f"A search takes at most {MAX_VALUES} values in all; this one has {total}",
+        )
+
+
 def parse_search(
     types: Sequence[str],
     pairs: Sequence[tuple[str, str]],
@@ -458,6 +494,7 @@ def parse_search(
     now: float | None = None,
 ) -> ParsedSearch:
     """Parse ``pairs`` (the decoded query) for a search over ``types`` (empty: all)."""
+    check_search_size(pairs)
     result = ParsedSearch(tuple(types), count=default_count)
     now_micros = int((time.time() if now is None else now) * 1_000_000)
     terms: list[Expr] = []
