@@ -32,7 +32,7 @@ from joserfc.jwk import KeySet, RSAKey
 
 from server.auth.clients import add_app_client, add_backend_client, add_user
 from server.auth.records import Records
-from server.storage.factory import create_store
+from server.repository.opened import opened
 from tests.security.world import A, B, PatientData, resources_of
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -53,10 +53,8 @@ def register(store_url: str, key: RSAKey) -> None:
     """Clients and users, written into the store before the server starts."""
 
     async def go() -> None:
-        store = create_store(store_url)
-        await store.open()
-        try:
-            records = Records(store)
+        async with opened(store_url) as repository:
+            records = Records(repository)
             jwks = KeySet([key]).as_dict(private=False)
             await add_backend_client(
                 records, "payer", "system/*.cruds system/AuditEvent.rs", jwks=jwks
@@ -72,8 +70,6 @@ def register(store_url: str, key: RSAKey) -> None:
                     fhir_user=f"Patient/{who.patient_id}",
                     patients=[who.patient_id],
                 )
-        finally:
-            await store.close()
 
     asyncio.run(go())
 
