@@ -38,7 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate-limit", type=int, help="requests per minute per client")
     serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
-    serve.add_argument("--base-url", help="public FHIR base URL when behind a proxy")
+    serve.add_argument(
+        "--base-url",
+        help="public FHIR base URL: the issuer and token audience (env BILLABLE_BASE_URL;"
+        " default: the first one requested, then pinned)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        help="address of a reverse proxy whose X-Forwarded-For/-Proto are believed"
+        " (repeatable; env BILLABLE_TRUSTED_PROXIES; default: none)",
+    )
+    serve.add_argument(
+        "--audit-key-file",
+        help="HMAC key of the audit chain (env BILLABLE_AUDIT_KEY_FILE; default next to"
+        " the SQLite file, ./data/audit-<db>.key for MongoDB)",
+    )
     serve.add_argument(
         "--export-dir", help="where $export files go (env BILLABLE_EXPORT_DIR; ./data/export)"
     )
@@ -112,6 +127,8 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         base_url=args.base_url,
+        trusted_proxies=tuple(args.trusted_proxy) if args.trusted_proxy else None,
+        audit_key_file=args.audit_key_file,
         issuer=args.issuer,
         jwks_url=args.jwks_url,
         cors_origins=tuple(args.cors_origin) if args.cors_origin else None,
@@ -142,11 +159,16 @@ def serve(args: argparse.Namespace) -> int:
     if settings.auth == "off":
         print(UNAUTHENTICATED_WARNING.format(url=url), file=sys.stderr, flush=True)
     else:
-        issuer = settings.issuer or f"{url.removesuffix('/fhir')}/auth"
+        public = settings.base_url.rstrip("/") if settings.base_url else None
+        issuer = settings.issuer or (
+            f"{public.removesuffix('/fhir')}/auth"
+            if public
+            else "<base URL of the first request>/auth (pinned; set --base-url to choose)"
+        )
         print(
             f"auth: SMART on FHIR, tokens from {issuer} (discovery:"
-            f" {url}/.well-known/smart-configuration); register clients and users with"
-            " `billable clients add` / `billable users add` (docs/security.md)",
+            f" {public or url}/.well-known/smart-configuration); register clients and users"
+            " with `billable clients add` / `billable users add` (docs/security.md)",
             file=sys.stderr,
         )
 
@@ -161,6 +183,9 @@ def serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=args.log_level,
         access_log=False,
+        # X-Forwarded-* only from configured proxies (uvicorn's default trusts loopback).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
     )

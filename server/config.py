@@ -33,6 +33,14 @@ class Settings:
     jwks_url: str | None = None
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 0
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto headers are believed;
+    # none by default, so the audit trail records the connecting peer.
+    trusted_proxies: tuple[str, ...] = ()
+    # The audit chain's HMAC key (server/audit/seal.py): a file (default next to the
+    # SQLite file, or ./data/audit-<db>.key for MongoDB) or a configured secret. The
+    # chain's anchor file lives next to the key file.
+    audit_key_file: str | None = None
+    audit_key: str | None = None
     # Claim generation when a finished Encounter is written (docs/coding.md): "auto" or
     # "manual" ($generate-claim only). The CLI defaults to auto; tests build apps without it.
     coding: str = "manual"
@@ -67,6 +75,14 @@ class Settings:
             values["cors_origins"] = tuple(env["BILLABLE_CORS_ORIGINS"].split())
         if "BILLABLE_RATE_LIMIT" in env:
             values["rate_limit_per_minute"] = int(env["BILLABLE_RATE_LIMIT"])
+        if "BILLABLE_TRUSTED_PROXIES" in env:
+            values["trusted_proxies"] = tuple(
+                env["BILLABLE_TRUSTED_PROXIES"].replace(",", " ").split()
+            )
+        if "BILLABLE_AUDIT_KEY_FILE" in env:
+            values["audit_key_file"] = env["BILLABLE_AUDIT_KEY_FILE"]
+        if "BILLABLE_AUDIT_KEY" in env:
+            values["audit_key"] = env["BILLABLE_AUDIT_KEY"]
         if "BILLABLE_CODING" in env:
             values["coding"] = env["BILLABLE_CODING"]
         if "BILLABLE_CODING_LOCALITY" in env:

@@ -1,12 +1,18 @@
 """An append-only, tamper-evident audit trail of FHIR AuditEvents.
 
-Event ``n`` (id ``n`` zero-padded) carries two extensions: the hash of event ``n-1`` and
-its own hash, SHA-256 over the previous hash and the canonical JSON of the event without
-its own hash. A head record (``x-billable-audit-head``, version ``n``) names the last
-event; appending commits the new events and the head's next version in one atomic commit
-that expects the head's current version, so concurrent writers (in one process or
-several) serialise and the chain never forks. Changing, removing or reordering any event
-breaks every hash after it, which ``verify`` reports.
+Event ``n`` (id ``n`` zero-padded) carries three extensions: the hash of event ``n-1``,
+the id of the key that sealed it, and its own hash: HMAC-SHA256, with a key kept outside
+the store (``server.audit.seal``), over the previous hash and the canonical JSON of the
+event without its own hash. A head record (``x-billable-audit-head``, version ``n``)
+names the last event; appending commits the new events and the head's next version in
+one atomic commit that expects the head's current version, so concurrent writers (in
+one process or several) serialise and the chain never forks. After each commit the
+seal's anchor file (outside the store too) records the last event.
+
+``verify`` reports any event changed (no one without the key can recompute its hash),
+missing, reordered or damaged, and a chain cut short (it ends before the anchor). Events
+written by releases before keying (plain SHA-256, no key extension) still verify, but
+only as the chain's first ``keyed_after`` events, a number the anchor keeps.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import base64
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from server.audit.seal import AuditSeal
 from server.instants import format_micros
 from server.storage.port import VersionConflict, Write
 
@@ -35,6 +42,7 @@ EVENT_TYPE = "AuditEvent"
 GENESIS = "0" * 64
 PREVIOUS_HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-previous-hash"
 HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-hash"
+KEY_URL = "https://billable.dev/fhir/StructureDefinition/audit-hash-key"
 
 
 def event_id(seq: int) -> str:
@@ -45,10 +53,22 @@ def _instant(seconds: float) -> str:
     return format_micros(int(seconds * 1_000_000))
 
 
+def canonical(event: dict[str, Any]) -> bytes:
+    return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+
+
 def chain_hash(previous: str, event: dict[str, Any]) -> str:
-    """Hash of an event whose extensions hold the previous hash but not its own."""
-    canonical = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(previous.encode() + canonical).hexdigest()
+    """The unkeyed hash of releases before keying (such events still verify)."""
+    return hashlib.sha256(previous.encode() + canonical(event)).hexdigest()
+
+
+@dataclass(slots=True)
+class ChainReport:
+    """What ``verify`` found: problems (empty when intact), one line per record."""
+
+    events: int = 0
+    unkeyed: list[int] = field(default_factory=list)  # plain SHA-256 (before keying)
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +157,9 @@ class AuditTrail:
     written together by the next one (one store transaction for many events), and each
     caller still returns only once its own event is durable."""
 
-    def __init__(self, repository: Repository) -> None:
+    def __init__(self, repository: Repository, seal: AuditSeal) -> None:
         self.records = repository.records  # the repository's records API
+        self.seal = seal
         self._lock = asyncio.Lock()
         self._pending: list[tuple[AuditRecord, asyncio.Future[str]]] = []
 
@@ -161,11 +182,15 @@ class AuditTrail:
         return await future
 
     async def _commit(self, records: list[AuditRecord]) -> list[str]:
+        key_id = self.seal.key_id
         for _attempt in range(50):
             head = await self.records.read(HEAD_TYPE, HEAD_ID)
             head_value = orjson.loads(head.body) if head and head.body else None
             seq = int(head_value["seq"]) if head_value else 0
             previous = head_value["hash"] if head_value else GENESIS
+            # The first keyed commit on a chain of an older release marks where keying
+            # began; the anchor (outside the store) keeps that number from then on.
+            keyed_after = int(head_value.get("keyed_after", seq)) if head_value else 0
             recorded = _instant(time.time())
             writes: list[Write] = []
             ids: list[str] = []
@@ -175,13 +200,16 @@ class AuditTrail:
                 event = build_event(record, recorded)
                 event["id"] = rid
                 event["meta"] = {"versionId": "1", "lastUpdated": recorded}
-                event["extension"] = [{"url": PREVIOUS_HASH_URL, "valueString": previous}]
-                previous = chain_hash(previous, event)
+                event["extension"] = [
+                    {"url": PREVIOUS_HASH_URL, "valueString": previous},
+                    {"url": KEY_URL, "valueString": key_id},
+                ]
+                previous = self.seal.mac(previous, canonical(event))
                 event["extension"].append({"url": HASH_URL, "valueString": previous})
                 writes.append(self.records.write(EVENT_TYPE, rid, 0, event, recorded))
                 ids.append(rid)
             head_version = head.version if head is not None else 0
-            new_head = {"seq": seq, "hash": previous}
+            new_head = {"seq": seq, "hash": previous, "keyed_after": keyed_after}
             writes.insert(
                 0, self.records.write(HEAD_TYPE, HEAD_ID, head_version, new_head, recorded)
             )
@@ -190,38 +218,112 @@ class AuditTrail:
             except VersionConflict:  # another process appended first: rebuild on its head
                 await asyncio.sleep(0.001)
                 continue
+            self.seal.write_anchor(seq, previous, keyed_after)
             return ids
         raise RuntimeError("audit trail: too many concurrent appends")
 
     async def verify(self) -> list[str]:
         """Problems found walking the chain from the first event; empty when intact."""
-        problems: list[str] = []
+        return (await self.check()).problems
+
+    async def check(self) -> ChainReport:
+        """Walk the whole chain; every problem is one readable line naming the record."""
+        report = ChainReport()
+        problems = report.problems
+        anchor = self.seal.read_anchor()
         head = await self.records.read(HEAD_TYPE, HEAD_ID)
-        if head is None or head.body is None:
-            return problems
-        head_value = orjson.loads(head.body)
+        head_seq, head_hash, head_keyed_after = 0, GENESIS, None
+        if head is not None and head.body is not None:
+            try:
+                value = orjson.loads(head.body)
+                head_seq, head_hash = int(value["seq"]), str(value["hash"])
+                head_keyed_after = value.get("keyed_after")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                problems.append(f"{HEAD_TYPE}/{HEAD_ID} (the chain head) is damaged")
+                return report
+        if anchor is not None and anchor.seq < 0:
+            problems.append(f"the audit anchor {self.seal.anchor_file} is unreadable")
+            anchor = None
+        # Unkeyed events are allowed only where the anchor (outside the store) says so.
+        if anchor is not None:
+            keyed_after = anchor.keyed_after
+        elif head_keyed_after is not None:
+            keyed_after = int(head_keyed_after)
+        else:
+            keyed_after = head_seq  # a chain no keyed release has written to yet
         previous = GENESIS
-        for seq in range(1, int(head_value["seq"]) + 1):
+        hashes: dict[int, str] = {}
+        for seq in range(1, head_seq + 1):
             rid = event_id(seq)
-            stored = await self.records.read(EVENT_TYPE, rid)
-            if stored is None or stored.body is None:
-                problems.append(f"AuditEvent/{rid} is missing")
-                previous = "?"
-                continue
-            if stored.version != 1:
-                problems.append(f"AuditEvent/{rid} was changed after it was written")
-            event = orjson.loads(stored.body)
-            extensions = event.get("extension", [])
-            own = next((e.get("valueString") for e in extensions if e.get("url") == HASH_URL), "")
-            prev = next(
-                (e.get("valueString") for e in extensions if e.get("url") == PREVIOUS_HASH_URL), ""
+            own = self._check_event(seq, await self.records.read(EVENT_TYPE, rid), previous, report)
+            hashes[seq] = own
+            previous = own
+        report.events = head_seq
+        if head_seq and previous != head_hash:
+            problems.append(f"{HEAD_TYPE}/{HEAD_ID} does not match the last event")
+        if anchor is not None:
+            if anchor.seq > head_seq:
+                problems.append(
+                    f"the chain ends at AuditEvent/{event_id(head_seq)} but"
+                    f" AuditEvent/{event_id(anchor.seq)} was written (anchor"
+                    f" {self.seal.anchor_file}): events were removed"
+                )
+            elif anchor.seq > 0 and hashes.get(anchor.seq) != anchor.hash:
+                problems.append(
+                    f"AuditEvent/{event_id(anchor.seq)} differs from the hash anchored in"
+                    f" {self.seal.anchor_file}"
+                )
+        elif head_seq > keyed_after:
+            problems.append(
+                f"no audit anchor at {self.seal.anchor_file}: cannot tell whether the"
+                " chain was cut short"
             )
-            if prev != previous:
-                problems.append(f"AuditEvent/{rid} does not follow the event before it")
-            event["extension"] = [e for e in extensions if e.get("url") != HASH_URL]
+        for seq in report.unkeyed:
+            if seq > keyed_after:
+                problems.append(
+                    f"AuditEvent/{event_id(seq)} has no keyed hash, but only the first"
+                    f" {keyed_after} events may predate keying"
+                )
+        return report
+
+    def _check_event(self, seq: int, stored: Any, previous: str, report: ChainReport) -> str:
+        """Check one stored event; its own hash (``"?"`` if it has none) for the next."""
+        rid = event_id(seq)
+        problems = report.problems
+        if stored is None or stored.body is None:
+            problems.append(f"AuditEvent/{rid} is missing")
+            return "?"
+        if stored.version != 1:
+            problems.append(f"AuditEvent/{rid} was changed after it was written")
+        try:
+            event = orjson.loads(stored.body)
+        except orjson.JSONDecodeError:
+            problems.append(f"AuditEvent/{rid} is not valid JSON")
+            return "?"
+        extensions = event.get("extension") if isinstance(event, dict) else None
+        if not isinstance(extensions, list) or not all(isinstance(e, dict) for e in extensions):
+            problems.append(f"AuditEvent/{rid} is damaged: it has no hash extensions")
+            return "?"
+
+        def value(url: str) -> str | None:
+            found = next((e.get("valueString") for e in extensions if e.get("url") == url), None)
+            return found if isinstance(found, str) else None
+
+        own, prev, key_id = value(HASH_URL), value(PREVIOUS_HASH_URL), value(KEY_URL)
+        if own is None or prev is None:
+            problems.append(f"AuditEvent/{rid} is damaged: a hash extension is missing")
+            return own or "?"
+        if prev != previous:
+            problems.append(f"AuditEvent/{rid} does not follow the event before it")
+        event["extension"] = [e for e in extensions if e.get("url") != HASH_URL]
+        if key_id is None:
+            report.unkeyed.append(seq)
             if chain_hash(prev, event) != own:
                 problems.append(f"AuditEvent/{rid} does not match its hash")
-            previous = own
-        if previous != head_value["hash"]:
-            problems.append("the chain head does not match the last event")
-        return problems
+        elif self.seal.key is None:
+            problems.append(f"AuditEvent/{rid} is keyed but no audit key is configured")
+        elif key_id != self.seal.key_id:
+            problems.append(f"AuditEvent/{rid} was sealed with another key ({key_id})")
+        elif self.seal.mac(prev, canonical(event)) != own:
+            problems.append(f"AuditEvent/{rid} does not match its hash")
+        return own

@@ -18,8 +18,8 @@ from typing import Any
 from server.audit.chain import AuditTrail
 from server.auth.clients import RegistrationError, add_app_client, add_backend_client, add_user
 from server.auth.keys import KeyRing
-from server.auth.records import CLIENT, LAUNCH, USER, Records
-from server.auth.setup import auth_origin
+from server.auth.records import CLIENT, ISSUER_PIN, LAUNCH, USER, Records
+from server.auth.setup import audit_seal, auth_origin
 from server.auth.tokens import TokenIssuer
 from server.repository import Repository
 from server.repository.opened import opened
@@ -46,6 +46,11 @@ def add_commands(commands: Any) -> None:
         "--confidential", action="store_true", help="app: issue a client secret (shown once)"
     )
     add.add_argument("--name")
+    add.add_argument(
+        "--introspect",
+        action="store_true",
+        help="a resource server: may introspect tokens issued to other clients (RFC 7662)",
+    )
     listing = csub.add_parser("list", help="list clients")
     _store_arg(listing)
 
@@ -77,8 +82,9 @@ def add_commands(commands: Any) -> None:
     token.add_argument("--scope", default="system/*.cruds", help='default "system/*.cruds"')
     token.add_argument(
         "--base-url",
-        default="http://127.0.0.1:8080/fhir",
-        help="the FHIR base URL the token is for (its audience)",
+        default=None,
+        help="the FHIR base URL the token is for (its audience); default: the server's"
+        " configured or pinned base URL, else http://127.0.0.1:8080/fhir",
     )
     token.add_argument("--client", default="billable-admin-cli", help="client id in the token")
     token.add_argument("--patient", help="patient context (for patient/ scopes)")
@@ -88,6 +94,11 @@ def add_commands(commands: Any) -> None:
     asub = audit.add_subparsers(dest="action", required=True)
     verify = asub.add_parser("verify", help="check the hash chain of every AuditEvent")
     _store_arg(verify)
+    verify.add_argument(
+        "--audit-key-file",
+        help="the chain's key file (env BILLABLE_AUDIT_KEY_FILE; default next to the store;"
+        " BILLABLE_AUDIT_KEY: the key itself)",
+    )
 
 
 def _with_repository(url: str | None, work: Callable[[Repository], Awaitable[int]]) -> int:
@@ -110,6 +121,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+async def _token_base(records: Records, given: str | None) -> str:
+    """The audience of an admin token: as given, configured, or the server's pinned base."""
+    if given:
+        return given.rstrip("/")
+    if os.environ.get("BILLABLE_BASE_URL"):
+        return os.environ["BILLABLE_BASE_URL"].rstrip("/")
+    pinned = await records.get(ISSUER_PIN, "base")
+    return str(pinned["base"]) if pinned else "http://127.0.0.1:8080/fhir"
+
+
+async def _mark_introspector(records: Records, args: argparse.Namespace) -> None:
+    """``--introspect``: the client is a resource server (server.auth.server.may_introspect)."""
+    if not args.introspect:
+        return
+    client = await records.get(CLIENT, args.client_id)
+    assert client is not None
+    await records.put(CLIENT, args.client_id, {**client, "introspect": True})
+
+
 async def _dispatch(args: argparse.Namespace, repository: Repository) -> int:
     records = Records(repository)
     if args.command == "clients" and args.action == "add":
@@ -123,6 +153,7 @@ async def _dispatch(args: argparse.Namespace, repository: Repository) -> int:
                 jwks_url=args.jwks_url,
                 name=args.name,
             )
+            await _mark_introspector(records, args)
             print(f"backend client {args.client_id} registered")
             return 0
         _, secret = await add_app_client(
@@ -134,6 +165,7 @@ async def _dispatch(args: argparse.Namespace, repository: Repository) -> int:
             name=args.name,
             jwks=jwks,
         )
+        await _mark_introspector(records, args)
         print(f"app client {args.client_id} registered")
         if secret:
             print(f"client secret (shown once, only its hash is stored): {secret}")
@@ -169,7 +201,7 @@ async def _dispatch(args: argparse.Namespace, repository: Repository) -> int:
     if args.command == "token":
         keys = KeyRing(records)
         await keys.load()
-        base = args.base_url.rstrip("/")
+        base = await _token_base(records, args.base_url)
         issued = TokenIssuer(keys).access_token(
             issuer=auth_origin(base) + "/auth",
             audience=base,
@@ -181,9 +213,22 @@ async def _dispatch(args: argparse.Namespace, repository: Repository) -> int:
         print(issued.token)
         return 0
     if args.command == "audit":
-        problems = await AuditTrail(repository).verify()
-        for problem in problems:
-            print(problem)
-        print("audit chain intact" if not problems else f"{len(problems)} problem(s)")
-        return 0 if not problems else 1
+        return await _verify_audit(repository, args)
     return 2
+
+
+async def _verify_audit(repository: Repository, args: argparse.Namespace) -> int:
+    """``billable audit verify``: one line per problem, exit status 1 if there is any."""
+    from server.config import Settings
+
+    settings = Settings.from_env(store_url=args.store, audit_key_file=args.audit_key_file)
+    trail = AuditTrail(repository, audit_seal(settings, create=False))
+    report = await trail.check()
+    for problem in report.problems:
+        print(problem)
+    if report.problems:
+        print(f"{len(report.problems)} problem(s) in {report.events} events")
+        return 1
+    unkeyed = f", {len(report.unkeyed)} written before keying" if report.unkeyed else ""
+    print(f"audit chain intact ({report.events} events{unkeyed})")
+    return 0

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.requests import Request
 
 from server.audit.chain import AuditRecord
 from server.auth.scopes import Grants
@@ -35,6 +36,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/healthz", "/fhir/metadata", "/fhir/.well-known/smart-configuration"})
 UNAUDITED_PATHS = frozenset({"/healthz"})
+# A load balancer's health probe names an internal address: it never pins the base URL.
+UNPINNED_PATHS = frozenset({"/healthz"})
 CACHEABLE_PATHS = frozenset(
     {"/fhir/metadata", "/fhir/.well-known/smart-configuration", "/auth/jwks"}
 )
@@ -130,6 +133,8 @@ class SecurityMiddleware:
         grants: Grants | None = None
         refusal: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None
 
+        if path not in UNPINNED_PATHS:
+            await self.security.pin_base(_request_base(scope))
         if method != "OPTIONS" and not is_public(path):
             grants, refusal = await self._authenticate(scope, headers)
         rate_key = grants.client_id if grants else f"addr:{remote}"
@@ -187,9 +192,8 @@ class SecurityMiddleware:
                 [(b"www-authenticate", realm.encode())],
             )
         token = authorization[7:].strip()
-        base = self.security.fhir_base_of(scope, headers)
         try:
-            grants = await self.security.validate(token, base)
+            grants = await self.security.validate(token)
         except TokenError as exc:
             challenge = f'{realm}, error="{exc.error}", error_description="{exc.description}"'
             return None, _refusal(
@@ -228,7 +232,8 @@ class SecurityMiddleware:
             remote_addr=remote,
             entity=entity,
             query=searched,
-            description=f"{method} {path} -> {status}",
+            description=f"{method} {path} -> {status}"
+            + (f": {state['audit_note']}" if state.get("audit_note") else ""),
         )
         try:
             await self.security.audit.append(record)
@@ -236,6 +241,11 @@ class SecurityMiddleware:
             log.exception("audit append failed for %s %s", method, path)
             return False
         return True
+
+
+def _request_base(scope: Scope) -> str:
+    """The FHIR base URL this request shows (scheme, Host, root path): a candidate only."""
+    return str(Request(scope).base_url).rstrip("/") + "/fhir"
 
 
 def _header(message: Message, name: bytes) -> str | None:

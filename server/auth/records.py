@@ -22,6 +22,9 @@ REFRESH_TOKEN = "x-billable-refresh-token"
 ASSERTION_JTI = "x-billable-assertion-jti"
 REVOKED_TOKEN = "x-billable-revoked-token"
 LAUNCH = "x-billable-launch"
+GRANT = "x-billable-grant"  # what one authorization code led to (for replay revocation)
+PICK_SESSION = "x-billable-pick-session"  # a patient picker bound to its request
+ISSUER_PIN = "x-billable-issuer"  # the pinned public base URL (server.auth.setup)
 
 
 class Records:

@@ -25,10 +25,17 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from server.api.context import fhir_base
 from server.auth import pages
 from server.auth.clients import check_user_password, grant_scopes
-from server.auth.records import ASSERTION_JTI, AUTH_CODE, CLIENT, REFRESH_TOKEN, REVOKED_TOKEN
+from server.auth.records import (
+    ASSERTION_JTI,
+    AUTH_CODE,
+    CLIENT,
+    GRANT,
+    PICK_SESSION,
+    REFRESH_TOKEN,
+    REVOKED_TOKEN,
+)
 from server.auth.scopes import split_scopes
 from server.auth.tokens import TokenError, _unverified_header
 
@@ -82,13 +89,13 @@ def _no_store(payload: dict[str, Any]) -> Response:
 @well_known.get("/fhir/.well-known/smart-configuration")
 async def smart_configuration(request: Request) -> Response:
     security = security_of(request)
-    return JSONResponse(await security.smart_configuration(fhir_base(request)))
+    return JSONResponse(await security.smart_configuration())
 
 
 @router.get("/.well-known/openid-configuration")
 async def openid_configuration(request: Request) -> Response:
     security = security_of(request)
-    config = await security.smart_configuration(fhir_base(request))
+    config = await security.smart_configuration()
     config["subject_types_supported"] = ["public"]
     config["id_token_signing_alg_values_supported"] = ["RS256"]
     return JSONResponse(config)
@@ -127,7 +134,7 @@ async def authorize(request: Request) -> Response:
 
     if params.get("response_type") != "code":
         return fail("unsupported_response_type", "response_type must be code")
-    base = fhir_base(request)
+    base = security.base
     if params.get("aud", "").rstrip("/") != base:
         return fail("invalid_request", "aud must be this server's FHIR base URL")
     if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":
@@ -144,7 +151,7 @@ async def authorize(request: Request) -> Response:
     if not any("/" in s and not s.startswith("launch") for s in scopes) and "openid" not in scopes:
         return fail("invalid_scope", "none of the requested scopes may be granted to this client")
     request_token = security.sign_form(
-        issuer=security.issuer_url(base),
+        issuer=security.issuer_url(),
         kind="authorize",
         client_id=client_id,
         redirect_uri=redirect_uri,
@@ -161,8 +168,7 @@ async def authorize(request: Request) -> Response:
 async def login(request: Request) -> Response:
     security = security_of(request)
     form = await request.form()
-    base = fhir_base(request)
-    pending = await security.read_form(str(form.get("request", "")), "authorize", base)
+    pending = await security.read_form(str(form.get("request", "")), "authorize")
     if pending is None:
         return HTMLResponse(pages.error_page("The sign-in form expired; start again."), 400)
     user = await check_user_password(
@@ -186,9 +192,7 @@ async def login(request: Request) -> Response:
         return _redirect_error(pending, "access_denied", "the user may not open this patient")
     if patient is None and "launch/patient" in scopes:
         if len(candidates) > 1:
-            session = security.sign_form(
-                issuer=security.issuer_url(base), kind="session", username=user["username"]
-            )
+            session = await _open_pick_session(security, str(form["request"]), pending, user)
             return HTMLResponse(pages.picker_page(candidates, str(form["request"]), session))
         if len(candidates) == 1:
             patient = candidates[0]
@@ -199,11 +203,17 @@ async def login(request: Request) -> Response:
 async def pick(request: Request) -> Response:
     security = security_of(request)
     form = await request.form()
-    base = fhir_base(request)
-    pending = await security.read_form(str(form.get("request", "")), "authorize", base)
-    session = await security.read_form(str(form.get("session", "")), "session", base)
-    if pending is None or session is None:
+    request_token = str(form.get("request", ""))
+    pending = await security.read_form(request_token, "authorize")
+    session_id = str(form.get("session", ""))
+    session = await security.records.consume(PICK_SESSION, _sha(session_id)) if session_id else None
+    if pending is None or session is None or session["exp"] < time.time():
         return HTMLResponse(pages.error_page("The form expired; start again."), 400)
+    if session["binding"] != _pick_binding(request_token, pending):
+        log.warning("patient picker posted with another authorization request refused")
+        return HTMLResponse(
+            pages.error_page("This choice belongs to another sign-in; start again."), 400
+        )
     user = await security.records.get(security.user_kind, session["username"])
     patient = str(form.get("patient", ""))
     if user is None or patient not in (user.get("patients") or []):
@@ -211,10 +221,54 @@ async def pick(request: Request) -> Response:
     return await _issue_code(security, pending, user, patient)
 
 
+def _pick_binding(request_token: str, pending: dict[str, Any]) -> dict[str, Any]:
+    """What a picker session is bound to: this exact authorization request."""
+    return {
+        "request": _sha(request_token),
+        "client_id": pending["client_id"],
+        "redirect_uri": pending["redirect_uri"],
+        "state": pending.get("state"),
+        "code_challenge": pending["code_challenge"],
+    }
+
+
+async def _open_pick_session(
+    security: Security, request_token: str, pending: dict[str, Any], user: dict[str, Any]
+) -> str:
+    """An opaque, single-use picker session kept server side with its binding.
+
+    The browser holds only a random id; the store holds who signed in and for which
+    authorization request (client, redirect URI, state, PKCE challenge and the hash of
+    the signed request itself). ``pick`` consumes it and refuses it with any other
+    request, so a signed-in session cannot be spliced onto another client's request.
+    """
+    session_id = secrets.token_urlsafe(32)
+    await security.records.put(
+        PICK_SESSION,
+        _sha(session_id),
+        {
+            "username": user["username"],
+            "binding": _pick_binding(request_token, pending),
+            "exp": time.time() + FORM_LIFETIME_S,
+        },
+    )
+    return session_id
+
+
 async def _issue_code(
     security: Security, pending: dict[str, Any], user: dict[str, Any], patient: str | None
 ) -> Response:
     code = secrets.token_urlsafe(32)
+    # The grant record outlives the code: a replay finds it and revokes what it led to.
+    await security.records.put(
+        GRANT,
+        _sha(code),
+        {
+            "client_id": pending["client_id"],
+            "tokens": [],
+            "exp": time.time() + security.offline_refresh_lifetime_s,
+        },
+    )
     await security.records.put(
         AUTH_CODE,
         _sha(code),
@@ -256,7 +310,8 @@ async def token(request: Request) -> Response:
     security = security_of(request)
     await security.ensure_ready()
     form = {k: str(v) for k, v in (await request.form()).items()}
-    request.state.oauth_client = form.get("client_id") or None
+    # The AuditEvent names a client only once it has authenticated (each grant sets it);
+    # a client_id the request merely claims is never recorded as the actor.
     try:
         grant_type = form.get("grant_type")
         if grant_type == "client_credentials":
@@ -274,7 +329,8 @@ async def token(request: Request) -> Response:
 
 
 def token_endpoint_url(request: Request, security: Security) -> str:
-    return security.issuer_url(fhir_base(request)) + "/token"
+    """The assertion audience: the pinned issuer's token URL, whatever Host was sent."""
+    return security.issuer_url() + "/token"
 
 
 async def authenticate_client(
@@ -284,9 +340,11 @@ async def authenticate_client(
     if form.get("client_assertion_type") or form.get("client_assertion"):
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise OAuthError("invalid_client", "unsupported client_assertion_type", 401)
-        return await verify_client_assertion(
+        proven = await verify_client_assertion(
             security, form.get("client_assertion", ""), token_endpoint_url(request, security)
         )
+        request.state.oauth_client = proven["client_id"]  # proven: the AuditEvent names it
+        return proven
     client_id, secret = form.get("client_id"), form.get("client_secret")
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
@@ -308,6 +366,7 @@ async def authenticate_client(
 
         if not secret or not verify_secret(secret, client["secret_hash"]):
             raise OAuthError("invalid_client", "client authentication failed", 401)
+        request.state.oauth_client = client["client_id"]
         return client
     if client.get("confidential"):
         raise OAuthError("invalid_client", "this client must authenticate with its key", 401)
@@ -390,17 +449,15 @@ async def _client_credentials(
     request: Request, security: Security, form: dict[str, str]
 ) -> dict[str, Any]:
     client = await authenticate_client(request, security, form, allow_public=False)
-    request.state.oauth_client = client["client_id"]
     if client.get("kind") != "backend":
         raise OAuthError("unauthorized_client", "client_credentials is for backend clients")
     granted = grant_scopes(form.get("scope", ""), client["scopes"], ("system",))
     if not granted:
         raise OAuthError("invalid_scope", "none of the requested scopes may be granted")
     scope = " ".join(granted)
-    base = fhir_base(request)
     issued = security.issuer.access_token(
-        issuer=security.issuer_url(base),
-        audience=base,
+        issuer=security.issuer_url(),
+        audience=security.base,
         client_id=client["client_id"],
         scope=scope,
         lifetime_s=security.backend_token_lifetime_s,
@@ -417,9 +474,19 @@ async def _authorization_code(
     request: Request, security: Security, form: dict[str, str]
 ) -> dict[str, Any]:
     client = await authenticate_client(request, security, form, allow_public=True)
-    request.state.oauth_client = client["client_id"]
     code = form.get("code", "")
     grant = await security.records.consume(AUTH_CODE, _sha(code)) if code else None
+    if grant is None and code and await security.records.get(GRANT, _sha(code)) is not None:
+        # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
+        issued_to, revoked = await revoke_grant(security, _sha(code))
+        request.state.audit_note = (
+            f"authorization code of client {issued_to} replayed;"
+            f" {revoked} token(s) issued from it revoked"
+        )
+        log.warning("authorization code replayed by client=%s", client["client_id"])
+        raise OAuthError(
+            "invalid_grant", "the code was already used; the tokens issued from it are revoked"
+        )
     if grant is None or grant["exp"] < time.time():
         raise OAuthError("invalid_grant", "the code is unknown, used or expired")
     if grant["client_id"] != client["client_id"]:
@@ -431,6 +498,8 @@ async def _authorization_code(
         create_s256_code_challenge(verifier), grant["code_challenge"]
     ):
         raise OAuthError("invalid_grant", "the PKCE code_verifier does not match")
+    grant["grant"] = _sha(code)
+    request.state.oauth_client = client["client_id"]  # a public client: proven by the code
     return await _user_tokens(request, security, client["client_id"], grant, refresh=None)
 
 
@@ -442,8 +511,8 @@ async def _user_tokens(
     refresh: str | None,
 ) -> dict[str, Any]:
     scopes = split_scopes(grant["scope"])
-    base = fhir_base(request)
-    issuer_url = security.issuer_url(base)
+    base = security.base
+    issuer_url = security.issuer_url()
     patient = grant.get("patient") if any(s.startswith("launch") for s in scopes) else None
     issued = security.issuer.access_token(
         issuer=issuer_url,
@@ -456,6 +525,9 @@ async def _user_tokens(
         fhir_user=grant.get("fhir_user") if "fhirUser" in scopes else None,
         user_patients=grant.get("user_patients"),
     )
+    family = grant.get("grant")
+    if family and not await _record_issued(security, family, issued.claims):
+        raise OAuthError("invalid_grant", "the authorization was revoked (its code was replayed)")
     payload: dict[str, Any] = {
         "access_token": issued.token,
         "token_type": "bearer",
@@ -486,7 +558,7 @@ async def _user_tokens(
         token = refresh or secrets.token_urlsafe(32)
         record = {
             key: grant.get(key)
-            for key in ("scope", "username", "fhir_user", "user_patients", "patient")
+            for key in ("scope", "username", "fhir_user", "user_patients", "patient", "grant")
         }
         record.update({"client_id": client_id, "exp": time.time() + lifetime})
         await security.records.put(REFRESH_TOKEN, _sha(token), record)
@@ -496,7 +568,6 @@ async def _user_tokens(
 
 async def _refresh(request: Request, security: Security, form: dict[str, str]) -> dict[str, Any]:
     client = await authenticate_client(request, security, form, allow_public=True)
-    request.state.oauth_client = client["client_id"]
     old = form.get("refresh_token", "")
     grant = await security.records.consume(REFRESH_TOKEN, _sha(old)) if old else None
     if grant is None or grant["exp"] < time.time() or grant["client_id"] != client["client_id"]:
@@ -506,8 +577,55 @@ async def _refresh(request: Request, security: Security, form: dict[str, str]) -
         if not wanted <= set(split_scopes(grant["scope"])):
             raise OAuthError("invalid_scope", "a refresh cannot widen the scopes")
         grant["scope"] = " ".join(s for s in split_scopes(grant["scope"]) if s in wanted)
+    request.state.oauth_client = client["client_id"]  # proven by its refresh token
+    if grant.get("grant") and await _grant_revoked(security, grant["grant"]):
+        raise OAuthError("invalid_grant", "the authorization was revoked (its code was replayed)")
     # Rotation: the old refresh token is spent; a new one comes with the new access token.
     return await _user_tokens(request, security, client["client_id"], grant, refresh=None)
+
+
+# -- grants: what one authorization code led to -----------------------------------------
+
+
+def _grant_marker(family: str) -> str:
+    return f"grant-{family}"
+
+
+async def _grant_revoked(security: Security, family: str) -> bool:
+    return await security.records.get(REVOKED_TOKEN, _grant_marker(family)) is not None
+
+
+async def _record_issued(security: Security, family: str, claims: dict[str, Any]) -> bool:
+    """Note an access token under its grant; ``False`` (and revoked) if the grant is gone.
+
+    The revocation marker is written before a replay reads the list, and checked here
+    after the token is listed, so a token issued while a replay runs is revoked too.
+    """
+    record = await security.records.get(GRANT, family)
+    if record is not None:
+        now = time.time()  # expired tokens need no revoking: keep the list short
+        live = [t for t in record.get("tokens", []) if t[1] > now]
+        record["tokens"] = [*live, [claims["jti"], claims["exp"]]]
+        await security.records.put(GRANT, family, record)
+    if record is None or await _grant_revoked(security, family):
+        await security.records.put(REVOKED_TOKEN, claims["jti"], {"exp": claims["exp"]})
+        return False
+    return True
+
+
+async def revoke_grant(security: Security, family: str) -> tuple[str, int]:
+    """Revoke every access token of a grant; its refresh tokens then fail (``_refresh``).
+
+    Returns the client the grant was issued to (from the store, not from the request)
+    and how many access tokens were revoked.
+    """
+    record = await security.records.get(GRANT, family)
+    exp = record["exp"] if record else time.time() + security.offline_refresh_lifetime_s
+    await security.records.put(REVOKED_TOKEN, _grant_marker(family), {"exp": exp})
+    tokens = (record or {}).get("tokens", [])
+    for jti, token_exp in tokens:
+        await security.records.put(REVOKED_TOKEN, jti, {"exp": token_exp})
+    return str((record or {}).get("client_id", "unknown")), len(tokens)
 
 
 # -- revocation and introspection ------------------------------------------------------
@@ -522,7 +640,6 @@ async def revoke(request: Request) -> Response:
         client = await authenticate_client(request, security, form, allow_public=True)
     except OAuthError as exc:
         return exc.response()
-    request.state.oauth_client = client["client_id"]
     value = form.get("token", "")
     refresh = await security.records.get(REFRESH_TOKEN, _sha(value)) if value else None
     if refresh is not None and refresh["client_id"] == client["client_id"]:
@@ -543,15 +660,27 @@ async def introspect(request: Request) -> Response:
         client = await authenticate_client(request, security, form, allow_public=False)
     except OAuthError as exc:
         return exc.response()
-    request.state.oauth_client = client["client_id"]
     value = form.get("token", "")
-    base = fhir_base(request)
     try:
-        claims = await security.validator.claims(value, security.issuer_url(base), base)
+        claims = await security.validator.claims(value, security.issuer_url(), security.base)
     except TokenError:
+        return _no_store({"active": False})
+    if not may_introspect(client, claims):
+        # RFC 7662 section 2.2: a token the caller may not know about is simply inactive.
+        log.info("introspection of another client's token refused for %s", client["client_id"])
         return _no_store({"active": False})
     answer = {"active": True, "token_type": "Bearer"}
     for key in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "patient", "fhirUser"):
         if key in claims:
             answer[key] = claims[key]
     return _no_store(answer)
+
+
+def may_introspect(client: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """RFC 7662 section 4: only a party authorised for the token learns about it.
+
+    That is the client the token was issued to, or a client registered as a resource
+    server (``billable clients add ... --introspect``), whose job is to check tokens
+    presented to it.
+    """
+    return bool(client.get("introspect")) or claims.get("client_id") == client["client_id"]

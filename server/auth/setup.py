@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -15,20 +16,21 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
 
-from server.api.context import fhir_base
 from server.audit.chain import AuditTrail
+from server.audit.seal import AuditSeal, default_key_file
 from server.auth.keys import KeyRing
 from server.auth.middleware import RateLimiter, SecurityMiddleware
 from server.auth.policy import SmartPolicy
-from server.auth.records import LAUNCH, USER, Records
+from server.auth.records import ISSUER_PIN, LAUNCH, USER, Records
 from server.auth.scopes import Grants
 from server.auth.tokens import RemoteJwks, TokenError, TokenIssuer, TokenValidator
 from server.repository import AccessPolicy, Repository
 
 if TYPE_CHECKING:
     from server.config import Settings
+
+log = logging.getLogger("billable.auth.setup")
 
 SCOPES_SUPPORTED = [
     "openid",
@@ -101,10 +103,14 @@ class Security:
             self._keys_for, self.records, check_revocation=self.keys is not None
         )
         self.policy = repository.policy
-        self.audit = AuditTrail(repository)
+        self.audit = AuditTrail(repository, audit_seal(settings))
         # Billable's own engines (coding, adjudication) are audited by the repository.
         repository.audit_sink = self.audit.append
         self.rate_limiter = RateLimiter(int(getattr(settings, "rate_limit_per_minute", 0) or 0))
+        configured = getattr(settings, "base_url", None)
+        self._base: str | None = configured.rstrip("/") if configured else None
+        self._base_lock = asyncio.Lock()
+        self._app: FastAPI | None = None
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
@@ -175,14 +181,47 @@ class Security:
 
     # -- tokens ------------------------------------------------------------------------
 
-    def issuer_url(self, base: str) -> str:
-        return self.external_issuer or auth_origin(base) + "/auth"
+    @property
+    def base(self) -> str:
+        """The FHIR base URL tokens are for: configured, or pinned by ``pin_base``."""
+        if self._base is None:
+            raise RuntimeError("the public base URL is not pinned yet")
+        return self._base
 
-    def fhir_base_of(self, scope: Mapping[str, Any], headers: Mapping[str, str]) -> str:
-        return fhir_base(Request(dict(scope)))
+    async def pin_base(self, seen: str) -> str:
+        """The one public FHIR base URL, never the Host header of each request.
 
-    async def validate(self, token: str, base: str) -> Grants:
-        return await self.validator.validate(token, self.issuer_url(base), base)
+        ``--base-url`` wins. Without it the first base URL a request shows is written to
+        the store (``insert``: one value even with several processes) and used from then
+        on, by this process and after every restart: the issuer, the audience of tokens
+        and client assertions, discovery and the links the server writes all follow it.
+        """
+        if self._base is not None:
+            return self._base
+        async with self._base_lock:
+            if self._base is None:
+                pinned = await self.records.get(ISSUER_PIN, "base")
+                if pinned is None:
+                    value = {"base": seen.rstrip("/"), "pinned": time.time()}
+                    if await self.records.insert(ISSUER_PIN, "base", value):
+                        log.warning(
+                            "public base URL pinned to %s (first request seen); set"
+                            " --base-url to choose it",
+                            value["base"],
+                        )
+                    pinned = await self.records.get(ISSUER_PIN, "base")
+                assert pinned is not None
+                self._base = str(pinned["base"])
+                if self._app is not None:  # links (Location, fullUrl) use it too
+                    settings = self._app.state.settings
+                    self._app.state.settings = replace(settings, base_url=self._base)
+        return self._base
+
+    def issuer_url(self) -> str:
+        return self.external_issuer or auth_origin(self.base) + "/auth"
+
+    async def validate(self, token: str) -> Grants:
+        return await self.validator.validate(token, self.issuer_url(), self.base)
 
     async def own_token_claims(self, token: str) -> dict[str, Any] | None:
         """Claims of a token this server signed, expired or not (for revocation)."""
@@ -207,7 +246,7 @@ class Security:
         }
         return self.issuer.sign(claims)
 
-    async def read_form(self, token: str, kind: str, base: str) -> dict[str, Any] | None:
+    async def read_form(self, token: str, kind: str) -> dict[str, Any] | None:
         """A value signed by ``sign_form`` (the pending authorization request, the session)."""
         await self.ensure_ready()
         assert self.keys is not None
@@ -215,14 +254,14 @@ class Security:
             claims = jwt.decode(token, self.keys.keyset, algorithms=["RS256"]).claims
         except (JoseError, ValueError):
             return None
-        issuer = self.issuer_url(base)
+        issuer = self.issuer_url()
         if claims.get("aud") != issuer + "/" + kind or claims.get("exp", 0) < time.time():
             return None
         return claims
 
     # -- discovery ---------------------------------------------------------------------
 
-    async def smart_configuration(self, base: str) -> dict[str, Any]:
+    async def smart_configuration(self) -> dict[str, Any]:
         if self.external_issuer:
             found = await self.discovery()
             config = {
@@ -250,7 +289,7 @@ class Security:
             config.setdefault("code_challenge_methods_supported", ["S256"])
             config.setdefault("capabilities", CAPABILITIES)
             return config
-        issuer = self.issuer_url(base)
+        issuer = self.issuer_url()
         return {
             "issuer": issuer,
             "jwks_uri": issuer + "/jwks",
@@ -277,8 +316,11 @@ class Security:
         }
 
     def capability_security(self, statement: dict[str, Any], base: str) -> dict[str, Any]:
-        """The CapabilityStatement hook: ``rest.security`` with the SMART extensions."""
-        issuer = self.issuer_url(base)
+        """The CapabilityStatement hook: ``rest.security`` with the SMART extensions.
+
+        The URIs come from the pinned base (the middleware pinned it before this request
+        reached the handler), not from ``base``, which a Host header could have made."""
+        issuer = self.issuer_url()
         uris = [
             {"url": "authorize", "valueUri": issuer + "/authorize"},
             {"url": "token", "valueUri": issuer + "/token"},
@@ -327,6 +369,7 @@ class Security:
         from server.auth.server import router, well_known
 
         app.state.security = self
+        self._app = app
         app.include_router(well_known)
         if self.keys is not None:
             app.include_router(router, prefix="/auth")
@@ -356,6 +399,13 @@ class Security:
 def access_policy(settings: Settings) -> AccessPolicy | None:
     """The repository's policy for ``settings.auth`` (``None``: open, ``--auth off``)."""
     return SmartPolicy() if settings.auth == "smart" else None
+
+
+def audit_seal(settings: Settings, create: bool = True) -> AuditSeal:
+    """The audit chain's key and anchor, from ``--audit-key-file`` / ``BILLABLE_AUDIT_KEY``."""
+    configured = getattr(settings, "audit_key_file", None)
+    key_file = Path(configured) if configured else default_key_file(settings.store_url)
+    return AuditSeal.open(key_file, getattr(settings, "audit_key", None), create=create)
 
 
 def build_security(settings: Settings, repository: Repository) -> Security | None:

@@ -15,6 +15,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from server.app import create_app
+from server.audit.seal import default_key_file
 from server.auth.clients import add_app_client, add_backend_client, add_user
 from server.auth.records import Records
 from server.config import Settings
@@ -51,11 +52,17 @@ def ec_key() -> ECKey:
 
 
 @pytest.fixture(params=["sqlite", "mongo"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Security records, keys and the audit chain live in the FHIR store: test both."""
-    if request.param == "mongo":
-        return str(request.getfixturevalue("mongo_db_uri"))
-    return f"sqlite:///{tmp_path / 'billable.db'}"
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'billable.db'}"
+        return
+    url = str(request.getfixturevalue("mongo_db_uri"))
+    yield url
+    # A MongoDB store's audit key and anchor default to ./data: remove this test's.
+    key_file = default_key_file(url)
+    for path in (key_file, key_file.with_name(key_file.name + ".anchor")):
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -83,37 +83,50 @@ class LiveServer:
     callback: Callback
     process: subprocess.Popen[str]
 
-    def backend_token(self, scope: str = "system/*.cruds", client_id: str = "payer") -> str:
-        token_url = f"{self.base}/auth/token"
+    def assertion(self, client_id: str = "payer", aud: str | None = None) -> str:
+        """A private_key_jwt client assertion signed with the registered backend key."""
         claims = {
             "iss": client_id,
             "sub": client_id,
-            "aud": token_url,
+            "aud": aud or f"{self.base}/auth/token",
             "exp": int(time.time()) + 240,
             "jti": uuid.uuid4().hex,
         }
-        signed = jwt.encode(
+        return jwt.encode(
             {"alg": "RS384", "kid": self.backend_key.kid},
             claims,
             self.backend_key,
             algorithms=["RS384"],
         )
-        r = httpx.post(
-            token_url,
+
+    def token_response(
+        self, scope: str = "system/*.cruds", client_id: str = "payer", **kwargs: Any
+    ) -> httpx.Response:
+        headers = kwargs.pop("headers", None)
+        return httpx.post(
+            f"{self.base}/auth/token",
             data={
                 "grant_type": "client_credentials",
                 "scope": scope,
                 "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": signed,
+                "client_assertion": self.assertion(client_id, **kwargs),
             },
+            headers=headers,
+            timeout=30,
         )
+
+    def backend_token(self, scope: str = "system/*.cruds", client_id: str = "payer") -> str:
+        r = self.token_response(scope, client_id)
         assert r.status_code == 200, r.text
         return str(r.json()["access_token"])
 
 
-def live_server(tmp_path: Path, extra_args: tuple[str, ...] = ()) -> Iterator[LiveServer]:
-    store_url = f"sqlite:///{tmp_path / 'data' / 'billable.db'}"
+def live_server(
+    tmp_path: Path, extra_args: tuple[str, ...] = (), store_url: str | None = None
+) -> Iterator[LiveServer]:
+    """``billable serve`` on a free port; SQLite under ``tmp_path`` unless ``store_url``."""
     (tmp_path / "data").mkdir(exist_ok=True)
+    store_url = store_url or f"sqlite:///{tmp_path / 'data' / 'billable.db'}"
     key = RSAKey.generate_key(2048, parameters={"kid": "payer-key"})
     jwks_file = tmp_path / "payer.jwks.json"
     jwks_file.write_text(json.dumps(KeySet([key]).as_dict(private=False)))
@@ -160,7 +173,18 @@ def live_server(tmp_path: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Li
     cli("users", "add", "ada", "--fhir-user", "Patient/p1", *store, env=password)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *store, *extra_args],
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            str(port),
+            *store,
+            "--audit-key-file",
+            str(tmp_path / "data" / "audit.key"),
+            *extra_args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -176,6 +200,9 @@ def live_server(tmp_path: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Li
     else:
         process.kill()
         raise RuntimeError(process.stdout.read() if process.stdout else "server did not start")
+    # Make the signing key now (RSA generation is slow on a busy machine); this also pins
+    # the base URL to the address the tests use.
+    httpx.get(f"{base}/auth/jwks", timeout=60)
     try:
         yield LiveServer(base, f"{base}/fhir", store_url, key, callback, process)
     finally:

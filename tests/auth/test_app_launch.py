@@ -131,9 +131,6 @@ def test_standalone_launch_with_picker_pkce_and_refresh(server: LiveServer):
     coverage = httpx.get(f"{server.fhir}/Coverage/cov-p2", headers=headers)
     assert coverage.status_code == 200
     assert httpx.get(f"{server.fhir}/Coverage/cov-p1", headers=headers).status_code == 404
-    # The code is single-use.
-    again = httpx.post(config["token_endpoint"], data=token_form)
-    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     # Refresh (rotating): the new access token keeps the patient context.
     refreshed = httpx.post(
         config["token_endpoint"],
@@ -171,6 +168,10 @@ def test_standalone_launch_with_picker_pkce_and_refresh(server: LiveServer):
         },
     )
     assert gone.status_code == 400
+    # The code is single-use; a replay revokes what it was exchanged for (RFC 6749 4.1.2).
+    again = httpx.post(config["token_endpoint"], data=token_form)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert httpx.get(f"{server.fhir}/Coverage/cov-p2", headers=headers).status_code == 401
 
 
 def test_wrong_pkce_verifier_is_refused(server: LiveServer):

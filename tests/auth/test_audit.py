@@ -7,13 +7,16 @@ import base64
 
 import orjson
 from fastapi.testclient import TestClient
+from joserfc.jwk import RSAKey
 
 from server.audit.chain import AuditTrail, event_id
+from server.auth.setup import audit_seal
+from server.config import Settings
 from server.repository import Repository
 from server.storage.factory import create_store
 from server.storage.port import Write
 from server.validation import validate_resource
-from tests.auth.conftest import mint
+from tests.auth.conftest import ASSERTION_TYPE, assertion, backend_token_response, mint
 
 
 def _events(client: TestClient) -> list[dict]:
@@ -48,12 +51,39 @@ def test_a_request_without_a_token_is_audited_too(client: TestClient):
     assert query == "Claim?patient=p1"
 
 
-def test_the_token_endpoint_is_audited_with_the_client(client: TestClient):
+def test_a_failed_token_request_is_never_attributed_to_the_client_it_claims(
+    client: TestClient,
+):
     client.post("/auth/token", data={"grant_type": "password", "client_id": "coverage-app"})
     event = _events(client)[0]
     assert event["subtype"][0]["code"] == "oauth-token"
     assert event["outcome"] == "4"
-    assert event["agent"][0]["who"]["identifier"]["value"] == "coverage-app"
+    assert event["agent"][0]["who"]["identifier"]["value"] == "anonymous"
+    # A forged assertion naming a registered client: still anonymous.
+    forged = assertion(RSAKey.generate_key(2048, parameters={"kid": "backend-rsa"}), "RS384")
+    r = client.post(
+        "/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "payer",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": forged,
+        },
+    )
+    assert r.status_code == 401
+    event = _events(client)[0]
+    assert event["outcome"] == "4"
+    assert event["agent"][0]["who"]["identifier"]["value"] == "anonymous"
+
+
+def test_a_failed_token_request_of_an_authenticated_client_is_attributed_to_it(
+    client: TestClient, rsa_key: RSAKey
+):
+    r = backend_token_response(client, rsa_key, scope="patient/*.rs")  # not grantable
+    assert r.status_code == 400
+    event = _events(client)[0]
+    assert event["outcome"] == "4"
+    assert event["agent"][0]["who"]["identifier"]["value"] == "payer"
 
 
 def test_the_chain_verifies_and_detects_tampering(seeded: TestClient, registered: str):
@@ -63,7 +93,7 @@ def test_the_chain_verifies_and_detects_tampering(seeded: TestClient, registered
         store = create_store(registered)
         await store.open()
         try:
-            trail = AuditTrail(Repository(store))
+            trail = AuditTrail(Repository(store), audit_seal(Settings(store_url=registered)))
             intact = await trail.verify()
             # An insider edits event 3 directly in the database (bypassing the API).
             stored = await store.read("AuditEvent", event_id(3))
@@ -90,8 +120,9 @@ def test_concurrent_appends_keep_one_chain(registered: str):
         store = create_store(registered)
         await store.open()
         try:
+            seal = audit_seal(Settings(store_url=registered))
             # Two trails on one store, like two server processes.
-            trails = [AuditTrail(Repository(store)), AuditTrail(Repository(store))]
+            trails = [AuditTrail(Repository(store), seal), AuditTrail(Repository(store), seal)]
             record = AuditRecord("R", "read", 200, "c", None, "127.0.0.1", "Patient/x")
             await asyncio.gather(*(trails[i % 2].append(record) for i in range(40)))
             return await trails[0].verify()

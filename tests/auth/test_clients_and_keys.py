@@ -101,13 +101,19 @@ def test_confidential_app_authenticates_with_its_secret_and_can_introspect(
     run_on_store(registered, work)
     with TestClient(create_app(Settings(store_url=registered, auth="smart")), base_url=BASE) as c:
         c.get("/auth/jwks")
-        token = mint(c, "system/*.rs", client_id="payer")["Authorization"].split()[1]
+        token = mint(c, "user/*.rs", client_id="billing-portal")["Authorization"].split()[1]
         basic = base64.b64encode(f"billing-portal:{secret_box['secret']}".encode()).decode()
         r = c.post(
             "/auth/introspect", data={"token": token}, headers={"Authorization": f"Basic {basic}"}
         )
         assert r.status_code == 200
-        assert r.json()["active"] is True and r.json()["client_id"] == "payer"
+        assert r.json()["active"] is True and r.json()["client_id"] == "billing-portal"
+        # Another client's token: inactive, whatever it is (RFC 7662 section 4).
+        payers = mint(c, "system/*.rs", client_id="payer")["Authorization"].split()[1]
+        r = c.post(
+            "/auth/introspect", data={"token": payers}, headers={"Authorization": f"Basic {basic}"}
+        )
+        assert r.json() == {"active": False}
         wrong = base64.b64encode(b"billing-portal:not-the-secret").decode()
         r = c.post(
             "/auth/introspect", data={"token": token}, headers={"Authorization": f"Basic {wrong}"}

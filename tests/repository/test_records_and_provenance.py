@@ -3,12 +3,14 @@ engines audited, internal records indexed like resources and never served."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 from fastapi.testclient import TestClient
 
 from server.audit.chain import AuditTrail
+from server.audit.seal import AuditSeal
 from server.auth.records import CLIENT, Records
 from server.auth.scopes import Grants
 from server.repository import Repository, RequestContext, system_context
@@ -83,8 +85,10 @@ async def test_every_write_carries_a_provenance_of_the_context_passed(smart_repo
     assert agent == {"system": "urn:billable:oauth-client", "value": "claims-feed"}
 
 
-async def test_engine_writes_are_audited_under_the_engines_name(smart_repo: Repository):
-    trail = AuditTrail(smart_repo)
+async def test_engine_writes_are_audited_under_the_engines_name(
+    smart_repo: Repository, tmp_path: Path
+):
+    trail = AuditTrail(smart_repo, AuditSeal.open(tmp_path / "audit.key"))
     smart_repo.audit_sink = trail.append
     engine = system_context("billable-coding-engine", BASE)
     written = await smart_repo.create(engine, "Claim", claim_for("p1"))

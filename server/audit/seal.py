@@ -1,0 +1,145 @@
+"""What keeps the audit chain honest against someone who can write to the database.
+
+An unkeyed hash chain only shows accidents: whoever can edit the store can edit an event
+and recompute every hash after it, or delete the last events and rewind the head. Two
+things live outside the store to stop that (docs/security.md, docs/decisions.md):
+
+- a **key**: each event's hash is HMAC-SHA256 with a secret from a key file (made on
+  first use, mode 0600) or configured (``BILLABLE_AUDIT_KEY``); without it no valid hash can be
+  computed for a changed event;
+- an **anchor**: a small file next to the key file with the sequence number and hash of
+  the last event this machine committed (and where the chain's keyed part begins). A
+  chain that ends before the anchor, or whose event there has another hash, was cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("billable.audit.seal")
+
+ANCHOR_SIZE = 256  # bytes: a fixed-size record, rewritten in place
+
+
+def default_key_file(store_url: str) -> Path:
+    """The key file of a store: next to an SQLite file, under ./data for MongoDB."""
+    if store_url.startswith("sqlite:///"):
+        from server.storage.factory import sqlite_path
+
+        db = sqlite_path(store_url)
+        return db.with_name(db.name + ".audit-key")
+    database = store_url.rsplit("/", 1)[-1].split("?", 1)[0] or "billable"
+    return Path("data") / f"audit-{database}.key"
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """The last event this machine wrote, and where the keyed part of the chain begins."""
+
+    seq: int
+    hash: str
+    keyed_after: int  # events 1..keyed_after were written by a release without keying
+
+
+class AuditSeal:
+    def __init__(self, key: bytes | None, anchor_file: Path) -> None:
+        self.key = key
+        self.anchor_file = anchor_file
+        self._anchored = 0
+        self._fd: int | None = None
+        self._keyed_after: int | None = None
+
+    @classmethod
+    def open(cls, key_file: Path, secret: str | None = None, create: bool = True) -> AuditSeal:
+        """The seal for a key file (``create``: make the key if there is none yet).
+
+        ``secret`` (a configured value) wins over the file; the anchor always lives next
+        to the key file. With ``create=False`` (``billable audit verify``) a missing key
+        leaves the seal keyless: unkeyed events still verify, keyed ones are reported.
+        """
+        anchor_file = key_file.with_name(key_file.name + ".anchor")
+        if secret:
+            return cls(secret.encode(), anchor_file)
+        if key_file.exists():
+            return cls(bytes.fromhex(key_file.read_text().strip()), anchor_file)
+        if not create:
+            return cls(None, anchor_file)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_bytes(32)
+        temporary = key_file.with_name(key_file.name + f".{os.getpid()}.new")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(value.hex() + "\n")
+        try:
+            os.link(temporary, key_file)  # fails if another process made one first
+        except FileExistsError:
+            return cls(bytes.fromhex(key_file.read_text().strip()), anchor_file)
+        finally:
+            temporary.unlink()
+        log.warning("made the audit chain key %s; back it up with the store", key_file)
+        return cls(value, anchor_file)
+
+    @property
+    def key_id(self) -> str | None:
+        """A public fingerprint of the key, written on each event (which key sealed it)."""
+        if self.key is None:
+            return None
+        return hashlib.sha256(b"billable-audit-key\n" + self.key).hexdigest()[:16]
+
+    def mac(self, previous: str, canonical: bytes) -> str:
+        if self.key is None:
+            raise RuntimeError("no audit key: events cannot be sealed")
+        return hmac.new(self.key, previous.encode() + canonical, hashlib.sha256).hexdigest()
+
+    # -- the anchor ----------------------------------------------------------------------
+
+    def read_anchor(self) -> Anchor | None:
+        """The anchor, or ``None`` if there is none (or it cannot be read)."""
+        try:
+            value: Any = orjson.loads(self.anchor_file.read_bytes().strip())
+            return Anchor(int(value["seq"]), str(value["hash"]), int(value["keyed_after"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            log.error("the audit anchor %s is unreadable", self.anchor_file)
+            return Anchor(-1, "", 0)  # verify reports it
+
+    def write_anchor(self, seq: int, hash_: str, keyed_after: int) -> None:
+        """Record the last committed event (after its commit; never moves backwards here).
+
+        One small write in place at offset 0 of a file kept open (a rename per commit
+        costs milliseconds on some file systems); the record is padded to a fixed size so
+        a shorter one never leaves the tail of a longer one behind.
+        """
+        if seq <= self._anchored:
+            return
+        if self._fd is None:
+            earlier = self.read_anchor()  # where keying began: what this machine saw first
+            if earlier is not None and earlier.seq >= 0:
+                keyed_after = min(keyed_after, earlier.keyed_after)
+                self._keyed_after = earlier.keyed_after
+            self.anchor_file.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.anchor_file, os.O_RDWR | os.O_CREAT, 0o600)
+        if self._keyed_after is not None:
+            keyed_after = min(keyed_after, self._keyed_after)
+        self._keyed_after = keyed_after
+        record = orjson.dumps({"seq": seq, "hash": hash_, "keyed_after": keyed_after})
+        os.pwrite(self._fd, record.ljust(ANCHOR_SIZE), 0)
+        self._anchored = seq
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
