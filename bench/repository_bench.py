@@ -1,6 +1,6 @@
 """What the repository's policy costs on searches (prints figures, never pass/fail).
 
-    .venv/bin/python bench/repository_bench.py [--resources 20000] [--runs 50]
+    .venv/bin/python -m bench.repository_bench [--resources 20000] [--runs 50]
         [--store sqlite:///PATH | mongodb://...]
 
 Loads a synthetic Synthea-like data set (``bench/search_bench.generate``) through the

@@ -184,6 +184,22 @@ def test_conditional_create_never_returns_another_patients_resource(world: Serve
     _no_b(hidden)
     assert _answer(hidden) == _answer(absent)
     assert hidden.status_code == 403  # a patient token cannot create a new Patient at all
+    # The attack table's form: a body claiming A's own id got past the compartment check,
+    # and the raw match then answered 200 with B's Patient.
+    claiming = {**patient, "id": "p1"}
+    hidden = world.http.post(
+        "/fhir/Patient",
+        json=claiming,
+        headers={**me, **FHIR_JSON, "If-None-Exist": f"identifier={SSN}|{B_SSN}"},
+    )
+    absent = world.http.post(
+        "/fhir/Patient",
+        json=claiming,
+        headers={**me, **FHIR_JSON, "If-None-Exist": f"identifier={SSN}|000-00-0000"},
+    )
+    _no_b(hidden)
+    assert _answer(hidden) == _answer(absent)
+    assert hidden.status_code == 403
     assert _count(world, "Patient") == 2
 
 
