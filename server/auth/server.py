@@ -25,18 +25,10 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from server.auth import pages
+from server.auth import grants, pages
 from server.auth.clients import check_user_password, grant_scopes
 from server.auth.picker_labels import patient_labels
-from server.auth.records import (
-    ASSERTION_JTI,
-    AUTH_CODE,
-    CLIENT,
-    GRANT,
-    PICK_SESSION,
-    REFRESH_TOKEN,
-    REVOKED_TOKEN,
-)
+from server.auth.records import ASSERTION_JTI, AUTH_CODE, CLIENT, REFRESH_TOKEN, REVOKED_TOKEN
 from server.auth.scopes import split_scopes
 from server.auth.tokens import TokenError, _unverified_header
 
@@ -193,7 +185,9 @@ async def login(request: Request) -> Response:
         return _redirect_error(pending, "access_denied", "the user may not open this patient")
     if patient is None and "launch/patient" in scopes:
         if len(candidates) > 1:
-            session = await _open_pick_session(security, str(form["request"]), pending, user)
+            session = await grants.open_pick_session(
+                security.records, str(form["request"]), pending, user["username"]
+            )
             labels = await patient_labels(request.app.state.repository, candidates)
             return HTMLResponse(
                 pages.picker_page(candidates, str(form["request"]), session, labels)
@@ -209,69 +203,28 @@ async def pick(request: Request) -> Response:
     form = await request.form()
     request_token = str(form.get("request", ""))
     pending = await security.read_form(request_token, "authorize")
-    session_id = str(form.get("session", ""))
-    session = await security.records.consume(PICK_SESSION, _sha(session_id)) if session_id else None
-    if pending is None or session is None or session["exp"] < time.time():
+    if pending is None:
         return HTMLResponse(pages.error_page("The form expired; start again."), 400)
-    if session["binding"] != _pick_binding(request_token, pending):
-        log.warning("patient picker posted with another authorization request refused")
-        return HTMLResponse(
-            pages.error_page("This choice belongs to another sign-in; start again."), 400
-        )
-    user = await security.records.get(security.user_kind, session["username"])
+    username, refusal = await grants.take_pick_session(
+        security.records, str(form.get("session", "")), request_token, pending
+    )
+    if username is None:
+        log.info("patient picker refused: %s", refusal)
+        return HTMLResponse(pages.error_page(refusal or "Start again."), 400)
+    user = await security.records.get(security.user_kind, username)
     patient = str(form.get("patient", ""))
     if user is None or patient not in (user.get("patients") or []):
         return HTMLResponse(pages.error_page("That patient cannot be chosen."), 400)
     return await _issue_code(security, pending, user, patient)
 
 
-def _pick_binding(request_token: str, pending: dict[str, Any]) -> dict[str, Any]:
-    """What a picker session is bound to: this exact authorization request."""
-    return {
-        "request": _sha(request_token),
-        "client_id": pending["client_id"],
-        "redirect_uri": pending["redirect_uri"],
-        "state": pending.get("state"),
-        "code_challenge": pending["code_challenge"],
-    }
-
-
-async def _open_pick_session(
-    security: Security, request_token: str, pending: dict[str, Any], user: dict[str, Any]
-) -> str:
-    """An opaque, single-use picker session kept server side with its binding.
-
-    The browser holds only a random id; the store holds who signed in and for which
-    authorization request (client, redirect URI, state, PKCE challenge and the hash of
-    the signed request itself). ``pick`` consumes it and refuses it with any other
-    request, so a signed-in session cannot be spliced onto another client's request.
-    """
-    session_id = secrets.token_urlsafe(32)
-    await security.records.put(
-        PICK_SESSION,
-        _sha(session_id),
-        {
-            "username": user["username"],
-            "binding": _pick_binding(request_token, pending),
-            "exp": time.time() + FORM_LIFETIME_S,
-        },
-    )
-    return session_id
-
-
 async def _issue_code(
     security: Security, pending: dict[str, Any], user: dict[str, Any], patient: str | None
 ) -> Response:
     code = secrets.token_urlsafe(32)
-    # The grant record outlives the code: a replay finds it and revokes what it led to.
-    await security.records.put(
-        GRANT,
-        _sha(code),
-        {
-            "client_id": pending["client_id"],
-            "tokens": [],
-            "exp": time.time() + security.offline_refresh_lifetime_s,
-        },
+    # The grant outlives the code: a replay finds it and revokes what it led to.
+    await grants.open_grant(
+        security.records, _sha(code), pending["client_id"], security.offline_refresh_lifetime_s
     )
     await security.records.put(
         AUTH_CODE,
@@ -484,9 +437,11 @@ async def _authorization_code(
     client = await authenticate_client(request, security, form, allow_public=True)
     code = form.get("code", "")
     grant = await security.records.consume(AUTH_CODE, _sha(code)) if code else None
-    if grant is None and code and await security.records.get(GRANT, _sha(code)) is not None:
+    if grant is None and code and await grants.is_used_code(security.records, _sha(code)):
         # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
-        issued_to, revoked = await revoke_grant(security, _sha(code))
+        issued_to, revoked = await grants.revoke_grant(
+            security.records, _sha(code), security.offline_refresh_lifetime_s
+        )
         request.state.audit_note = (
             f"authorization code of client {issued_to} replayed;"
             f" {revoked} token(s) issued from it revoked"
@@ -534,7 +489,7 @@ async def _user_tokens(
         user_patients=grant.get("user_patients"),
     )
     family = grant.get("grant")
-    if family and not await _record_issued(security, family, issued.claims):
+    if family and not await grants.record_issued(security.records, family, issued.claims):
         raise OAuthError("invalid_grant", "the authorization was revoked (its code was replayed)")
     payload: dict[str, Any] = {
         "access_token": issued.token,
@@ -586,54 +541,10 @@ async def _refresh(request: Request, security: Security, form: dict[str, str]) -
             raise OAuthError("invalid_scope", "a refresh cannot widen the scopes")
         grant["scope"] = " ".join(s for s in split_scopes(grant["scope"]) if s in wanted)
     request.state.oauth_client = client["client_id"]  # proven by its refresh token
-    if grant.get("grant") and await _grant_revoked(security, grant["grant"]):
+    if grant.get("grant") and await grants.grant_revoked(security.records, grant["grant"]):
         raise OAuthError("invalid_grant", "the authorization was revoked (its code was replayed)")
     # Rotation: the old refresh token is spent; a new one comes with the new access token.
     return await _user_tokens(request, security, client["client_id"], grant, refresh=None)
-
-
-# -- grants: what one authorization code led to -----------------------------------------
-
-
-def _grant_marker(family: str) -> str:
-    return f"grant-{family}"
-
-
-async def _grant_revoked(security: Security, family: str) -> bool:
-    return await security.records.get(REVOKED_TOKEN, _grant_marker(family)) is not None
-
-
-async def _record_issued(security: Security, family: str, claims: dict[str, Any]) -> bool:
-    """Note an access token under its grant; ``False`` (and revoked) if the grant is gone.
-
-    The revocation marker is written before a replay reads the list, and checked here
-    after the token is listed, so a token issued while a replay runs is revoked too.
-    """
-    record = await security.records.get(GRANT, family)
-    if record is not None:
-        now = time.time()  # expired tokens need no revoking: keep the list short
-        live = [t for t in record.get("tokens", []) if t[1] > now]
-        record["tokens"] = [*live, [claims["jti"], claims["exp"]]]
-        await security.records.put(GRANT, family, record)
-    if record is None or await _grant_revoked(security, family):
-        await security.records.put(REVOKED_TOKEN, claims["jti"], {"exp": claims["exp"]})
-        return False
-    return True
-
-
-async def revoke_grant(security: Security, family: str) -> tuple[str, int]:
-    """Revoke every access token of a grant; its refresh tokens then fail (``_refresh``).
-
-    Returns the client the grant was issued to (from the store, not from the request)
-    and how many access tokens were revoked.
-    """
-    record = await security.records.get(GRANT, family)
-    exp = record["exp"] if record else time.time() + security.offline_refresh_lifetime_s
-    await security.records.put(REVOKED_TOKEN, _grant_marker(family), {"exp": exp})
-    tokens = (record or {}).get("tokens", [])
-    for jti, token_exp in tokens:
-        await security.records.put(REVOKED_TOKEN, jti, {"exp": token_exp})
-    return str((record or {}).get("client_id", "unknown")), len(tokens)
 
 
 # -- revocation and introspection ------------------------------------------------------

@@ -109,6 +109,7 @@ def _redeem(server: LiveServer, code: str, verifier: str) -> httpx.Response:
             "client_id": "coverage-app",
             "code_verifier": verifier,
         },
+        timeout=30,  # a replay revokes several records: slow on a busy FerretDB
     )
 
 
@@ -120,12 +121,13 @@ def _refresh(server: LiveServer, refresh_token: str) -> httpx.Response:
             "refresh_token": refresh_token,
             "client_id": "coverage-app",
         },
+        timeout=30,
     )
 
 
 def _reads(server: LiveServer, access_token: str) -> int:
     headers = {"Authorization": f"Bearer {access_token}"}
-    return httpx.get(f"{server.fhir}/Patient/p1", headers=headers).status_code
+    return httpx.get(f"{server.fhir}/Patient/p1", headers=headers, timeout=30).status_code
 
 
 def test_a_replayed_code_revokes_every_token_issued_from_it_and_is_audited(
@@ -152,7 +154,9 @@ def test_a_replayed_code_revokes_every_token_issued_from_it_and_is_audited(
     assert _reads(server, later["access_token"]) == 401
     assert _refresh(server, later["refresh_token"]).status_code == 400
 
-    history = httpx.get(f"{server.fhir}/AuditEvent/_history?_count=50", headers=auditor).json()
+    history = httpx.get(
+        f"{server.fhir}/AuditEvent/_history?_count=50", headers=auditor, timeout=30
+    ).json()
     replays = [
         e["resource"]
         for e in history["entry"]
