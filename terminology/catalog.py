@@ -59,6 +59,10 @@ def _parse(kind: str, data: dict[str, Any]) -> Any:
         return store.rvu_from_json(data)
     if kind == "mpfs-gpci":
         return store.gpci_from_json(data)
+    if kind == "mpfs-locality":
+        return store.locality_from_json(data)
+    if kind == "aoc":
+        return store.aoc_from_json(data)
     raise ValueError(f"unknown table kind {kind!r}")
 
 
@@ -92,7 +96,8 @@ def add_to_index(directory: Path, file: Path, data: dict[str, Any]) -> None:
     rows: list[dict[str, Any]] = orjson.loads(index.read_bytes()) if index.exists() else []
     rows = [r for r in rows if r["file"] != file.name]
     row: dict[str, Any] = {"file": file.name, "kind": data["kind"], "meta": data["meta"]}
-    for key in ("source", "target", "content", "count", "setting"):
+    keys = ("source", "target", "content", "count", "setting", "source_file", "sha256", "rows")
+    for key in keys:
         if key in data and not isinstance(data[key], list | dict):
             row[key] = data[key]
     rows.append(row)

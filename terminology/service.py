@@ -11,6 +11,7 @@ while calls in flight finish on the old one.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -23,10 +24,12 @@ from terminology import systems
 from terminology.catalog import Entry, index_mtime, read_index
 from terminology.icd10cm_edits import conflicts
 from terminology.model import (
+    AddOn,
     CodeSystemVersion,
     Concept,
     ConceptMapVersion,
     Gpci,
+    Locality,
     MapTarget,
     Meta,
     Mue,
@@ -152,9 +155,14 @@ def _pick(entries: list[Entry], day: date | None) -> tuple[Entry | None, list[st
         return None, []
     ordered = sorted(entries, key=lambda e: e.meta.effective_from)
 
-    # A complete release (e.g. a loaded SNOMED CT snapshot) wins over a shipped fragment.
-    def rank(e: Entry) -> tuple[bool, date]:
-        return e.extra.get("content", "complete") != "fragment", e.meta.effective_from
+    # A complete release (e.g. a loaded SNOMED CT snapshot) wins over a shipped fragment;
+    # between equals, the one listed last (the user's data directory comes after the shipped
+    # tables) wins, so a loaded release replaces a shipped one with the same dates.
+    position = {id(e): i for i, e in enumerate(entries)}
+
+    def rank(e: Entry) -> tuple[bool, date, int]:
+        complete = e.extra.get("content", "complete") != "fragment"
+        return complete, e.meta.effective_from, position[id(e)]
 
     if day is None:
         return max(ordered, key=rank), []
@@ -572,8 +580,30 @@ class TerminologyService:
 
     # ---------------------------------------------------------- edits and fees
     def _table(self, kind: str, day: date | None) -> tuple[Entry | None, list[str]]:
+        """The billing table of ``kind`` in force on ``day``; when none is loaded for that
+        day, the nearest release answers, with a warning that says so."""
         self.maybe_reload()
-        return _pick(self._snapshot.of(kind), day)
+        entries = self._snapshot.of(kind)
+        entry, warnings = _pick(entries, day)
+        if entry is None and entries and day is not None:
+            entry = min(entries, key=lambda e: e.meta.effective_from)
+            warnings = [
+                f"No {entry.meta.name} release loaded for {day.isoformat()}; answered from "
+                f"{entry.meta.version} ({entry.meta.period()}). Load the release for that date."
+            ]
+        if entry is not None and day is not None and not warnings and not entry.meta.official(day):
+            m = entry.meta
+            end = m.official_to.isoformat() if m.official_to else "until superseded"
+            warnings = [
+                f"{m.name} {m.version} is CMS's release for {m.official_from} to {end}; it "
+                f"answers for {day.isoformat()} because no release for that date is loaded"
+            ]
+        return entry, warnings
+
+    def table_meta(self, kind: str, day: date | None) -> tuple[Meta | None, list[str]]:
+        """Which release of a billing table (mpfs-rvu, mue, aoc, ...) answers for ``day``."""
+        entry, warnings = self._table(kind, day)
+        return (entry.meta if entry else None), warnings
 
     def ncci_edits(self, code1: str, code2: str, day: date | None = None) -> list[PtpEdit]:
         """NCCI PTP edits in force on ``day`` between the two codes, in either order."""
@@ -591,6 +621,69 @@ class TerminologyService:
             return None
         return _mue_index(entry).get(code)
 
+    def addons(self, code: str, day: date | None = None) -> list[AddOn]:
+        """The AOC edits in force on ``day`` that make ``code`` an add-on code (empty: it
+        is not an add-on code)."""
+        entry, _ = self._table("aoc", day)
+        if entry is None:
+            return []
+        when = day or date.today()
+        return [e for e in _aoc_index(entry).get(code, []) if e.in_force(when)]
+
+    def rvu(self, code: str, day: date | None = None, modifier: str = "") -> Rvu | None:
+        """The PFS relative value row of ``code`` (and modifier 26/TC/53) for ``day``."""
+        entry, _ = self._table("mpfs-rvu", day)
+        if entry is None:
+            return None
+        return _rvu_index(entry).get((code, modifier))
+
+    def gpci(self, locality: str, day: date | None = None) -> Gpci | None:
+        entry, _ = self._table("mpfs-gpci", day)
+        return _gpci_index(entry).get(locality) if entry is not None else None
+
+    def localities(self, day: date | None = None) -> list[Locality]:
+        entry, _ = self._table("mpfs-locality", day)
+        rows: list[Locality] = entry.load() if entry is not None else []
+        return rows
+
+    def resolve_locality(self, text: str, day: date | None = None) -> str:
+        """A PFS locality id (``MAC-NN``) from what a user configures: the id itself, a state
+        abbreviation and locality number (``NY-01``), or a state and county
+        (``NEW YORK/NEW YORK``, ``MO/Jackson``: the locality whose counties name it, else the
+        state's rest-of-state or statewide locality). Raises ``TerminologyError``."""
+        value = text.strip().upper()
+        entry, _ = self._table("mpfs-gpci", day)
+        gpcis: dict[str, Gpci] = _gpci_index(entry) if entry is not None else {}
+        if value in gpcis or value == "00000-00":
+            return value
+        sep = "/" if "/" in value else ("," if "," in value else "-")
+        state, _, rest = value.partition(sep)
+        state, rest = state.strip(), rest.strip()
+        if rest.isdigit():
+            for g in gpcis.values():
+                if g.state == state and g.locality.endswith(f"-{rest.zfill(2)}"):
+                    return g.locality
+        rows = self.localities(day)
+        in_state = [r for r in rows if r.state.upper() == state] or [
+            r for r in rows if _state_abbrev(r, gpcis) == state
+        ]
+        if not in_state:
+            raise TerminologyError("unknown-locality", f"No PFS locality for {text!r}")
+        if rest:
+            for r in in_state:
+                if re.search(rf"\b{re.escape(rest)}\b", r.counties.upper()):
+                    return r.locality
+        for r in in_state:
+            if any(w in r.counties.upper() for w in ("ALL COUNTIES", "ALL OTHER", "REST OF")):
+                return r.locality
+        for r in in_state:
+            if "REST OF" in r.area.upper() or "STATEWIDE" in r.area.upper():
+                return r.locality
+        raise TerminologyError(
+            "unknown-locality",
+            f"{text!r}: name a county of {state} or a locality number (26LOCCO)",
+        )
+
     def fee(
         self,
         code: str,
@@ -599,19 +692,28 @@ class TerminologyService:
         facility: bool = False,
         modifier: str = "",
     ) -> FeeResult | None:
-        """Medicare physician fee: (work*GPCIw + PE*GPCIpe + MP*GPCImp) * conversion factor."""
+        """Medicare physician fee: (work*GPCIw + PE*GPCIpe + MP*GPCImp) * conversion factor.
+
+        The national locality ``00000-00`` has every GPCI at 1.0. The work GPCI with the 1.0
+        floor is used through the day the GPCI file says the floor was extended to."""
         rvu_entry, _ = self._table("mpfs-rvu", day)
         gpci_entry, _ = self._table("mpfs-gpci", day)
         if rvu_entry is None or gpci_entry is None:
             return None
         rvu = _rvu_index(rvu_entry).get((code, modifier))
         gpcis: dict[str, Gpci] = _gpci_index(gpci_entry)
-        gpci = gpcis.get(locality)
+        gpci = gpcis.get(locality) or (
+            Gpci("00000-00", "National (all GPCIs 1.0)", 1.0, 1.0, 1.0)
+            if locality == "00000-00"
+            else None
+        )
         if rvu is None or gpci is None:
             return None
         cf = rvu.conversion_factor or float(rvu_entry.extra.get("conversion_factor") or 0.0)
-        pe = rvu.pe_facility if facility else rvu.pe_nonfacility
-        amount = (rvu.work * gpci.work + pe * gpci.pe + rvu.malpractice * gpci.malpractice) * cf
+        # A code with "NA" non-facility PE is not paid in an office: the facility PE applies.
+        pe = rvu.pe_facility if facility or rvu.na_nonfacility else rvu.pe_nonfacility
+        work_gpci = gpci.work_on(day)
+        amount = (rvu.work * work_gpci + pe * gpci.pe + rvu.malpractice * gpci.malpractice) * cf
         return FeeResult(
             code,
             modifier,
@@ -675,6 +777,22 @@ def _rvu_index(entry: Entry) -> dict[tuple[str, str], Rvu]:
         entry, "_rvu", lambda rows: {(r.code, r.modifier): r for r in rows}
     )
     return result
+
+
+def _aoc_index(entry: Entry) -> dict[str, list[AddOn]]:
+    def build(rows: list[AddOn]) -> dict[str, list[AddOn]]:
+        out: dict[str, list[AddOn]] = {}
+        for e in rows:
+            out.setdefault(e.addon, []).append(e)
+        return out
+
+    result: dict[str, list[AddOn]] = _cached(entry, "_aoc", build)
+    return result
+
+
+def _state_abbrev(row: Locality, gpcis: dict[str, Gpci]) -> str:
+    g = gpcis.get(row.locality)
+    return g.state.upper() if g else ""
 
 
 def _gpci_index(entry: Entry) -> dict[str, Gpci]:
