@@ -22,7 +22,7 @@ from terminology import cli, systems
 from terminology.loaders import cms_mpfs, ncci
 from terminology.loaders.icd10cm_addenda import apply_addenda, read_addenda
 from terminology.model import CodeSystemVersion, Concept, Meta
-from terminology.service import TerminologyService, TerminologyError
+from terminology.service import TerminologyError, TerminologyService
 
 from .conftest import FIXTURES
 
