@@ -27,6 +27,7 @@ from typing import Any
 
 from mappings.coding.tables import ChargeRow, RuleTables
 from mappings.pricing.fee_schedule import PAYABLE, STATUS_MEANING, indicators
+from terminology.service import TerminologyError
 
 ILLUSTRATIVE = "charge-master-illustrative.csv"
 ASSISTANT = ("80", "81", "82", "AS")
@@ -41,11 +42,13 @@ def users_charge_master(tables: RuleTables) -> bool:
     return ILLUSTRATIVE not in tables.sources
 
 
-def _charge(row: ChargeRow, coder: Any, facility: bool, professional: bool) -> float:
+def _charge(
+    row: ChargeRow, coder: Any, facility: bool, professional: bool, locality: str = "00000-00"
+) -> float:
     """A charge master row's price: a fixed charge, or its RVUs x GPCI x CF."""
     if row.kind == "fixed":
         return row.charge
-    g = coder.t.gpci(coder.config.locality, None) if coder.config.locality != "00000-00" else None
+    g = coder.t.gpci(locality) if locality != "00000-00" else None
     gw, gpe, gmp = (g.work, g.pe, g.malpractice) if g else (1.0, 1.0, 1.0)
     pe = 0.0 if professional else (row.pe_facility if facility else row.pe_nonfacility)
     return (row.work * gw + pe * gpe + row.malpractice * gmp) * DEFAULT_CF
@@ -55,6 +58,7 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
     """Set ``unit_price`` on every line (engine ``Line`` objects, in claim order)."""
     factor = coder.config.charge_factor
     own = users_charge_master(coder.tables)
+    locality = _locality(coder, lines)
     surgical: list[tuple[float, int]] = []  # (fee, index) of lines subject to MPPR
     for i, ln in enumerate(lines):
         where = f"Claim.item[{i}]"
@@ -65,7 +69,7 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
                 _no_price(coder, ln, where)
             continue
         if own and row is not None:
-            amount = _charge(row, coder, coder.facility, "26" in ln.modifiers)
+            amount = _charge(row, coder, coder.facility, "26" in ln.modifiers, locality)
             ln.unit_price = round(amount * factor, 2)
             coder.problem(
                 "information",
@@ -77,7 +81,7 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
         mod = next((m for m in ln.modifiers if m in ("26", "TC")), "")
         found = indicators(ln.code, ln.day, coder.t, mod)
         if found is None:
-            _not_in_pfs(coder, ln, row, where, factor)
+            _not_in_pfs(coder, ln, row, where, factor, locality=locality)
             continue
         coder.versions.add(("https://billable.dev/fhir/mpfs-rvu", found.release))
         for warning in found.warnings:
@@ -104,11 +108,11 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
             )
             continue
         if status == "C" or status not in (*PAYABLE, "N", "I"):
-            _not_in_pfs(coder, ln, row, where, factor, status, found.release)
+            _not_in_pfs(coder, ln, row, where, factor, status, found.release, locality)
             continue
-        fee = coder.t.fee(ln.code, ln.day, coder.config.locality, coder.facility, mod)
+        fee = coder.t.fee(ln.code, ln.day, locality, coder.facility, mod)
         if fee is None:
-            _not_in_pfs(coder, ln, row, where, factor, status, found.release)
+            _not_in_pfs(coder, ln, row, where, factor, status, found.release, locality)
             continue
         amount = fee.amount
         if status == "N":
@@ -135,6 +139,25 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
     _multiple_procedures(coder, lines, surgical, factor)
 
 
+def _locality(coder: Any, lines: list[Any]) -> str:
+    """The configured locality as a PFS locality id: ``MAC-NN``, ``NY-01`` or a state and
+    county (26LOCCO); an unknown one is an error and the national GPCIs (1.0) are used."""
+    configured = coder.config.locality or "00000-00"
+    day = lines[0].day if lines else None
+    try:
+        locality: str = coder.t.resolve_locality(configured, day)
+    except TerminologyError as err:
+        coder.problem(
+            "error",
+            "locality-unknown",
+            f"The configured locality {configured!r} is not a PFS locality ({err.message});"
+            " priced with the national GPCIs (1.0): set BILLABLE_CODING_LOCALITY",
+            "Claim.item",
+        )
+        return "00000-00"
+    return locality
+
+
 def _no_price(coder: Any, ln: Any, where: str) -> None:
     coder.problem(
         "error",
@@ -153,6 +176,7 @@ def _not_in_pfs(
     factor: float,
     status: str | None = None,
     release: str = "",
+    locality: str = "00000-00",
 ) -> None:
     """A code the fee schedule does not price: a charge master row, else an error."""
     if status == "C":
@@ -167,7 +191,7 @@ def _not_in_pfs(
         ln.unit_price = 0.0
         _no_price(coder, ln, where)
         return
-    amount = _charge(row, coder, coder.facility, "26" in ln.modifiers)
+    amount = _charge(row, coder, coder.facility, "26" in ln.modifiers, locality)
     ln.unit_price = round(amount * factor, 2)
     why = (
         f"PFS status {status} ({STATUS_MEANING.get(status, '?')}, {release})"
