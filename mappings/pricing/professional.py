@@ -59,6 +59,11 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
     factor = coder.config.charge_factor
     own = users_charge_master(coder.tables)
     locality = _locality(coder, lines)
+    for ln in lines[:1]:  # the GPCI and locality releases the claim was priced with
+        for kind in ("mpfs-gpci", "mpfs-locality"):
+            meta, _ = coder.t.table_meta(kind, ln.day)
+            if meta is not None and locality != "00000-00":
+                coder.versions.add((meta.url, meta.version))
     surgical: list[tuple[float, int]] = []  # (fee, index) of lines subject to MPPR
     for i, ln in enumerate(lines):
         where = f"Claim.item[{i}]"
