@@ -300,3 +300,38 @@ def test_cli_loads_the_next_quarter_from_the_file_name_alone(tmp_path: Path) -> 
     assert service.addons("99292", day)[0].primary == "99291"
     # 2026 dates keep the shipped 2026 releases
     assert service.table_meta("mpfs-rvu", DAY)[0].version == "RVU26C"  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------- $versions
+def test_versions_lists_each_release_with_its_dates_file_and_checksum(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/fhir/CodeSystem/$versions", params={"date": "2026-10-05"})
+    assert response.status_code == 200, response.text
+    releases = [
+        {p["name"]: next(v for k, v in p.items() if k.startswith("value")) for p in r["part"]}
+        for r in response.json()["parameter"]
+    ]
+    by_url = {r["url"]: r for r in releases}
+    rvu = by_url["https://billable.dev/fhir/mpfs-rvu"]
+    assert (rvu["version"], rvu["publisherFrom"], rvu["publisherTo"]) == (
+        "RVU26C",
+        "2026-07-01",
+        "2026-09-30",
+    )
+    assert rvu["sourceFile"] == "PPRRVU2026_Jul_nonQPP.nocptdesc.csv" and rvu["rows"] == 19356
+    assert rvu["sha256"].startswith("4e538675")
+    icd = by_url["http://hl7.org/fhir/sid/icd-10-cm"]  # only the one in force that day
+    assert icd["version"] == "2027" and icd["effectiveFrom"] == "2026-10-01"
+    assert client.get("/fhir/CodeSystem/$versions", params={"date": "x"}).status_code == 400
+
+
+def test_the_server_serves_versions_behind_its_authorization() -> None:
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.config import Settings
+
+    with TestClient(create_app(Settings(store_url="sqlite:///:memory:"))) as app_client:
+        response = app_client.get("/fhir/CodeSystem/$versions")
+        assert response.status_code == 200, response.text
+        kinds = {p["part"][0]["valueCode"] for p in response.json()["parameter"]}
+        assert {"mpfs-rvu", "mpfs-gpci", "mue", "aoc", "ncci-ptp", "codesystem"} <= kinds
