@@ -48,7 +48,9 @@ def release_parameter(entry: Entry) -> dict[str, Any]:
     return {"name": "release", "part": parts}
 
 
-def versions_parameters(service: TerminologyService, day: date | None, url: str | None) -> dict:  # type: ignore[type-arg]
+def versions_parameters(
+    service: TerminologyService, day: date | None, url: str | None
+) -> dict[str, Any]:
     entries = service.catalog()
     if url:
         entries = [e for e in entries if e.meta.url == url]
