@@ -335,3 +335,14 @@ def test_the_server_serves_versions_behind_its_authorization() -> None:
         assert response.status_code == 200, response.text
         kinds = {p["part"][0]["valueCode"] for p in response.json()["parameter"]}
         assert {"mpfs-rvu", "mpfs-gpci", "mue", "aoc", "ncci-ptp", "codesystem"} <= kinds
+
+
+def test_cli_applies_an_addenda_to_the_newest_earlier_fiscal_year(tmp_path: Path) -> None:
+    argv = ["load", "icd10cm-addenda", str(CMS / "icd10cm_order_addenda_2027.txt.gz")]
+    argv += ["--effective", "2026-10-01", "--data-dir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    service = TerminologyService(data_dir=tmp_path, include_shipped=True)
+    found = service.validate_code("icd10cm", "D69.11", date(2026, 10, 5))
+    assert found.valid and found.version == "2027"
+    loaded = [e for e in service.catalog("codesystem") if e.path.parent == tmp_path]
+    assert len(loaded) == 1 and "addenda" in loaded[0].meta.source
