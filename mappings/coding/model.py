@@ -53,6 +53,7 @@ ISSUE_TYPES = {
     "fee-bundled": "business-rule",
     "fee-noncovered-medicare": "informational",
     "fee-invalid-medicare": "business-rule",
+    "fee-quality-code": "informational",
     "carrier-priced": "incomplete",
     "price-illustrative": "informational",
     "price-charge-master": "informational",

@@ -128,6 +128,14 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
                 " Medicare patients are liable (give an ABN); other payers may cover it",
                 f"{where}.unitPrice",
             )
+        elif status == "I" and _category_ii(ln.code):
+            coder.problem(
+                "information",
+                "fee-quality-code",
+                f"{ln.code} is a CPT Category II performance measurement code (PFS status I):"
+                " reported for quality at 0.00, never paid",
+                f"{where}.unitPrice",
+            )
         elif status == "I":
             coder.problem(
                 "warning",
@@ -136,12 +144,21 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
                 " code CMS uses instead; other payers may accept it",
                 f"{where}.productOrService",
             )
+        if amount == 0 and row is not None and not _category_ii(ln.code):
+            # Listed with no relative values (e.g. CDT codes, S codes): the PFS gives no
+            # price, so the charge master does, and the claim says so.
+            _not_in_pfs(coder, ln, row, where, factor, status, found.release, locality)
+            continue
         amount = _bilateral(coder, ln, lines, rvu.bilateral, amount, where)
         amount = _surgical_team(coder, ln, rvu, amount, where)
         ln.unit_price = round(amount * factor, 2)
         if rvu.mult_proc in ("2", "3") and not ln.em:
             surgical.append((amount, i))
     _multiple_procedures(coder, lines, surgical, factor)
+
+
+def _category_ii(code: str) -> bool:
+    return len(code) == 5 and code[:4].isdigit() and code[4] == "F"
 
 
 def _locality(coder: Any, lines: list[Any]) -> str:

@@ -119,13 +119,25 @@ CASES_CMS: list[Case] = [
         prices=[pfs(1.50, 1.67, 0.08)],
     ),
     CmsCase(
-        # Status I: not valid for Medicare (CMS uses another code).
+        # Status I: not valid for Medicare (CMS uses another code). S9451 has no RVUs, so the
+        # charge master prices it and says so.
         "cms_status_i_not_valid_for_medicare",
+        conditions=[cond("htn", "I10")],
+        procedures=[proc("q", "S9451", HCPCS)],
+        dx=["I10"],
+        lines=[("99213", (), 1, (1,)), ("S9451", (), 1, (1,))],
+        edits={"fee-invalid-medicare"},
+        info={"price-illustrative"},
+        prices=[E99213, 60.0],
+    ),
+    CmsCase(
+        # A Category II code (status I) is a quality code: reported at 0.00, a note only.
+        "cms_category_ii_code_is_reported_at_zero",
         conditions=[cond("htn", "I10")],
         procedures=[proc("q", "1111F")],
         dx=["I10"],
         lines=[("99213", (), 1, (1,)), ("1111F", (), 1, (1,))],
-        edits={"fee-invalid-medicare"},
+        info={"fee-quality-code"},
         prices=[E99213, 0.0],
     ),
     CmsCase(
