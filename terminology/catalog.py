@@ -117,3 +117,34 @@ def publish(directory: Path, stem: str, data: dict[str, Any]) -> Path:
 def file_stem(kind: str, name: str, version: str, effective: date) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{name}-{version}")
     return f"{kind}-{safe}-{effective.isoformat()}"
+
+
+def pick(entries: list[Entry], day: date | None) -> tuple[Entry | None, list[str]]:
+    """The entry in force on ``day`` (the most recently effective wins), or the nearest one
+    with a warning when no loaded version covers the day."""
+    if not entries:
+        return None, []
+    ordered = sorted(entries, key=lambda e: e.meta.effective_from)
+
+    # A complete release (e.g. a loaded SNOMED CT snapshot) wins over a shipped fragment;
+    # between equals, the one listed last (the user's data directory comes after the shipped
+    # tables) wins, so a loaded release replaces a shipped one with the same dates.
+    position = {id(e): i for i, e in enumerate(entries)}
+
+    def rank(e: Entry) -> tuple[bool, date, int]:
+        complete = e.extra.get("content", "complete") != "fragment"
+        return complete, e.meta.effective_from, position[id(e)]
+
+    if day is None:
+        return max(ordered, key=rank), []
+    covering = [e for e in ordered if e.meta.covers(day)]
+    if covering:
+        return max(covering, key=rank), []
+    later = [e for e in ordered if e.meta.effective_from > day]
+    chosen = ordered[-1] if not later else later[0]
+    if chosen is ordered[-1] and (chosen.meta.effective_to or day) < day:
+        return chosen, [
+            f"No {chosen.meta.name} release loaded for {day.isoformat()}; answered from "
+            f"version {chosen.meta.version} ({chosen.meta.period()}). Load the newer release."
+        ]
+    return None, []
