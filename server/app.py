@@ -106,7 +106,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app,
         auto=settings.coding == "auto",
         config=CodingConfig(
-            locality=settings.coding_locality, charge_factor=settings.charge_factor
+            locality=settings.coding_locality,
+            charge_factor=settings.charge_factor,
+            timely_filing_days=settings.timely_filing_days,
         ),
     )
     # --adjudication auto: clean generated claims are adjudicated once committed.

@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         " env BILLABLE_CODING)",
     )
     serve.add_argument(
+        "--timely-filing-days",
+        type=int,
+        help="automatic coding codes only encounters at most this many days old"
+        " (default 365; 0 = no limit; env BILLABLE_TIMELY_FILING_DAYS)",
+    )
+    serve.add_argument(
         "--adjudication",
         choices=("auto", "manual"),
         help="adjudicate clean generated claims at once (auto, default) or only on"
@@ -145,6 +151,7 @@ def serve(args: argparse.Namespace) -> int:
         rate_limit_per_minute=args.rate_limit,
         export_dir=args.export_dir,
         coding=args.coding or os.environ.get("BILLABLE_CODING") or "auto",
+        timely_filing_days=args.timely_filing_days,
         adjudication=args.adjudication or os.environ.get("BILLABLE_ADJUDICATION") or "auto",
     )
     if settings.auth not in AUTH_MODES:

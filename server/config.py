@@ -46,6 +46,9 @@ class Settings:
     coding: str = "manual"
     coding_locality: str = "00000-00"  # MPFS locality (MAC-locality) of the charge master
     charge_factor: float = 1.0  # charge master = fee schedule amount x this factor
+    # Automatic coding skips encounters older than this many days (0: no limit; the CLI
+    # and BILLABLE_TIMELY_FILING_DAYS default to 365, the Medicare limit; tests to 0).
+    timely_filing_days: int = 0
     # Adjudication of generated claims (docs/adjudication.md): "auto" adjudicates a clean
     # claim as soon as the coding engine commits it; "manual" waits for Claim/$submit.
     # The CLI defaults to auto; tests build apps without it.
@@ -89,6 +92,7 @@ class Settings:
             values["coding_locality"] = env["BILLABLE_CODING_LOCALITY"]
         if "BILLABLE_CHARGE_FACTOR" in env:
             values["charge_factor"] = float(env["BILLABLE_CHARGE_FACTOR"])
+        values["timely_filing_days"] = int(env.get("BILLABLE_TIMELY_FILING_DAYS", "365"))
         if "BILLABLE_ADJUDICATION" in env:
             values["adjudication"] = env["BILLABLE_ADJUDICATION"]
         if "BILLABLE_MAX_BODY_MB" in env:

@@ -59,6 +59,10 @@ def _parse(kind: str, data: dict[str, Any]) -> Any:
         return store.rvu_from_json(data)
     if kind == "mpfs-gpci":
         return store.gpci_from_json(data)
+    if kind == "mpfs-locality":
+        return store.locality_from_json(data)
+    if kind == "aoc":
+        return store.aoc_from_json(data)
     raise ValueError(f"unknown table kind {kind!r}")
 
 
@@ -92,7 +96,8 @@ def add_to_index(directory: Path, file: Path, data: dict[str, Any]) -> None:
     rows: list[dict[str, Any]] = orjson.loads(index.read_bytes()) if index.exists() else []
     rows = [r for r in rows if r["file"] != file.name]
     row: dict[str, Any] = {"file": file.name, "kind": data["kind"], "meta": data["meta"]}
-    for key in ("source", "target", "content", "count", "setting"):
+    keys = ("source", "target", "content", "count", "setting", "source_file", "sha256", "rows")
+    for key in keys:
         if key in data and not isinstance(data[key], list | dict):
             row[key] = data[key]
     rows.append(row)
@@ -112,3 +117,34 @@ def publish(directory: Path, stem: str, data: dict[str, Any]) -> Path:
 def file_stem(kind: str, name: str, version: str, effective: date) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{name}-{version}")
     return f"{kind}-{safe}-{effective.isoformat()}"
+
+
+def pick(entries: list[Entry], day: date | None) -> tuple[Entry | None, list[str]]:
+    """The entry in force on ``day`` (the most recently effective wins), or the nearest one
+    with a warning when no loaded version covers the day."""
+    if not entries:
+        return None, []
+    ordered = sorted(entries, key=lambda e: e.meta.effective_from)
+
+    # A complete release (e.g. a loaded SNOMED CT snapshot) wins over a shipped fragment;
+    # between equals, the one listed last (the user's data directory comes after the shipped
+    # tables) wins, so a loaded release replaces a shipped one with the same dates.
+    position = {id(e): i for i, e in enumerate(entries)}
+
+    def rank(e: Entry) -> tuple[bool, date, int]:
+        complete = e.extra.get("content", "complete") != "fragment"
+        return complete, e.meta.effective_from, position[id(e)]
+
+    if day is None:
+        return max(ordered, key=rank), []
+    covering = [e for e in ordered if e.meta.covers(day)]
+    if covering:
+        return max(covering, key=rank), []
+    later = [e for e in ordered if e.meta.effective_from > day]
+    chosen = ordered[-1] if not later else later[0]
+    if chosen is ordered[-1] and (chosen.meta.effective_to or day) < day:
+        return chosen, [
+            f"No {chosen.meta.name} release loaded for {day.isoformat()}; answered from "
+            f"version {chosen.meta.version} ({chosen.meta.period()}). Load the newer release."
+        ]
+    return None, []

@@ -4,6 +4,10 @@
                                         [--until YYYY-MM-DD] [--data-dir DIR]
     billable terminology list [--data-dir DIR]
 
+KIND ``mpfs-rvu``, ``mue`` and ``aoc`` read the release (RVU26C, 2026Q2) and its dates from
+the CMS file name when ``--version``/``--effective`` are not given; ``icd10cm-addenda``
+applies a CMS order-file addenda to the newest ICD-10-CM version loaded before it.
+
 ``load`` compiles the release file into the data directory (default
 ``./data/terminology``, or ``$BILLABLE_TERMINOLOGY_DIR``) and lists it in that directory's
 ``index.json``; a running server picks the new version up within a few seconds. Old
@@ -19,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from terminology import catalog, store
+from terminology import catalog, store, systems
 from terminology.service import DEFAULT_DATA_DIR
 
 KINDS = (
@@ -36,6 +40,9 @@ KINDS = (
     "mue",
     "mpfs-rvu",
     "mpfs-gpci",
+    "mpfs-locality",
+    "aoc",
+    "icd10cm-addenda",
 )
 
 
@@ -49,9 +56,11 @@ def compile_release(
     version: str | None,
     effective: date | None,
     until: date | None,
+    data_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Read an official release file of ``kind`` into a compiled table (a dict)."""
-    from terminology.loaders import billing, icd10cm, other_systems, snomed
+    from terminology.loaders import billing, cms_mpfs, icd10cm, ncci, other_systems, snomed
+    from terminology.loaders.icd10cm_addenda import load_with_addenda
 
     loaders: dict[str, Callable[[], dict[str, Any]]] = {
         "icd10cm": lambda: store.codesystem_to_json(
@@ -82,11 +91,36 @@ def compile_release(
             other_systems.load_curated_codesystem(path, version, effective, until)
         ),
         "ncci-ptp": lambda: billing.load_ptp(path, _need(version, kind), effective, until),
-        "mue": lambda: billing.load_mue(path, _need(version, kind), _need(effective, kind), until),
-        "mpfs-rvu": lambda: billing.load_rvu(path, _need(version, kind), effective, until),
-        "mpfs-gpci": lambda: billing.load_gpci(path, _need(version, kind), effective, until),
+        "mue": lambda: ncci.load_mue(path, version, effective, until),
+        "aoc": lambda: ncci.load_aoc(path, version, effective, until),
+        "mpfs-rvu": lambda: cms_mpfs.load_rvu(path, version, effective, until),
+        "mpfs-gpci": lambda: cms_mpfs.load_gpci(path, _need(version, kind), effective, until),
+        "mpfs-locality": lambda: cms_mpfs.load_locco(path, _need(version, kind), effective, until),
+        "icd10cm-addenda": lambda: store.codesystem_to_json(
+            load_with_addenda(
+                _previous_icd10cm(effective, data_dir),
+                path,
+                int(version) if version else None,
+                effective,
+                until,
+            )
+        ),
     }
     return loaders[kind]()
+
+
+def _previous_icd10cm(effective: date | None, data_dir: Path | None) -> Any:
+    """The newest loaded ICD-10-CM version before ``effective`` (the addenda's base)."""
+    from terminology.service import TerminologyService
+
+    service = TerminologyService(data_dir or DEFAULT_DATA_DIR)
+    entries = [e for e in service.catalog("codesystem") if e.meta.url == systems.ICD10CM]
+    if effective is not None:
+        entries = [e for e in entries if e.meta.effective_from < effective]
+    if not entries:
+        raise ValueError("no earlier ICD-10-CM version is loaded to apply the addenda to")
+    base = max(entries, key=lambda e: e.meta.effective_from)
+    return base.load()
 
 
 def _need(value: Any, kind: str) -> Any:
@@ -103,12 +137,30 @@ def load(
     until: date | None = None,
     data_dir: Path | None = None,
 ) -> Path:
-    data = compile_release(kind, path, version, effective, until)
+    data = compile_release(kind, path, version, effective, until, data_dir)
     meta = data["meta"]
     stem = catalog.file_stem(
         data["kind"], meta.get("name") or kind, meta["version"], _iso(meta["effective_from"])
     )
     return catalog.publish(data_dir or DEFAULT_DATA_DIR, stem, data)
+
+
+def listing(service: Any) -> list[str]:
+    """One line per table: kind, URL, release, the dates Billable applies it and CMS's own
+    window when they differ, row count and SHA-256 of the release file it was read from."""
+    out = []
+    for entry in service.catalog():
+        m = entry.meta
+        line = f"{entry.kind:14} {m.url}  release {m.version}  in force {m.period()}"
+        if m.official_from:
+            end = m.official_to.isoformat() if m.official_to else "until superseded"
+            line += f" (CMS window {m.official_from.isoformat()} to {end})"
+        if entry.extra.get("rows"):
+            line += f"  rows {entry.extra['rows']}"
+        if entry.extra.get("source_file"):
+            line += f"  from {entry.extra['source_file']} sha256 {entry.extra['sha256'][:16]}..."
+        out.append(f"{line}  [{entry.path.name}]")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,9 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     from terminology.service import TerminologyService
 
     service = TerminologyService(args.data_dir)
-    for entry in service.catalog():
-        m = entry.meta
-        print(f"{entry.kind:12} {m.url}  version {m.version}  {m.period()}  [{entry.path}]")
+    for line in listing(service):
+        print(line)
     return 0
 
 

@@ -667,3 +667,14 @@ async def read_valueset(request: Request, rid: str) -> Response:
         if res["id"] == rid:
             return _respond(request, res)
     raise not_found(f"ValueSet/{rid} is not known")
+
+
+# ---------------------------------------------------------------- $versions
+def _install_versions() -> None:
+    from terminology.fhir_versions import versions
+
+    router.add_api_route("/CodeSystem/$versions", versions, methods=["GET"])
+    router.routes.insert(0, router.routes.pop())  # before CodeSystem/{rid}
+
+
+_install_versions()

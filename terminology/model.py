@@ -26,6 +26,10 @@ class Meta:
     publisher: str = ""
     description: str = ""
     license: str = ""
+    # The window the publisher states for this release, when Billable applies it to a wider
+    # one (e.g. the July RVU file answering every 2026 date of service); None = the same.
+    official_from: date | None = None
+    official_to: date | None = None
 
     def covers(self, day: date) -> bool:
         return self.effective_from <= day and (
@@ -48,7 +52,21 @@ class Meta:
             "publisher": self.publisher,
             "description": self.description,
             "license": self.license,
+            **(
+                {
+                    "official_from": self.official_from.isoformat(),
+                    "official_to": self.official_to.isoformat() if self.official_to else None,
+                }
+                if self.official_from
+                else {}
+            ),
         }
+
+    def official(self, day: date) -> bool:
+        """Is ``day`` inside the publisher's own window for this release?"""
+        start = self.official_from or self.effective_from
+        end = self.official_to if self.official_from else self.effective_to
+        return start <= day and (end is None or day <= end)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Meta:
@@ -64,6 +82,12 @@ class Meta:
             publisher=data.get("publisher", ""),
             description=data.get("description", ""),
             license=data.get("license", ""),
+            official_from=date.fromisoformat(data["official_from"])
+            if data.get("official_from")
+            else None,
+            official_to=date.fromisoformat(data["official_to"])
+            if data.get("official_to")
+            else None,
         )
 
 
@@ -181,15 +205,25 @@ class Mue:
 
 @dataclass(frozen=True, slots=True)
 class Rvu:
+    """One row of the PFS relative value file (PPRRVU), indicators as CMS codes them."""
+
     code: str
     modifier: str
-    status: str
+    status: str  # A R T payable, B bundled, C carrier priced, N non-covered, I not valid, ...
     work: float
     pe_nonfacility: float
     pe_facility: float
     malpractice: float
-    global_days: str
+    global_days: str  # 000 010 090 MMM XXX YYY ZZZ
     conversion_factor: float | None = None
+    pctc: str = "9"  # 0 no split, 1 PC/TC, 2 professional only, 3 technical only, 4 global ...
+    mult_proc: str = "9"  # 0 none, 2 standard 100/50/50, 3 endoscopy, 4 imaging, 5-7 families
+    bilateral: str = "9"  # 0 not allowed, 1 150%, 2 already bilateral, 3 each side 100%
+    assistant: str = "9"  # 0 documentation, 1 not payable, 2 payable
+    co_surgeon: str = "9"  # 0 not permitted, 1 documentation, 2 permitted
+    team: str = "9"
+    na_nonfacility: bool = False  # "NA": no non-facility PE (paid at the facility rate)
+    endo_base: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,3 +233,45 @@ class Gpci:
     work: float
     pe: float
     malpractice: float
+    state: str = ""
+    # The work GPCI with the statutory 1.0 floor, and the last day the floor applies.
+    work_floor: float | None = None
+    floor_until: date | None = None
+
+    def work_on(self, day: date | None) -> float:
+        if self.work_floor is not None and self.floor_until and day and day <= self.floor_until:
+            return self.work_floor
+        return self.work
+
+
+@dataclass(frozen=True, slots=True)
+class Locality:
+    """A 26LOCCO row: which counties of a state form a PFS locality."""
+
+    mac: str
+    number: str
+    state: str
+    area: str
+    counties: str
+
+    @property
+    def locality(self) -> str:
+        return f"{self.mac}-{self.number}"
+
+
+@dataclass(frozen=True, slots=True)
+class AddOn:
+    """An NCCI add-on code edit: ``addon`` is reported with one of its primary codes."""
+
+    addon: str
+    primary: str  # "CCCCC": contractor-defined primaries (type 2)
+    edit_type: str  # 1 primaries listed, 2 contractor defined, 3 some listed, others possible
+    effective: date
+    deleted: date | None
+    primary_deleted: date | None = None
+    note: str = ""
+
+    def in_force(self, day: date) -> bool:
+        if self.deleted is not None and day > self.deleted:
+            return False
+        return self.effective <= day

@@ -20,31 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from terminology import systems
-from terminology.catalog import Entry, index_mtime, read_index
+from terminology.billing_tables import BillingTables
+from terminology.catalog import Entry, index_mtime, pick, read_index
+from terminology.errors import TerminologyError
 from terminology.icd10cm_edits import conflicts
 from terminology.model import (
     CodeSystemVersion,
     Concept,
     ConceptMapVersion,
-    Gpci,
     MapTarget,
     Meta,
-    Mue,
-    PtpEdit,
-    Rvu,
 )
 from terminology.store import SHIPPED_DIR
 
 DEFAULT_DATA_DIR = Path(os.environ.get("BILLABLE_TERMINOLOGY_DIR", "data/terminology"))
-
-
-class TerminologyError(Exception):
-    """A terminology question that has no answer; ``kind`` says why."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind  # unknown-system, unknown-version, unknown-code, not-effective, ...
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,24 +108,6 @@ class TranslateMatch:
     rule_evaluated: bool  # False when the rule needs an age or sex that was not given
 
 
-@dataclass(slots=True)
-class FeeResult:
-    code: str
-    modifier: str
-    amount: float
-    facility: bool
-    locality: str
-    rvu: Rvu
-    gpci: Gpci
-    conversion_factor: float
-    rvu_version: str
-    gpci_version: str
-
-    @property
-    def global_days(self) -> str:
-        return self.rvu.global_days
-
-
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     entries: tuple[Entry, ...]
@@ -145,33 +116,7 @@ class _Snapshot:
         return [e for e in self.entries if e.kind == kind and (url is None or e.meta.url == url)]
 
 
-def _pick(entries: list[Entry], day: date | None) -> tuple[Entry | None, list[str]]:
-    """The entry in force on ``day`` (the most recently effective wins), or the nearest one
-    with a warning when no loaded version covers the day."""
-    if not entries:
-        return None, []
-    ordered = sorted(entries, key=lambda e: e.meta.effective_from)
-
-    # A complete release (e.g. a loaded SNOMED CT snapshot) wins over a shipped fragment.
-    def rank(e: Entry) -> tuple[bool, date]:
-        return e.extra.get("content", "complete") != "fragment", e.meta.effective_from
-
-    if day is None:
-        return max(ordered, key=rank), []
-    covering = [e for e in ordered if e.meta.covers(day)]
-    if covering:
-        return max(covering, key=rank), []
-    later = [e for e in ordered if e.meta.effective_from > day]
-    chosen = ordered[-1] if not later else later[0]
-    if chosen is ordered[-1] and (chosen.meta.effective_to or day) < day:
-        return chosen, [
-            f"No {chosen.meta.name} release loaded for {day.isoformat()}; answered from "
-            f"version {chosen.meta.version} ({chosen.meta.period()}). Load the newer release."
-        ]
-    return None, []
-
-
-class TerminologyService:
+class TerminologyService(BillingTables):
     """Thread-safe, read-mostly facade over every loaded terminology table."""
 
     def __init__(
@@ -243,7 +188,7 @@ class TerminologyService:
             raise TerminologyError(
                 "unknown-version", f"{url} has no version {version} (loaded: {known})"
             )
-        entry, warnings = _pick(entries, day)
+        entry, warnings = pick(entries, day)
         if entry is None:
             first = min(entries, key=lambda e: e.meta.effective_from)
             raise TerminologyError(
@@ -506,7 +451,7 @@ class TerminologyService:
             by_url.setdefault(e.meta.url, []).append(e)
         chosen = []
         for entries in by_url.values():
-            entry, _ = _pick(entries, day)
+            entry, _ = pick(entries, day)
             if entry is not None:
                 chosen.append(entry.load())
         return chosen
@@ -570,61 +515,6 @@ class TerminologyService:
                         break  # the first rule that holds answers this group
         return matches
 
-    # ---------------------------------------------------------- edits and fees
-    def _table(self, kind: str, day: date | None) -> tuple[Entry | None, list[str]]:
-        self.maybe_reload()
-        return _pick(self._snapshot.of(kind), day)
-
-    def ncci_edits(self, code1: str, code2: str, day: date | None = None) -> list[PtpEdit]:
-        """NCCI PTP edits in force on ``day`` between the two codes, in either order."""
-        entry, _ = self._table("ncci-ptp", day)
-        if entry is None:
-            return []
-        index = _ptp_index(entry)
-        day = day or date.today()
-        found = index.get((code1, code2), []) + index.get((code2, code1), [])
-        return [e for e in found if e.in_force(day)]
-
-    def mue(self, code: str, day: date | None = None) -> Mue | None:
-        entry, _ = self._table("mue", day)
-        if entry is None:
-            return None
-        return _mue_index(entry).get(code)
-
-    def fee(
-        self,
-        code: str,
-        day: date | None = None,
-        locality: str = "00000-00",
-        facility: bool = False,
-        modifier: str = "",
-    ) -> FeeResult | None:
-        """Medicare physician fee: (work*GPCIw + PE*GPCIpe + MP*GPCImp) * conversion factor."""
-        rvu_entry, _ = self._table("mpfs-rvu", day)
-        gpci_entry, _ = self._table("mpfs-gpci", day)
-        if rvu_entry is None or gpci_entry is None:
-            return None
-        rvu = _rvu_index(rvu_entry).get((code, modifier))
-        gpcis: dict[str, Gpci] = _gpci_index(gpci_entry)
-        gpci = gpcis.get(locality)
-        if rvu is None or gpci is None:
-            return None
-        cf = rvu.conversion_factor or float(rvu_entry.extra.get("conversion_factor") or 0.0)
-        pe = rvu.pe_facility if facility else rvu.pe_nonfacility
-        amount = (rvu.work * gpci.work + pe * gpci.pe + rvu.malpractice * gpci.malpractice) * cf
-        return FeeResult(
-            code,
-            modifier,
-            round(amount, 2),
-            facility,
-            locality,
-            rvu,
-            gpci,
-            cf,
-            rvu_entry.meta.version,
-            gpci_entry.meta.version,
-        )
-
 
 def _rule_holds(t: MapTarget, age: float | None, sex: str | None) -> bool | None:
     """True/False when the rule can be decided from the given age and sex, else None."""
@@ -643,43 +533,6 @@ def _rule_holds(t: MapTarget, age: float | None, sex: str | None) -> bool | None
         if t.age_max is not None and age >= t.age_max:
             verdict = False
     return verdict
-
-
-# Indexes built once per loaded table and cached on the entry's ``extra`` dict.
-def _cached(entry: Entry, key: str, build: Any) -> Any:
-    value = entry.extra.get(key)
-    if value is None:
-        value = build(entry.load())
-        entry.extra[key] = value
-    return value
-
-
-def _ptp_index(entry: Entry) -> dict[tuple[str, str], list[PtpEdit]]:
-    def build(edits: list[PtpEdit]) -> dict[tuple[str, str], list[PtpEdit]]:
-        out: dict[tuple[str, str], list[PtpEdit]] = {}
-        for e in edits:
-            out.setdefault((e.column1, e.column2), []).append(e)
-        return out
-
-    result: dict[tuple[str, str], list[PtpEdit]] = _cached(entry, "_ptp", build)
-    return result
-
-
-def _mue_index(entry: Entry) -> dict[str, Mue]:
-    result: dict[str, Mue] = _cached(entry, "_mue", lambda rows: {m.code: m for m in rows})
-    return result
-
-
-def _rvu_index(entry: Entry) -> dict[tuple[str, str], Rvu]:
-    result: dict[tuple[str, str], Rvu] = _cached(
-        entry, "_rvu", lambda rows: {(r.code, r.modifier): r for r in rows}
-    )
-    return result
-
-
-def _gpci_index(entry: Entry) -> dict[str, Gpci]:
-    result: dict[str, Gpci] = _cached(entry, "_gpci", lambda rows: {g.locality: g for g in rows})
-    return result
 
 
 _default: TerminologyService | None = None

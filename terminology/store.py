@@ -19,10 +19,12 @@ from typing import Any
 import orjson
 
 from terminology.model import (
+    AddOn,
     CodeSystemVersion,
     Concept,
     ConceptMapVersion,
     Gpci,
+    Locality,
     MapTarget,
     Meta,
     Mue,
@@ -200,12 +202,41 @@ def mue_from_json(data: dict[str, Any]) -> list[Mue]:
 
 
 def rvu_from_json(data: dict[str, Any]) -> list[Rvu]:
+    """Rows of 9 (the earlier compiled form) or 17 columns (every PPRRVU indicator)."""
     cf = data.get("conversion_factor")
-    return [
-        Rvu(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] if len(r) > 8 else cf)
-        for r in data["rvus"]
-    ]
+    out = []
+    for r in data["rvus"]:
+        base = (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] if len(r) > 8 else cf)
+        if len(r) >= 17:
+            out.append(Rvu(*base, r[9], r[10], r[11], r[12], r[13], r[14], bool(r[15]), r[16]))
+        else:
+            out.append(Rvu(*base))
+    return out
 
 
 def gpci_from_json(data: dict[str, Any]) -> list[Gpci]:
-    return [Gpci(r[0], r[1], r[2], r[3], r[4]) for r in data["gpcis"]]
+    until = _day(data.get("floor_until"))
+    return [
+        Gpci(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5] if len(r) > 5 else "",
+            r[6] if len(r) > 6 else None,
+            until,
+        )
+        for r in data["gpcis"]
+    ]
+
+
+def locality_from_json(data: dict[str, Any]) -> list[Locality]:
+    return [Locality(*r) for r in data["localities"]]
+
+
+def aoc_from_json(data: dict[str, Any]) -> list[AddOn]:
+    return [
+        AddOn(r[0], r[1], r[2], date.fromisoformat(r[3]), _day(r[4]), _day(r[5]), r[6])
+        for r in data["aoc"]
+    ]

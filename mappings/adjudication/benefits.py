@@ -80,6 +80,9 @@ class PlanBenefits:
     locality: str = "00000-00"
     # (month, day) the plan year starts: InsurancePlan.period.start's, else 1 January.
     year_start: tuple[int, int] = (1, 1)
+    # Days after the date of service a claim may be filed (CARC 29 after); 0: no limit.
+    # The plan's "timely-filing" benefit, else Medicare's 12 months (42 CFR 424.44).
+    timely_filing_days: int = 365
 
     def plan_year(self, day: date) -> tuple[date, date]:
         """First and last day of the plan year that contains ``day``."""
@@ -154,6 +157,7 @@ def from_insurance_plan(plan: dict[str, Any]) -> PlanBenefits:
     amounts: dict[tuple[str, str, str], Decimal] = {}
     percents: dict[tuple[str, str], Decimal] = {}
     draft = _Draft()
+    timely_filing = 365
     for plan_entry in plan.get("plan") or []:
         for specific in plan_entry.get("specificCost") or []:
             category = _code(specific.get("category")) or "plan"
@@ -167,7 +171,9 @@ def from_insurance_plan(plan: dict[str, Any]) -> PlanBenefits:
                     if quantity is None:
                         continue
                     value, is_percent = quantity
-                    if category == "plan":
+                    if category == "plan" and kind == "timely-filing":
+                        timely_filing = int(value)
+                    elif category == "plan":
                         if kind in ("deductible", "out-of-pocket-maximum") and tier == IN:
                             amounts[(kind, who, tier)] = value
                         elif kind == "coinsurance":
@@ -204,6 +210,7 @@ def from_insurance_plan(plan: dict[str, Any]) -> PlanBenefits:
     if len(period_start) >= 10:
         year_start = (int(period_start[5:7]), min(int(period_start[8:10]), 28))
     return PlanBenefits(
+        timely_filing_days=timely_filing,
         year_start=year_start,
         plan_id=str(plan.get("id") or "unknown"),
         name=str(plan.get("name") or plan.get("id") or "plan"),

@@ -19,6 +19,7 @@ from mappings.adjudication.rules import (
     BILLING_SYSTEMS,
     FACILITY_POS,
     NCCI_BYPASS,
+    PREVENTIVE_CODES,
     RateTable,
     category_of,
     necessity_problem,
@@ -57,6 +58,8 @@ class ClaimFacts:
     specialist: bool
     lines: list[Line]
     institutional: bool = False
+    # When the payer received the claim (Claim.created): timely filing is counted to it.
+    received: date | None = None
 
 
 @dataclass(slots=True)
@@ -156,12 +159,28 @@ def review(
     notes = notes if notes is not None else []
     denials: dict[int, Denial] = {}
     for line in facts.lines:
-        denial = _line_denial(line, coverage, benefits, terminology, notes)
+        denial = timely_filing(line, facts.received, benefits.timely_filing_days)
+        denial = denial or _line_denial(line, coverage, benefits, terminology, notes)
         if denial is not None:
             denials[line.sequence] = denial
     _mue(facts, denials, terminology)
     _ncci(facts, denials, terminology)
     return denials
+
+
+def timely_filing(line: Line, received: date | None, limit: int) -> Denial | None:
+    """CARC 29: the claim reached the payer more than ``limit`` days (the plan's timely
+    filing limit; Medicare: 12 months, 42 CFR 424.44) after the date of service."""
+    if not limit or received is None or line.day is None:
+        return None
+    late = (received - line.day).days
+    if late <= limit:
+        return None
+    return Denial(
+        "29",
+        f"The time limit for filing has expired: the service on {line.day} was received"
+        f" {received} ({late} days later; the plan allows {limit})",
+    )
 
 
 def _subset(terminology: Any, kind: str, day: date | None) -> bool:
@@ -212,8 +231,10 @@ def _line_denial(
     excluded = benefits.exclusion(line.code)
     if excluded is not None:
         return Denial("204", f"Service not covered by the plan: {excluded}")
+    # PFS status N is Medicare's non-covered list (X, E and I codes are paid under other
+    # fee schedules or other codes, not denied); preventive services are a plan benefit.
     rvu = _rvu_status(terminology, line)
-    if rvu in ("N", "X", "I"):
+    if rvu == "N" and line.code not in PREVENTIVE_CODES:
         return Denial("96", f"Service not covered: {line.code} is a non-covered service")
     problem = necessity_problem(line.code, line.diagnoses)
     if problem is not None:
@@ -234,7 +255,7 @@ def _mue(facts: ClaimFacts, denials: dict[int, Denial], terminology: Any) -> Non
             per_day.setdefault((line.code, line.day), []).append(line)
     for (code, day), lines in per_day.items():
         mue = terminology.mue(code, day)
-        if mue is None:
+        if mue is None or mue.units == 0:  # 0: not paid under the PFS, not a unit limit
             continue
         if mue.adjudication_indicator.startswith("1"):
             offenders = [line for line in lines if line.quantity > mue.units]

@@ -52,6 +52,7 @@ CARC_DISPLAY = {
     "16": "Claim lacks information needed to adjudicate",
     "18": "Exact duplicate claim or service",
     "27": "Service after coverage ended",
+    "29": "The time limit for filing has expired",
     "45": "Charge exceeds the fee schedule or maximum allowable",
     "50": "Not deemed medically necessary by the payer",
     "96": "Non-covered charge",

@@ -207,6 +207,7 @@ def claim_facts(claim: dict[str, Any]) -> ClaimFacts:
         specialist=is_specialist(taxonomies),
         lines=lines,
         institutional=institutional,
+        received=_day(claim.get("created")),
     )
 
 

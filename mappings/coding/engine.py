@@ -21,7 +21,9 @@ from mappings.coding.model import (
 )
 from mappings.coding.tables import RuleTables, rule_tables
 from mappings.edits.scrub import scrub_lines
-from mappings.pricing.chargemaster import global_days, price
+from mappings.pricing import fee_schedule
+from mappings.pricing.modifiers import explicit_modifiers
+from mappings.pricing.professional import price_lines
 from terminology import systems
 from terminology.service import TerminologyError, TerminologyService
 
@@ -609,6 +611,7 @@ class _Coder:
                 )
                 continue
             modifiers = self._laterality(proc)
+            modifiers += [m for m in explicit_modifiers(proc) if m not in modifiers]
             dx: list[str] = []
             for reason in proc.get("reasonReference") or []:
                 dx += by_condition.get((reason or {}).get("reference") or "", [])
@@ -761,11 +764,9 @@ class _Coder:
         dx_codes = [d.code for d in dxs]
         # Modifier 25: a significant, separately identifiable E/M on the day of a minor
         # procedure (0/10-day global), or a problem E/M with a preventive visit.
-        minor = [
-            ln
-            for ln in proc_lines
-            if global_days(ln.code, ln.day, self.t, self.tables)[0] in ("000", "010")
-        ]
+        # Global days come from the PFS relative value file; a code it does not list has
+        # no known global period and never gets 25 for it.
+        minor = [ln for ln in proc_lines if fee_schedule.minor_procedure(ln.code, ln.day, self.t)]
         has_preventive = any(ln.preventive for ln in em)
         for ln in em:
             if ln.preventive:
@@ -774,13 +775,14 @@ class _Coder:
                 ln.modifiers.append("25")
         if self.facility:
             for ln in proc_lines:
-                if global_days(ln.code, ln.day, self.t, self.tables)[1] == "1":
+                if fee_schedule.pctc(ln.code, ln.day, self.t) == "1" and "26" not in ln.modifiers:
                     ln.modifiers.append("26")
         for i, ln in enumerate(lines):
             if ln.revenue is None:
                 self.check_line_code(ln, f"Claim.item[{i}].productOrService")
         scrub_lines(self, lines, dx_codes)
         kept = [ln for ln in lines if not ln.removed]
+        price_lines(self, kept)
         return self._build(dxs, kept, pcs)
 
     def _accommodation(self) -> Line:
@@ -811,27 +813,7 @@ class _Coder:
         items = []
         total = 0.0
         for i, ln in enumerate(lines):
-            priced = price(
-                ln.code,
-                ln.day,
-                terminology=self.t,
-                tables=self.tables,
-                locality=cfg.locality,
-                facility=self.facility,
-                factor=cfg.charge_factor,
-                modifiers=tuple(ln.modifiers),
-            )
-            if priced is None:
-                self.problem(
-                    "error",
-                    "no-price",
-                    f"{ln.code} has no price in the fee schedule or the charge master: add it to"
-                    " the charge master",
-                    f"Claim.item[{i}].unitPrice",
-                )
-                unit = 0.0
-            else:
-                unit = priced.amount
+            unit = ln.unit_price if ln.unit_price is not None else 0.0
             net = round(unit * ln.quantity, 2)
             total += net
             coding: dict[str, Any] = {"system": ln.system, "code": ln.code}

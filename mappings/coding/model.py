@@ -44,6 +44,36 @@ ISSUE_TYPES = {
     "shipped-subset": "informational",
     "map-rule-unevaluated": "incomplete",
     "map-advice": "informational",
+    # Fee schedule, MUE, add-on and PTP edits from the CMS tables (issue 14).
+    "mue-dos-policy": "business-rule",
+    "mue-dos-clinical": "business-rule",
+    "addon-without-primary": "business-rule",
+    "addon-primary-unlisted": "business-rule",
+    "ncci-distinct-service": "informational",
+    "fee-bundled": "business-rule",
+    "fee-noncovered-medicare": "informational",
+    "fee-invalid-medicare": "business-rule",
+    "fee-quality-code": "informational",
+    "carrier-priced": "incomplete",
+    "price-illustrative": "informational",
+    "price-charge-master": "informational",
+    "table-fallback": "informational",
+    "pctc-modifier-invalid": "business-rule",
+    "bilateral-modifier-invalid": "business-rule",
+    "bilateral-not-allowed": "business-rule",
+    "bilateral-150": "informational",
+    "bilateral-each-side": "informational",
+    "multiple-procedure": "informational",
+    "assistant-priced": "informational",
+    "assistant-documentation": "business-rule",
+    "assistant-not-allowed": "business-rule",
+    "co-surgeon-documentation": "business-rule",
+    "co-surgeon-not-allowed": "business-rule",
+    "team-documentation": "business-rule",
+    "team-not-allowed": "business-rule",
+    "team-surgery-priced-by-carrier": "incomplete",
+    "timely-filing": "business-rule",
+    "locality-unknown": "business-rule",
 }
 
 
@@ -86,6 +116,10 @@ class CodingConfig:
     currency: str = "USD"
     max_professional_diagnoses: int = 12
     max_pointers: int = 4
+    # Automatic coding codes only encounters whose date of service is at most this many
+    # days before today (Medicare's limit is 12 months, 42 CFR 424.44); 0 = no limit.
+    # $generate-claim codes older ones too, with a warning "timely-filing".
+    timely_filing_days: int = 0
 
 
 @dataclass(slots=True)

@@ -31,6 +31,7 @@ from mappings.coding.model import (
     ENGINE_VERSION,
     CodingConfig,
     CodingResult,
+    Problem,
     SourceData,
 )
 from mappings.coding.tables import rule_tables
@@ -62,6 +63,13 @@ class Generated:
     written: bool  # False when the stored claim was already up to date
 
 
+def _date(text: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(text)[:10]) if text else None
+    except ValueError:
+        return None
+
+
 def _body(version: StoredVersion) -> dict[str, Any]:
     assert version.body is not None
     data: dict[str, Any] = orjson.loads(version.body)
@@ -88,6 +96,8 @@ class ClaimService:
         self._pending: dict[str, None] = {}
         self._worker: asyncio.Task[None] | None = None
         self.failures: list[tuple[str, str]] = []  # (encounter id, what went wrong)
+        # Finished encounters the automatic trigger left alone: past the timely filing window.
+        self.skipped_timely: list[str] = []
         self.generated = 0
         self.seconds = 0.0  # wall time spent in generate(), store round trips included
         # Told every result (encounter id, result): reports and benches count edits here.
@@ -117,7 +127,15 @@ class ClaimService:
             del self._pending[encounter_id]
             try:
                 current = await self.repo.read(ctx, "Encounter", encounter_id)
-                if _body(current).get("status") != "finished":
+                body = _body(current)
+                if body.get("status") != "finished":
+                    continue
+                late = self.past_timely_filing(body)
+                if late is not None:
+                    # Years of history from an EHR must not flood the coders' queue with
+                    # claims that can no longer be filed; $generate-claim still codes them.
+                    self.skipped_timely.append(encounter_id)
+                    log.info("Encounter/%s not coded automatically: %s", encounter_id, late)
                     continue
                 await self.generate(ctx, encounter_id)
             except Exception as exc:  # never let one encounter stop the queue
@@ -151,6 +169,26 @@ class ClaimService:
         if self._pending:
             self._worker = asyncio.get_running_loop().create_task(self._work())
             await self._worker
+
+    def past_timely_filing(
+        self, encounter: dict[str, Any], today: date | None = None
+    ) -> str | None:
+        """Why ``encounter`` is outside the timely filing window, or None (inside it, no
+        date of service, or no limit configured)."""
+        limit = self.config.timely_filing_days
+        period = encounter.get("period") or {}
+        dos = _date(period.get("start")) or _date(period.get("end"))
+        if not limit or dos is None:
+            return None
+        today = today or date.today()
+        age = (today - dos).days
+        if age <= limit:
+            return None
+        return (
+            f"the date of service {dos} is {age} days before {today}, past the timely filing"
+            f" window of {limit} days (Medicare: 12 months, 42 CFR 424.44); payers deny"
+            " claims filed this late (CARC 29)"
+        )
 
     # ----------------------------------------------------------------- gathering
     async def _search(
@@ -262,6 +300,13 @@ class ClaimService:
             source.problem_list = [_body(c) for c in listed]
             result = code_encounter(source, self.terminology, rule_tables(), self.config)
             used += [c for c in listed if c not in used]
+        late = self.past_timely_filing(source.encounter)
+        if late is not None:
+            result.problems.append(
+                Problem(
+                    "warning", "timely-filing", f"Timely filing: {late}", "Claim.billablePeriod"
+                )
+            )
         for observe in self.observers:
             observe(encounter_id, result)
         claim = result.claim

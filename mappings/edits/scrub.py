@@ -1,4 +1,4 @@
-"""Claim scrubbing: NCCI procedure-to-procedure edits, MUEs and medical necessity.
+"""Claim scrubbing: NCCI PTP edits, MUEs, add-on codes and medical necessity.
 
 Runs on the service lines the coding engine built, before pricing. Each edit becomes a
 problem with a FHIRPath location on the Claim; lines are removed (NCCI modifier
@@ -10,55 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from mappings.edits.addons import addon_edits
+from mappings.edits.mue import mue_edits
+from mappings.edits.ptp import ptp_edits
+
 
 def scrub_lines(coder: Any, lines: list[Any], dx_codes: list[str]) -> None:
     """Apply the edits to ``lines`` (engine ``Line`` objects) in place."""
-    t = coder.t
-    # NCCI PTP: pairs of lines on the same day.
-    for i, a in enumerate(lines):
-        for j in range(i + 1, len(lines)):
-            b = lines[j]
-            if a.removed or b.removed or a.day != b.day or a.revenue or b.revenue:
-                continue
-            for edit in t.ncci_edits(a.code, b.code, a.day):
-                col2_index = j if b.code == edit.column2 else i
-                col2 = lines[col2_index]
-                where = f"Claim.item[{col2_index}].productOrService"
-                if edit.modifier_indicator == "0":
-                    col2.removed = True
-                    coder.problem(
-                        "warning",
-                        "ncci-removed",
-                        f"NCCI: {edit.column2} is a component of {edit.column1} on the same day"
-                        f" and no modifier allows it ({edit.rationale}); {edit.column2} was"
-                        " removed from the claim",
-                        where,
-                    )
-                elif edit.modifier_indicator == "1":
-                    coder.problem(
-                        "warning",
-                        "ncci-review",
-                        f"NCCI: {edit.column2} is bundled into {edit.column1} on the same day"
-                        f" ({edit.rationale}). If the documentation shows a distinct service"
-                        " (separate site, session or encounter), add 59 or XE/XS/XP/XU;"
-                        " otherwise remove it. Not added automatically",
-                        where,
-                    )
-    # MUE: units per line per day.
-    for i, ln in enumerate(lines):
-        if ln.removed or ln.revenue:
-            continue
-        mue = t.mue(ln.code, ln.day)
-        if mue is not None and ln.quantity > mue.units:
-            coder.problem(
-                "warning",
-                "mue-capped",
-                f"MUE: {ln.code} is limited to {mue.units} unit(s) per day ({mue.rationale});"
-                f" {ln.quantity} were reported, capped to {mue.units}",
-                f"Claim.item[{i}].quantity",
-            )
-            ln.quantity = mue.units
-    # Medical necessity (LCD-like coverage rules).
+    ptp_edits(coder, lines)
+    kept = [ln for ln in lines if not ln.removed]  # the claim's items, in order
+    mue_edits(coder, kept)
+    addon_edits(coder, kept)
+    necessity_edits(coder, kept, dx_codes)
+
+
+def necessity_edits(coder: Any, lines: list[Any], dx_codes: list[str]) -> None:
+    """LCD-like coverage rules (``mappings/data/medical-necessity.csv``)."""
     for i, ln in enumerate(lines):
         rule = coder.tables.necessity.get(ln.code)
         if ln.removed or rule is None:

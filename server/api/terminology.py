@@ -164,4 +164,11 @@ def capability_hook(statement: dict[str, Any], base_url: str) -> dict[str, Any]:
                     }
                     for op in OPERATIONS[rtype]
                 ]
+                if rtype == "CodeSystem":  # Billable's listing of releases (docs/terminology.md)
+                    entry["operation"].append(
+                        {
+                            "name": "versions",
+                            "definition": "https://billable.dev/fhir/OperationDefinition/versions",
+                        }
+                    )
     return statement

@@ -403,8 +403,9 @@ def write_code_subsets(synthea: Path | None) -> None:
 
 
 ILLUSTRATIVE = (
-    "Illustrative subset written for Billable in the CMS file format, NOT a CMS release; "
-    "load the official quarterly/annual file for real values"
+    "SAMPLE: a few pairs written for Billable in the CMS ccipra file format, NOT a CMS "
+    "release (a real quarter has about 2.6 million edits). Load the official quarterly "
+    "practitioner PTP files: billable terminology load ncci-ptp ccipra-v32XrY-fN.txt"
 )
 
 
@@ -412,12 +413,10 @@ def compile_billing() -> None:
     """The edit and fee tables, read through the same loaders as the official files."""
     from terminology.loaders import billing
 
-    start = date.fromisoformat(MAPS_EFFECTIVE)
     tables = [
-        billing.load_ptp(HERE / "ncci-ptp-illustrative.txt", "billable-illustrative"),
-        billing.load_mue(HERE / "mue-illustrative.csv", "billable-illustrative", start),
-        billing.load_rvu(HERE / "pprrvu-illustrative.csv", "2026-illustrative"),
-        billing.load_gpci(HERE / "gpci-illustrative.csv", "2026-illustrative"),
+        # The PTP table is a SAMPLE (a full quarter is ~2.6 M rows and not shipped); MUE, AOC,
+        # RVU, GPCI and the code sets are CMS releases (terminology.curation.cms).
+        billing.load_ptp(HERE / "ncci-ptp-illustrative.txt", "billable-sample"),
     ]
     for data in tables:
         data["meta"]["description"] = ILLUSTRATIVE
@@ -430,8 +429,12 @@ def compile_billing() -> None:
 
 
 def compile_all() -> None:
+    from terminology.curation.cms import compile_cms
+
     compile_billing()
     for path in sorted(HERE.glob("*.tsv")):
+        if path.name in ("cpt-subset.tsv", "hcpcs-subset.tsv"):
+            continue  # superseded by the CMS code lists (compile_cms); kept as the map's list
         text = path.read_text()
         if "source_code\t" in text:
             data = store.conceptmap_to_json(load_curated_map(path))
@@ -443,6 +446,7 @@ def compile_all() -> None:
         )
         catalog.publish(DATA, stem, data)
         print("compiled", path.name)
+    compile_cms()
 
 
 def build_pcs(sqlite_path: Path) -> None:

@@ -20,15 +20,24 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from terminology import maprules, systems
+from terminology.loaders.release import read_bytes
 from terminology.model import CodeSystemVersion, Concept, ConceptMapVersion, MapTarget, Meta
 
 
 def _open_text(path: str | Path) -> str:
-    raw = Path(path).read_bytes()
+    raw = read_bytes(path)
+    if raw[:2] == b"PK":  # the CMS quarterly zip: read its fixed-width ANWEB text member
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            names = [n for n in z.namelist() if n.upper().endswith(".TXT") and "ANWEB" in n.upper()]
+            if not names:
+                raise ValueError(f"{path}: no *ANWEB*.txt member in the zip")
+            raw = z.read(names[0])
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return raw.decode(encoding)
@@ -124,14 +133,29 @@ def load_hcpcs(
             short = line[91:119].strip()
             if not code or record not in "3478":
                 continue
-            if record in "78":
-                continue  # modifiers
-            if record == "4" and code in concepts:
-                concepts[code].display = f"{concepts[code].display} {long}".strip()
+            if record in "48":  # continuation of the description above
+                if code in concepts:
+                    concepts[code].display = f"{concepts[code].display} {long}".strip()
                 continue
-            concept = Concept(code, long or short, None, True)
-            if short:
-                concept.properties = {"designations": {"short": short}}
+            if record == "7":
+                # A modifier record (the code in columns 4-5): a non-billable concept.
+                code = line[3:5].strip().upper() or code
+                concept = Concept(code, long or short, None, False)
+                concept.properties = {"kind": "modifier"}
+            else:
+                concept = Concept(code, long or short, None, True)
+                props: dict[str, Any] = {}
+                if short:
+                    props["designations"] = {"short": short}
+                pricing = line[119:121].strip() if len(line) > 121 else ""
+                if pricing:
+                    props["pricing"] = pricing
+                concept.properties = props or None
+            if len(line) >= 292:
+                # Columns 269-276 code added, 285-292 termination (277-284, the action
+                # effective date, dates the latest change, e.g. a new descriptor).
+                concept.valid_from = _date(line[268:276])
+                concept.valid_to = _date(line[284:292])
             concepts[code] = concept
     if not concepts:
         raise ValueError("no HCPCS records found")

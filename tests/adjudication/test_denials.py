@@ -83,11 +83,14 @@ async def test_invalid_code_on_date_of_service(
     assert "99999" in text
 
 
-async def test_code_missing_from_a_shipped_subset_is_not_denied(repo: Repository) -> None:
-    """Billable ships part of CPT: an unknown code may be real; it is paid and noted."""
+async def test_a_preventive_visit_medicare_does_not_cover_is_a_plan_benefit(
+    repo: Repository,
+) -> None:
+    """99385 has PFS status N and an MUE of 0 (Medicare does not pay it), but preventive
+    care is a benefit of the plan: paid, not denied 96 or 151. (Was: a code missing from
+    the shipped CPT subset; CPT validity now comes from the complete RVU26C code list.)"""
     response = await submit(repo, claim(line("99385", 200)))
     assert denial(response, 1) is None
-    assert any("not in the loaded CPT subset" in n["text"] for n in response["processNote"])
 
 
 async def test_non_billing_code_lacks_information(repo: Repository) -> None:

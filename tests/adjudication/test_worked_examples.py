@@ -182,7 +182,8 @@ async def test_docs_worked_example_on_the_default_plan(
     repo: Repository, config: AdjudicationConfig
 ) -> None:
     """docs/adjudication.md's example: no InsurancePlan, so the shipped default plan; no
-    contracted rates, so the fee schedule (99213: 89.18 nationally) or 80 % of charge."""
+    contracted rates, so the fee schedule (99213: 95.19 nationally in RVU26C; it was 89.18
+    with the illustrative RVUs) or 80 % of charge."""
     config.rates = RateTable()
     plain = coverage()
     del plain["class"]
@@ -192,16 +193,16 @@ async def test_docs_worked_example_on_the_default_plan(
         claim(line("99213", 150), line("80053", 300), line("80048", 100), diagnoses=("E11.9",)),
     )
     visit, panel, basic = (line_amounts(response, n) for n in (1, 2, 3))
-    assert (visit["eligible"], visit["copay"], visit["benefit"]) == (89.18, 25, 64.18)
+    assert (visit["eligible"], visit["copay"], visit["benefit"]) == (95.19, 25, 70.19)
     assert (panel["eligible"], panel["deductible"], panel["benefit"]) == (240, 240, 0)
     assert basic["eligible"] == 0 and basic["noncovered"] == 100
     totals = amounts(response["total"])
     assert (totals["submitted"], totals["eligible"], totals["paidbypatient"]) == (
         550,
-        329.18,
+        335.19,
         265,
     )
-    assert totals["benefit"] == 64.18
+    assert totals["benefit"] == 70.19
 
 
 def test_contracted_rates_load_from_csv(tmp_path: Path) -> None:

@@ -66,6 +66,10 @@ def test_clients_may_still_keep_their_own_value_sets(client: TestClient):
 def test_capability_statement_lists_the_terminology_operations(client: TestClient):
     cs = client.get("/fhir/metadata").json()
     resources = {r["type"]: r for r in cs["rest"][0]["resource"]}
-    assert {o["name"] for o in resources["CodeSystem"]["operation"]} == {"lookup", "validate-code"}
+    assert {o["name"] for o in resources["CodeSystem"]["operation"]} == {
+        "lookup",
+        "validate-code",
+        "versions",
+    }
     assert {o["name"] for o in resources["ConceptMap"]["operation"]} == {"translate"}
     assert "create" in {i["code"] for i in resources["ValueSet"]["interaction"]}

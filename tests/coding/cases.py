@@ -482,8 +482,11 @@ CASES: list[Case] = [
         conditions=[cond("asthma", "J45.909")],
         procedures=[proc(f"spiro{i}", "94010") for i in range(3)],
         dx=["J45.909"],
-        lines=[("99213", (), 1, (1,)), ("94010", (), 1, (1,))],
-        edits={"mue-capped"},
+        # Corrected (issue 14): the illustrative MUE capped 94010 per line; the CMS MUE
+        # table (2026Q2) gives 94010 an MUE of 1 with MAI 3, a clinical date-of-service
+        # limit: the units stay and the claim is flagged for review, not capped.
+        lines=[("99213", (), 1, (1,)), ("94010", (), 3, (1,))],
+        edits={"mue-dos-clinical"},
     ),
     Case(
         "ncci_indicator_0_removes_column_2",
@@ -498,10 +501,19 @@ CASES: list[Case] = [
         conditions=[cond("bleed", "K92.1")],
         procedures=[proc("colo", "45380"), proc("colo2", "45378")],
         dx=["K92.1"],
-        lines=[("99213", ("25",), 1, (1,)), ("45380", (), 1, (1,)), ("45378", (), 1, (1,))],
+        # Corrected (issue 14): an NCCI indicator-1 pair without a modifier now holds the
+        # claim (draft + review Task), and RVU26C gives 45378 multiple-procedure indicator 2:
+        # as the lower-priced second procedure it carries 51.
+        lines=[
+            ("99213", ("25",), 1, (1,)),
+            ("45380", (), 1, (1,)),
+            ("45378", ("51",), 1, (1,)),
+        ],
+        status="draft",
         edits={"ncci-review"},
     ),
     Case(
+        # (RVU26C gives 12001 a 0-day global, not 10: it is a minor procedure either way.)
         "minor_procedure_10_day_global_25",
         conditions=[cond("cut", "S61.412A")],
         procedures=[proc("rep", "12001")],
@@ -523,11 +535,14 @@ CASES: list[Case] = [
             proc("b", "94010", site="bilateral lungs"),
         ],
         dx=["S61.412A", "J45.909"],
+        # Corrected (issue 14): RVU26C gives 94010 bilateral indicator 0 (no bilateral
+        # adjustment), so 50 is not reported: removed, with a warning.
         lines=[
             ("99213", (), 1, (1, 2)),
             ("93000", ("LT",), 1, (1, 2)),
-            ("94010", ("50",), 1, (2, 1)),
+            ("94010", (), 1, (2, 1)),
         ],
+        edits={"bilateral-not-allowed"},
     ),
     Case(
         "medical_necessity_flagged",

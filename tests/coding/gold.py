@@ -177,6 +177,9 @@ def mismatches(case: Case, claim: dict[str, Any], outcome: dict[str, Any]) -> li
         refs = [i["coverage"].get("reference") for i in claim["insurance"]]
         want = [f"Coverage/{slug(case)}-{c}" for c in case.insurance] or [None]
         expect("insurance", refs, want)
+    prices = getattr(case, "prices", None)  # cases_cms.CmsCase: unit prices per line
+    if prices is not None:
+        expect("unit prices", [i["unitPrice"]["value"] for i in claim.get("item", [])], prices)
     pcs = [p["procedureCodeableConcept"]["coding"][0]["code"] for p in claim.get("procedure", [])]
     expect("ICD-10-PCS", pcs, case.pcs)
     return out

@@ -17,10 +17,13 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.config import Settings
-from tests.coding.cases import CASES, HTN, Case, cond
+from tests.coding.cases import CASES as BASE_CASES
+from tests.coding.cases import HTN, Case, cond
+from tests.coding.cases_cms import CASES_CMS
 from tests.coding.gold import mismatches, resources, slug
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
+CASES = BASE_CASES + CASES_CMS
 IDENT = "https://billable.dev/fhir/claim-for-encounter"
 
 

@@ -115,8 +115,8 @@ def test_age_and_sex_conflicts_are_reported(service: TerminologyService) -> None
 def test_dates_after_the_newest_release_are_answered_with_a_warning(
     service: TerminologyService,
 ) -> None:
-    found = service.lookup("icd10cm", "E11.9", date(2026, 11, 2))
-    assert found.meta.version == "2026"
+    found = service.lookup("icd10cm", "E11.9", date(2027, 11, 2))
+    assert found.meta.version == "2027"
     assert found.warnings and "Load the newer release" in found.warnings[0]
 
 

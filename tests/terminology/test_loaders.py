@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from terminology import systems
-from terminology.loaders import billing, icd10cm, other_systems, snomed
+from terminology.loaders import billing, cms_mpfs, icd10cm, ncci, other_systems, snomed
 
 from .conftest import FIXTURES
 
@@ -54,9 +54,12 @@ def test_hcpcs_quarterly_csv_keeps_add_and_termination_dates() -> None:
     assert cs.concepts["G0444"].display == "Annual depression screening, 5 to 15 minutes"
 
 
-def test_hcpcs_fixed_width_file_joins_continuations_and_skips_modifiers() -> None:
+def test_hcpcs_fixed_width_file_joins_continuations_and_keeps_modifiers_apart() -> None:
     cs = other_systems.load_hcpcs(FIXTURES / "hcpcs-anweb-excerpt.txt", "2026Q1", date(2026, 1, 1))
-    assert set(cs.concepts) == {"G0008", "G0444", "J1644"}
+    assert {c for c, x in cs.concepts.items() if x.billable} == {"G0008", "G0444", "J1644"}
+    # a modifier is kept, but as a non-billable concept: it never validates as a line code
+    assert not cs.concepts["GA"].billable
+    assert cs.concepts["GA"].properties == {"kind": "modifier"}
     assert cs.concepts["J1644"].display.endswith("(continuation line for the test)")
     props = cs.concepts["G0444"].properties or {}
     assert props["designations"]["short"] == "Depression screen annual"
@@ -108,20 +111,20 @@ def test_ncci_ptp_text_file() -> None:
 
 
 def test_mue_file() -> None:
-    data = billing.load_mue(FIXTURES / "mue-excerpt.csv", "2026Q1", date(2026, 1, 1))
+    data = ncci.load_mue(FIXTURES / "mue-excerpt.csv", "2026Q1", date(2026, 1, 1))
     assert data["mues"][0][:3] == ["36415", 2, "3"]
 
 
 def test_pprrvu_file_never_keeps_descriptors() -> None:
-    data = billing.load_rvu(FIXTURES / "pprrvu-excerpt.csv", "2027A")
+    data = cms_mpfs.load_rvu(FIXTURES / "pprrvu-excerpt.csv", "2027A")
     assert data["conversion_factor"] == 30.0
     assert data["rvus"][1][:8] == ["93000", "26", "A", 0.17, 0.06, 0.06, 0.01, "XXX"]
     assert data["meta"]["effective_from"] == "2027-01-01"
 
 
 def test_gpci_file() -> None:
-    data = billing.load_gpci(FIXTURES / "gpci-excerpt.csv", "2027")
-    assert data["gpcis"] == [
+    data = cms_mpfs.load_gpci(FIXTURES / "gpci-excerpt.csv", "2027")
+    assert [row[:5] for row in data["gpcis"]] == [
         ["01112-05", "SAN FRANCISCO", 1.1, 1.5, 0.6],
         ["10112-00", "ALABAMA", 1.0, 0.9, 0.5],
     ]

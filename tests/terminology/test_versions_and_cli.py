@@ -131,4 +131,5 @@ def test_list_shows_shipped_and_loaded_versions(
     capsys.readouterr()
     assert cli.main(["list", "--data-dir", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
-    assert "icd-10-cm  version 2026" in out and "version 2027Q1" in out
+    assert "icd-10-cm  release 2026  in force 2025-10-01 to 2026-09-30" in out
+    assert "release 2027Q1" in out and "rows 2" in out
