@@ -29,6 +29,7 @@ from terminology.model import (
     PtpEdit,
     Rvu,
 )
+from terminology.systems import canonical
 
 FORMAT = "billable-terminology/1"
 SHIPPED_DIR = Path(__file__).parent / "data"
@@ -165,8 +166,8 @@ def conceptmap_from_json(data: dict[str, Any]) -> ConceptMapVersion:
     }
     return ConceptMapVersion(
         meta=Meta.from_json(data["meta"]),
-        source_system=data["source"],
-        target_system=data["target"],
+        source_system=canonical(data["source"]),
+        target_system=canonical(data["target"]),
         entries=entries,
         source_displays=data.get("source_displays") or {},
     )

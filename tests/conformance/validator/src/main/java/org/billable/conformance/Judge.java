@@ -73,7 +73,8 @@ public final class Judge {
 
     long started = System.nanoTime();
     FhirContext ctx = FhirContext.forR4Cached();
-    FhirValidator validator = buildValidator(ctx, ig);
+    ValidationSupportChain support = buildSupport(ctx, ig);
+    FhirValidator validator = buildValidator(ctx, support);
     IParser parser = ctx.newJsonParser();
     long ready = System.nanoTime();
 
@@ -91,14 +92,18 @@ public final class Judge {
       String text = Files.readString(root.resolve(rel), StandardCharsets.UTF_8);
       ValidationOptions options = new ValidationOptions();
       for (JsonNode profile : entry.path("profiles")) {
+        requireProfile(support, profile.asText());
         options.addProfile(profile.asText());
       }
       IBaseResource resource = parser.parseResource(text);
+      long fileStart = System.nanoTime();
       ValidationResult result = validator.validateWithResult(resource, options);
+      double seconds = (System.nanoTime() - fileStart) / 1e9;
       total++;
       ObjectNode out = files.addObject();
       out.put("path", rel);
       out.put("resourceType", resource.fhirType());
+      out.put("seconds", seconds);
       ArrayNode issues = out.putArray("issues");
       int fileErrors = 0;
       for (SingleValidationMessage m : result.getMessages()) {
@@ -173,8 +178,39 @@ public final class Judge {
     return false;
   }
 
+  /**
+   * A profile the manifest names must be known, at the version named: otherwise the run
+   * would pass without having checked it.
+   */
+  static void requireProfile(IValidationSupport support, String canonical) {
+    String[] parts = canonical.split("\\|", 2);
+    IBaseResource sd = support.fetchStructureDefinition(parts[0]);
+    if (sd == null) {
+      System.err.println("judge: unknown profile " + canonical);
+      System.exit(2);
+    }
+    if (parts.length == 2) {
+      String version = ((org.hl7.fhir.r4.model.StructureDefinition) sd).getVersion();
+      if (!parts[1].equals(version)) {
+        System.err.println("judge: profile " + canonical + " is loaded at version " + version);
+        System.exit(2);
+      }
+    }
+  }
+
+  /** The validator on the support chain; profiles that cannot be found are errors. */
+  static FhirValidator buildValidator(FhirContext ctx, IValidationSupport chain) {
+    FhirInstanceValidator module = new FhirInstanceValidator(chain);
+    // Profiles a resource merely claims (Synthea's US Core ones, in searchsets) are not
+    // obtainable here; the manifest's own profiles are checked by requireProfile.
+    module.setErrorForUnknownProfiles(false);
+    // Billable's own extensions (audit hash chain...) have no published definitions.
+    module.setAnyExtensionsAllowed(true);
+    return ctx.newValidator().registerValidatorModule(module);
+  }
+
   /** Core R4 definitions, the IG folder, in-memory terminology; unknown systems warn. */
-  static FhirValidator buildValidator(FhirContext ctx, Path ig) throws IOException {
+  static ValidationSupportChain buildSupport(FhirContext ctx, Path ig) throws IOException {
     PrePopulatedValidationSupport carin = new PrePopulatedValidationSupport(ctx);
     IParser parser = ctx.newJsonParser();
     int loaded = 0;
@@ -191,17 +227,12 @@ public final class Judge {
     UnknownCodeSystemWarningValidationSupport unknown =
         new UnknownCodeSystemWarningValidationSupport(ctx);
     unknown.setNonExistentCodeSystemSeverity(IValidationSupport.IssueSeverity.WARNING);
-    ValidationSupportChain chain =
-        new ValidationSupportChain(
+    return new ValidationSupportChain(
             new DefaultProfileValidationSupport(ctx),
             carin,
             new CommonCodeSystemsTerminologyService(ctx),
             new InMemoryTerminologyServerValidationSupport(ctx),
             new SnapshotGeneratingValidationSupport(ctx),
             unknown);
-    FhirInstanceValidator module = new FhirInstanceValidator(chain);
-    module.setErrorForUnknownProfiles(true);
-    module.setAnyExtensionsAllowed(true);
-    return ctx.newValidator().registerValidatorModule(module);
   }
 }
