@@ -23,6 +23,7 @@ import orjson
 
 from server.errors import FhirError, Issue
 from server.instants import format_micros
+from server.merge_patch import MergePatch
 from server.search.conditional import parse_conditional_search
 from server.search.extract import extract_index_values, extract_tokens
 from server.spec.resources import is_resource_type
@@ -418,15 +419,22 @@ class Repository:
         rid: str,
         operations: Any,
         if_match: str | None = None,
+        merge: bool = False,
     ) -> WriteOutcome:
-        """JSON Patch (RFC 6902) applied to the current version."""
+        """JSON Patch (RFC 6902), or with ``merge`` a JSON Merge Patch (RFC 7386, see
+        ``server.merge_patch``), applied to the current version."""
         self.policy.authorize(ctx, "patch", resource_type)
-        if not isinstance(operations, list):
+        if merge:
+            if not isinstance(operations, dict):
+                raise FhirError.of(400, "structure", "A JSON Merge Patch must be a JSON object")
+            patch: Any = MergePatch(operations)
+        elif not isinstance(operations, list):
             raise FhirError.of(400, "structure", "A JSON Patch document must be a JSON array")
-        try:
-            patch = jsonpatch.JsonPatch(operations)
-        except (jsonpatch.JsonPatchException, TypeError, KeyError) as exc:
-            raise FhirError.of(400, "structure", f"Invalid JSON Patch: {exc}") from exc
+        else:
+            try:
+                patch = jsonpatch.JsonPatch(operations)
+            except (jsonpatch.JsonPatchException, TypeError, KeyError) as exc:
+                raise FhirError.of(400, "structure", f"Invalid JSON Patch: {exc}") from exc
 
         def apply(current: StoredVersion | None) -> dict[str, Any]:
             if current is None or current.deleted or current.body is None:

@@ -32,6 +32,50 @@ EVENT_TYPE = "AuditEvent"
 GENESIS = "0" * 64
 PREVIOUS_HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-previous-hash"
 HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-hash"
+RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
+# What is no FHIR interaction (the OAuth endpoints, an unrecognised request): Billable's
+# own codes, published in its terminology catalog.
+AUDIT_SUBTYPE = "https://billable.dev/fhir/CodeSystem/audit-subtype"
+AUDIT_SUBTYPES = {
+    "oauth-authorize": "OAuth authorization endpoint",
+    "oauth-login": "OAuth sign-in form",
+    "oauth-pick": "OAuth patient picker",
+    "oauth-token": "OAuth token endpoint",
+    "oauth-revoke": "OAuth token revocation endpoint",
+    "oauth-introspect": "OAuth token introspection endpoint",
+    "oauth-jwks": "OAuth signing keys (JWKS)",
+    "oauth-openid-configuration": "OpenID Connect discovery document",
+    "other": "Another request",
+}
+# R4 4.0.1 CodeSystem restful-interaction.
+R4_INTERACTIONS = frozenset(
+    {
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "delete",
+        "history",
+        "history-instance",
+        "history-type",
+        "history-system",
+        "create",
+        "search",
+        "search-type",
+        "search-system",
+        "capabilities",
+        "transaction",
+        "batch",
+        "operation",
+    }
+)
+
+
+def _subtype(interaction: str) -> dict[str, str]:
+    if interaction in R4_INTERACTIONS:
+        return {"system": RESTFUL_INTERACTION, "code": interaction}
+    code = interaction if interaction in AUDIT_SUBTYPES else "other"
+    return {"system": AUDIT_SUBTYPE, "code": code, "display": AUDIT_SUBTYPES[code]}
 
 
 def event_id(seq: int) -> str:
@@ -100,9 +144,7 @@ def build_event(record: AuditRecord, recorded: str) -> dict[str, Any]:
             "code": "rest",
             "display": "RESTful Operation",
         },
-        "subtype": [
-            {"system": "http://hl7.org/fhir/restful-interaction", "code": record.interaction}
-        ],
+        "subtype": [_subtype(record.interaction)],
         "action": record.action,
         "recorded": recorded,
         "outcome": outcome,

@@ -286,6 +286,7 @@ def _searches(api: _Api, corpus: Corpus, patients: list[str]) -> None:
     corpus.add(api.get("Condition", _summary="count"))
     corpus.add(api.get("Claim", _elements="status,patient", _count="2"))
     corpus.add(api.get("Patient", _summary="true"))
+    corpus.add(api.get("Task", _summary="true", _count="3"))  # contained outcomes
     corpus.add(api.get("Patient/_history", _count="3"))
 
 
