@@ -23,6 +23,7 @@ import orjson
 
 from server.instants import format_micros
 from server.storage.port import Store, VersionConflict, Write
+from terminology.billable_systems import AUDIT_SUBTYPE, AUDIT_SUBTYPES
 
 log = logging.getLogger("billable.audit")
 
@@ -33,20 +34,8 @@ GENESIS = "0" * 64
 PREVIOUS_HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-previous-hash"
 HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-hash"
 RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
-# What is no FHIR interaction (the OAuth endpoints, an unrecognised request): Billable's
-# own codes, published in its terminology catalog.
-AUDIT_SUBTYPE = "https://billable.dev/fhir/CodeSystem/audit-subtype"
-AUDIT_SUBTYPES = {
-    "oauth-authorize": "OAuth authorization endpoint",
-    "oauth-login": "OAuth sign-in form",
-    "oauth-pick": "OAuth patient picker",
-    "oauth-token": "OAuth token endpoint",
-    "oauth-revoke": "OAuth token revocation endpoint",
-    "oauth-introspect": "OAuth token introspection endpoint",
-    "oauth-jwks": "OAuth signing keys (JWKS)",
-    "oauth-openid-configuration": "OpenID Connect discovery document",
-    "other": "Another request",
-}
+# What is no FHIR interaction (the OAuth endpoints, an unrecognised request) is coded in
+# Billable's own audit-subtype code system, published in the terminology catalog.
 # R4 4.0.1 CodeSystem restful-interaction.
 R4_INTERACTIONS = frozenset(
     {

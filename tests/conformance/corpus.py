@@ -62,11 +62,18 @@ class Corpus:
     root: Path
     label: str
     files: list[tuple[str, list[str]]] = field(default_factory=list)
+    # Catalog code systems the judge loads as terminology (whole concept lists only).
+    terminology: set[str] = field(default_factory=set)
     eob_kinds: dict[str, int] = field(default_factory=dict)
     # Every concept code of each catalog CodeSystem read in full (the judge sees a prefix).
     concept_codes: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, resource: dict[str, Any], profiles: list[str] | None = None) -> None:
+    def add(
+        self,
+        resource: dict[str, Any],
+        profiles: list[str] | None = None,
+        terminology: bool = False,
+    ) -> None:
         rtype = resource["resourceType"]
         rid = resource.get("id") or uuid.uuid4().hex
         rel = Path(self.label) / rtype / f"{rid}.json"
@@ -74,6 +81,8 @@ class Corpus:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(orjson.dumps(resource, option=orjson.OPT_INDENT_2))
         self.files.append((rel.as_posix(), list(profiles or [])))
+        if terminology:
+            self.terminology.add(rel.as_posix())
 
     def count(self, rtype: str) -> int:
         return sum(1 for rel, _ in self.files if rel.split("/")[1] == rtype)
@@ -86,7 +95,9 @@ class Corpus:
 
 def manifest(corpora: list[Corpus]) -> list[dict[str, Any]]:
     return [
-        {"path": rel, "profiles": profiles} for corpus in corpora for rel, profiles in corpus.files
+        {"path": rel, "profiles": profiles, "terminology": rel in corpus.terminology}
+        for corpus in corpora
+        for rel, profiles in corpus.files
     ]
 
 
@@ -312,9 +323,14 @@ def _sampled(codesystem: dict[str, Any]) -> dict[str, Any]:
 
 
 def _catalog(api: _Api, corpus: Corpus) -> None:
+    loaded: set[tuple[str, str]] = set()
     for rtype in ("CodeSystem", "ValueSet", "ConceptMap"):
         for resource in api.all(rtype):
-            corpus.add(resource)
+            key = (str(resource.get("url")), str(resource.get("version")))
+            whole = rtype == "CodeSystem" and bool(resource.get("concept")) and key not in loaded
+            if whole:
+                loaded.add(key)
+            corpus.add(resource, terminology=whole)
             if rtype in ("CodeSystem", "ConceptMap") and resource.get("content") != "complete":
                 # the published summary; the full content is served inline
                 full = api.get(f"{rtype}/{resource['id']}", _summary="false")

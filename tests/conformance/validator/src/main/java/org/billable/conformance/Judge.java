@@ -38,8 +38,10 @@ import org.hl7.fhir.instance.model.api.IBaseResource;
  * that Billable produced.
  *
  * <p>Usage: {@code Judge <ig-folder> <manifest.json> <report.json>}. The manifest is a JSON
- * array of {@code {"path": "...", "profiles": ["canonical|version", ...]}}, paths relative
- * to the manifest's folder. One JVM validates the whole corpus: start-up (loading and
+ * array of {@code {"path": "...", "profiles": ["canonical|version", ...], "terminology":
+ * true}}, paths relative to the manifest's folder; entries marked {@code terminology} (the
+ * code systems of Billable's own catalog) are also loaded as terminology before anything
+ * is validated, so that codes of those systems are checked rather than reported unknown. One JVM validates the whole corpus: start-up (loading and
  * indexing the core definitions) is paid once. Exit status: 0 when no file has an error,
  * 1 when one has, 2 when the judge itself could not run.
  *
@@ -73,13 +75,22 @@ public final class Judge {
 
     long started = System.nanoTime();
     FhirContext ctx = FhirContext.forR4Cached();
-    ValidationSupportChain support = buildSupport(ctx, ig);
+    PrePopulatedValidationSupport billable = new PrePopulatedValidationSupport(ctx);
+    ValidationSupportChain support = buildSupport(ctx, ig, billable);
     FhirValidator validator = buildValidator(ctx, support);
     IParser parser = ctx.newJsonParser();
     long ready = System.nanoTime();
 
     JsonNode entries = JSON.readTree(manifest.toFile());
     Path root = manifest.toAbsolutePath().getParent();
+    int catalog = 0;
+    for (JsonNode entry : entries) {
+      if (entry.path("terminology").asBoolean(false)) {
+        String text = Files.readString(root.resolve(entry.get("path").asText()));
+        billable.addResource(parser.parseResource(text));
+        catalog++;
+      }
+    }
     ObjectNode report = JSON.createObjectNode();
     ArrayNode files = report.putArray("files");
     Map<String, Integer> errorsByType = new TreeMap<>();
@@ -137,6 +148,7 @@ public final class Judge {
     long done = System.nanoTime();
     ObjectNode summary = report.putObject("summary");
     summary.put("files", total);
+    summary.put("catalogCodeSystemsLoaded", catalog);
     summary.put("errors", errors);
     summary.put("warnings", warnings);
     summary.put("unknownCodeSystemWarnings", unknownSystem);
@@ -210,7 +222,8 @@ public final class Judge {
   }
 
   /** Core R4 definitions, the IG folder, in-memory terminology; unknown systems warn. */
-  static ValidationSupportChain buildSupport(FhirContext ctx, Path ig) throws IOException {
+  static ValidationSupportChain buildSupport(
+      FhirContext ctx, Path ig, PrePopulatedValidationSupport billable) throws IOException {
     PrePopulatedValidationSupport carin = new PrePopulatedValidationSupport(ctx);
     IParser parser = ctx.newJsonParser();
     int loaded = 0;
@@ -230,6 +243,7 @@ public final class Judge {
     return new ValidationSupportChain(
             new DefaultProfileValidationSupport(ctx),
             carin,
+            billable,
             new CommonCodeSystemsTerminologyService(ctx),
             new InMemoryTerminologyServerValidationSupport(ctx),
             new SnapshotGeneratingValidationSupport(ctx),
