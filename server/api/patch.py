@@ -6,8 +6,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.api.context import known_type, repository_of, request_context, settings_of
-from server.api.negotiation import JSON_PATCH, read_body, require_content_type
+from server.api.negotiation import (
+    FHIR_JSON,
+    JSON_PATCH,
+    PLAIN_JSON,
+    read_body,
+    require_content_type,
+)
 from server.api.responses import write_response
+from server.errors import FhirError
 from server.merge_patch import MERGE_PATCH
 from server.validation import parse_json
 
@@ -18,9 +25,20 @@ CAPABILITY = {"type": ("patch",)}
 @router.patch("/{resource_type}/{rid}")
 async def patch(request: Request, resource_type: str, rid: str) -> Response:
     known_type(resource_type)
-    require_content_type(request, (JSON_PATCH, MERGE_PATCH))
+    require_content_type(request, (JSON_PATCH, MERGE_PATCH, PLAIN_JSON, FHIR_JSON))
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     operations = parse_json(await read_body(request, settings_of(request).max_body_bytes))
+    if media in (PLAIN_JSON, FHIR_JSON):
+        # fhirpy (and other JSON clients) PATCH a partial resource as plain JSON: an object is
+        # a merge patch, an array JSON Patch; FHIRPath Patch (Parameters) is not supported.
+        if isinstance(operations, dict) and operations.get("resourceType") == "Parameters":
+            if resource_type != "Parameters":
+                raise FhirError.of(
+                    415,
+                    "not-supported",
+                    "FHIRPath Patch is not supported: send JSON Patch or JSON Merge Patch",
+                )
+        media = MERGE_PATCH if isinstance(operations, dict) else JSON_PATCH
     ctx = request_context(request)
     outcome = await repository_of(request).patch(
         ctx,

@@ -18,10 +18,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.regex.Pattern;
 import org.hl7.fhir.common.hapi.validation.support.CommonCodeSystemsTerminologyService;
 import org.hl7.fhir.common.hapi.validation.support.InMemoryTerminologyServerValidationSupport;
@@ -42,7 +46,7 @@ import org.hl7.fhir.instance.model.api.IBaseResource;
  * true}}, paths relative to the manifest's folder; entries marked {@code terminology} (the
  * code systems of Billable's own catalog) are also loaded as terminology before anything
  * is validated, so that codes of those systems are checked rather than reported unknown. One JVM validates the whole corpus: start-up (loading and
- * indexing the core definitions) is paid once. Exit status: 0 when no file has an error,
+ * indexing the core definitions) is paid once, and files are validated on every core. Exit status: 0 when no file has an error,
  * 1 when one has, 2 when the judge itself could not run.
  *
  * <p>Only one kind of problem is tolerated: a code from a code system this validator has no
@@ -98,26 +102,30 @@ public final class Judge {
     int errors = 0;
     int warnings = 0;
     int unknownSystem = 0;
-    for (JsonNode entry : entries) {
-      String rel = entry.get("path").asText();
-      String text = Files.readString(root.resolve(rel), StandardCharsets.UTF_8);
-      ValidationOptions options = new ValidationOptions();
+    // Validate in parallel (the validator is thread-safe); report in manifest order.
+    List<JsonNode> list = new ArrayList<>();
+    entries.forEach(list::add);
+    for (JsonNode entry : list) {
       for (JsonNode profile : entry.path("profiles")) {
         requireProfile(support, profile.asText());
-        options.addProfile(profile.asText());
       }
-      IBaseResource resource = parser.parseResource(text);
-      long fileStart = System.nanoTime();
-      ValidationResult result = validator.validateWithResult(resource, options);
-      double seconds = (System.nanoTime() - fileStart) / 1e9;
+    }
+    int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
+    ExecutorService pool = Executors.newFixedThreadPool(threads);
+    List<Future<Judged>> futures = new ArrayList<>();
+    for (JsonNode entry : list) {
+      futures.add(pool.submit(() -> judge(validator, ctx, root, entry)));
+    }
+    for (Future<Judged> future : futures) {
+      Judged j = future.get();
       total++;
       ObjectNode out = files.addObject();
-      out.put("path", rel);
-      out.put("resourceType", resource.fhirType());
-      out.put("seconds", seconds);
+      out.put("path", j.path);
+      out.put("resourceType", j.resourceType);
+      out.put("seconds", j.seconds);
       ArrayNode issues = out.putArray("issues");
       int fileErrors = 0;
-      for (SingleValidationMessage m : result.getMessages()) {
+      for (SingleValidationMessage m : j.messages) {
         String severity = severityOf(m);
         if (severity.equals("information")) {
           continue;
@@ -142,9 +150,10 @@ public final class Judge {
       out.put("errors", fileErrors);
       errors += fileErrors;
       if (fileErrors > 0) {
-        errorsByType.merge(resource.fhirType(), fileErrors, Integer::sum);
+        errorsByType.merge(j.resourceType, fileErrors, Integer::sum);
       }
     }
+    pool.shutdown();
     long done = System.nanoTime();
     ObjectNode summary = report.putObject("summary");
     summary.put("files", total);
@@ -168,6 +177,25 @@ public final class Judge {
         (ready - started) / 1e9,
         (done - ready) / 1e9);
     System.exit(errors == 0 ? 0 : 1);
+  }
+
+  /** One file's verdict. */
+  private record Judged(
+      String path, String resourceType, double seconds, List<SingleValidationMessage> messages) {}
+
+  private static Judged judge(FhirValidator validator, FhirContext ctx, Path root, JsonNode entry)
+      throws IOException {
+    String rel = entry.get("path").asText();
+    String text = Files.readString(root.resolve(rel), StandardCharsets.UTF_8);
+    ValidationOptions options = new ValidationOptions();
+    for (JsonNode profile : entry.path("profiles")) {
+      options.addProfile(profile.asText());
+    }
+    IBaseResource resource = ctx.newJsonParser().parseResource(text);
+    long start = System.nanoTime();
+    ValidationResult result = validator.validateWithResult(resource, options);
+    double seconds = (System.nanoTime() - start) / 1e9;
+    return new Judged(rel, resource.fhirType(), seconds, result.getMessages());
   }
 
   private static String severityOf(SingleValidationMessage m) {
