@@ -101,13 +101,24 @@ def manifest(corpora: list[Corpus]) -> list[dict[str, Any]]:
     ]
 
 
+# What the coding engine reads of a patient's record (mappings.coding.service.gather); the
+# rest of Synthea's record (observations, reports, documents, immunizations...) produces
+# nothing and only slows the corpus down, the MongoDB leg most.
+CLINICAL = frozenset({"Patient", "Encounter", "Condition", "Procedure"})
+
+
 def _with_coverage(bundle: dict[str, Any]) -> dict[str, Any]:
-    """The patient bundle without Synthea's Claims/EOBs, with a Coverage on the default plan."""
+    """The patient bundle's clinical resources (without Synthea's Claims and EOBs), with a
+    Coverage on the default plan."""
+    dropped = {
+        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] not in CLINICAL
+    }
     entries = []
     for entry in bundle["entry"]:
         resource = entry["resource"]
-        if resource["resourceType"] in ("Claim", "ExplanationOfBenefit", "Provenance"):
-            continue  # Synthea's Provenance targets the dropped claims
+        if resource["resourceType"] not in CLINICAL:
+            continue
+        entry = {**entry, "resource": _without(resource, dropped)}
         entries.append(entry)
         if resource["resourceType"] == "Patient":
             entries.append(
@@ -125,6 +136,20 @@ def _with_coverage(bundle: dict[str, Any]) -> dict[str, Any]:
                 }
             )
     return {**bundle, "entry": entries}
+
+
+def _without(node: Any, dropped: set[str]) -> Any:
+    """``node`` without its references to ``dropped`` (and without what they leave empty)."""
+
+    def gone(value: Any) -> bool:
+        return isinstance(value, dict) and value.get("reference") in dropped
+
+    if isinstance(node, dict):
+        kept = {k: _without(v, dropped) for k, v in node.items() if not gone(v)}
+        return {k: v for k, v in kept.items() if v not in ([], {})}
+    if isinstance(node, list):
+        return [_without(v, dropped) for v in node if not gone(v)]
+    return node
 
 
 def _token(client: TestClient, scope: str) -> dict[str, str]:
@@ -379,6 +404,9 @@ def build_corpus(store_url: str, root: Path, label: str) -> Corpus:
     with served(store_url) as client:
         api = _Api(client, _token(client, "system/*.cruds system/AuditEvent.rs"))
         corpus.add(api.get("metadata"))
+        # The catalog is published at start-up in the background: let it finish first, so
+        # that the sample's transactions do not contend with it for the store.
+        wait_for_catalog(api)
         patients = _load_sample(api)
         _code_all(api)
         _make_institutional(api)
@@ -386,7 +414,6 @@ def build_corpus(store_url: str, root: Path, label: str) -> Corpus:
         _eligibility(api, corpus, patients)
         _searches(api, corpus, patients)
         _outcomes(api, corpus)
-        wait_for_catalog(api)
         _catalog(api, corpus)
         _audit(api, corpus)
     return corpus
