@@ -53,6 +53,7 @@ CODING_EDITS: dict[str, tuple[str, str]] = {
         "A manifestation code cannot be the first-listed diagnosis (ICD-10-CM I.A.13).",
     ),
     "no-diagnosis": ("No diagnosis", "The claim has no diagnosis to support its lines."),
+    "no-lines": ("No billable line", "The claim has no line to bill; code it by hand."),
     "missing-provider": ("No billing provider", "The Encounter names no billing provider."),
     "missing-patient-data": (
         "Patient data missing",

@@ -948,6 +948,15 @@ class _Coder:
             claim["procedure"] = pcs
         if items:
             claim["item"] = items
+        elif not any(p.severity == "error" for p in self.problems):
+            # A claim bills lines: with none and no error saying why (an institutional
+            # outpatient visit without procedures) it must not pass as clean.
+            self.problem(
+                "error",
+                "no-lines",
+                "The claim has no billable line: code the services by hand",
+                "Claim.item",
+            )
         claim["total"] = {"value": round(total, 2), **money}
         result = CodingResult(claim, self.problems, self.versions, self.tables.versions())
         claim["status"] = "active" if result.clean else "draft"

@@ -85,7 +85,7 @@ async def test_invalid_code_on_date_of_service(
 
 async def test_code_missing_from_a_shipped_subset_is_not_denied(repo: Repository) -> None:
     """Billable ships part of CPT: an unknown code may be real; it is paid and noted."""
-    response = await submit(repo, claim(line("99385", 200)))
+    response = await submit(repo, claim(line("99499", 200)))
     assert denial(response, 1) is None
     assert any("not in the loaded CPT subset" in n["text"] for n in response["processNote"])
 

@@ -205,14 +205,17 @@ class _Api:
             page = r.json()
 
 
-def _load_sample(api: _Api) -> list[str]:
-    """Post the reference bundles, then the patients; returns the patients' ids."""
+def _load_sample(api: _Api, patients_wanted: int | None) -> list[str]:
+    """Post the reference bundles, then the patients (the smallest ``patients_wanted``
+    records, or all); returns the patients' ids."""
     for name in REFERENCE:
         api.send("POST", "", (SYNTHEA / name).read_bytes())
     patients = []
-    for path in sorted(SYNTHEA.glob("*.json")):
-        if path.name in REFERENCE:
-            continue
+    records = sorted(
+        (p for p in SYNTHEA.glob("*.json") if p.name not in REFERENCE),
+        key=lambda p: p.stat().st_size,
+    )
+    for path in records[:patients_wanted]:
         answer = api.send("POST", "", _with_coverage(orjson.loads(path.read_bytes())))
         for entry in answer["entry"]:
             location = entry["response"]["location"]
@@ -226,10 +229,16 @@ def _make_institutional(api: _Api) -> None:
     hospital outpatient department (the two institutional claim kinds), and are coded again
     (the new claims replace the professional ones, which were not adjudicated yet)."""
     clean = [c for c in api.all("Claim", status="active") if c.get("diagnosis")]
-    encounters = [item["encounter"][0]["reference"] for c in clean for item in c["item"][:1]]
-    for reference, cls in zip(
-        encounters[-2:], (INPATIENT_CLASS, OUTPATIENT_HOSPITAL_CLASS), strict=False
-    ):
+    # A hospital outpatient claim bills procedures only (no E/M, no room and board): take a
+    # visit with a procedure for it, and another visit for the inpatient stay.
+    with_procedure = [c for c in clean if any(not _is_em(i) for i in c["item"])]
+    outpatient = with_procedure[-1] if with_procedure else clean[-1]
+    inpatient = next((c for c in reversed(clean) if c is not outpatient), outpatient)
+    chosen = [
+        (c["item"][0]["encounter"][0]["reference"], cls)
+        for c, cls in ((inpatient, INPATIENT_CLASS), (outpatient, OUTPATIENT_HOSPITAL_CLASS))
+    ]
+    for reference, cls in chosen:
         eid = reference.split("/")[-1]
         encounter = api.get(f"Encounter/{eid}")
         encounter.pop("meta", None)
@@ -255,6 +264,12 @@ def _make_institutional(api: _Api) -> None:
             }
         api.send("PUT", f"Encounter/{eid}", encounter)
         api.send("POST", f"Encounter/{eid}/$generate-claim", {})
+
+
+def _is_em(item: dict[str, Any]) -> bool:
+    """An E/M line (CPT 99202-99499), which a hospital outpatient claim does not bill."""
+    codes = [c.get("code", "") for c in item["productOrService"].get("coding", [])]
+    return any(code.startswith("99") and len(code) == 5 for code in codes)
 
 
 def _eob_kind(eob: dict[str, Any]) -> str:
@@ -399,7 +414,9 @@ def wait_for_catalog(api: _Api) -> None:
     raise AssertionError("the terminology catalog was not published within 120 s")
 
 
-def build_corpus(store_url: str, root: Path, label: str) -> Corpus:
+def build_corpus(
+    store_url: str, root: Path, label: str, patients_wanted: int | None = None
+) -> Corpus:
     corpus = Corpus(root, label)
     with served(store_url) as client:
         api = _Api(client, _token(client, "system/*.cruds system/AuditEvent.rs"))
@@ -407,7 +424,7 @@ def build_corpus(store_url: str, root: Path, label: str) -> Corpus:
         # The catalog is published at start-up in the background: let it finish first, so
         # that the sample's transactions do not contend with it for the store.
         wait_for_catalog(api)
-        patients = _load_sample(api)
+        patients = _load_sample(api, patients_wanted)
         _code_all(api)
         _make_institutional(api)
         _adjudicate(api, corpus)

@@ -99,6 +99,10 @@ ACCEPTED_WARNINGS = (
         r"The value set references CodeSystem '[^']*' which has status 'not-present'",
         "SNOMED CT is shipped as identifiers only",
     ),
+    (
+        r"Unable to expand ValueSet: cannot apply filters .* CodeSystem 'http://snomed\.info/sct'",
+        "SNOMED CT value sets of Synthea's input (reasonCode) need the full SNOMED CT",
+    ),
 )
 
 
