@@ -7,7 +7,6 @@ from fastapi.responses import Response
 
 from server.api.context import known_type, repository_of, request_context, settings_of
 from server.api.negotiation import (
-    FHIR_JSON,
     JSON_PATCH,
     PLAIN_JSON,
     read_body,
@@ -25,20 +24,20 @@ CAPABILITY = {"type": ("patch",)}
 @router.patch("/{resource_type}/{rid}")
 async def patch(request: Request, resource_type: str, rid: str) -> Response:
     known_type(resource_type)
-    require_content_type(request, (JSON_PATCH, MERGE_PATCH, PLAIN_JSON, FHIR_JSON))
+    require_content_type(request, (JSON_PATCH, MERGE_PATCH, PLAIN_JSON))
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     operations = parse_json(await read_body(request, settings_of(request).max_body_bytes))
-    if media in (PLAIN_JSON, FHIR_JSON):
-        # fhirpy (and other JSON clients) PATCH a partial resource as plain JSON: an object is
-        # a merge patch, an array JSON Patch; FHIRPath Patch (Parameters) is not supported.
-        if isinstance(operations, dict) and operations.get("resourceType") == "Parameters":
-            if resource_type != "Parameters":
-                raise FhirError.of(
-                    415,
-                    "not-supported",
-                    "FHIRPath Patch is not supported: send JSON Patch or JSON Merge Patch",
-                )
-        media = MERGE_PATCH if isinstance(operations, dict) else JSON_PATCH
+    if media == PLAIN_JSON:
+        # fhirpy (and other JSON clients) PATCH a partial resource as plain JSON: that is a
+        # merge patch. A JSON Patch document must say so with its own media type.
+        if not isinstance(operations, dict) or operations.get("resourceType") == "Parameters":
+            raise FhirError.of(
+                415,
+                "not-supported",
+                "PATCH with application/json takes a partial resource (a merge patch); send"
+                " JSON Patch as application/json-patch+json (FHIRPath Patch is not supported)",
+            )
+        media = MERGE_PATCH
     ctx = request_context(request)
     outcome = await repository_of(request).patch(
         ctx,
