@@ -9,8 +9,13 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 FERRETDB_VERSION := v1.24.2
 TOOLS_DIR ?= $(HOME)/.cache/billable/bin
 FERRETDB  := $(TOOLS_DIR)/ferretdb
+# The conformance judge (HAPI FHIR validator, Java 17 + Maven); Maven's downloads are cached
+# beside FerretDB so that a second build needs no network.
+MAVEN_REPO ?= $(HOME)/.cache/billable/m2
+JUDGE_DIR  := tests/conformance/validator
+JUDGE      := $(JUDGE_DIR)/target/billable-conformance-1.0.0.jar
 
-.PHONY: serve test lint typecheck unit ferretdb clean
+.PHONY: serve test lint typecheck unit ferretdb judge conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +50,21 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy server mappings terminology
 
 unit: $(STAMP) ferretdb
-	BILLABLE_FERRETDB_BIN=$(FERRETDB) $(PY) -m pytest -q
+	BILLABLE_FERRETDB_BIN=$(FERRETDB) $(PY) -m pytest -q -m "not conformance"
 
-test: lint typecheck unit
+$(JUDGE): $(JUDGE_DIR)/pom.xml $(wildcard $(JUDGE_DIR)/src/main/java/org/billable/conformance/*.java)
+	@command -v mvn >/dev/null || { echo "Maven (mvn) and Java 17 are needed for the judge"; exit 1; }
+	mvn -B -q -Dmaven.repo.local=$(MAVEN_REPO) -f $(JUDGE_DIR)/pom.xml package
+	touch $(JUDGE)
+
+judge: $(JUDGE)
+
+# The independent judge: HAPI FHIR's validator over everything Billable produces (both backends).
+conformance: $(STAMP) ferretdb judge
+	BILLABLE_REQUIRE_CONFORMANCE=1 BILLABLE_FERRETDB_BIN=$(FERRETDB) \
+	  $(PY) -m pytest -q -m conformance tests/conformance
+
+test: lint typecheck unit conformance
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

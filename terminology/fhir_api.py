@@ -508,7 +508,9 @@ def codesystem_resource(entry: Entry, inline: bool) -> dict[str, Any]:
     res["valueSet"] = f"{entry.meta.url}?fhir_vs"
     res["hierarchyMeaning"] = "is-a"
     res["caseSensitive"] = True
-    res["count"] = len(cs.concepts)
+    if cs.content != "fragment":
+        # count is the whole code system's size, which a shipped subset does not know
+        res["count"] = len(cs.concepts)
     res["property"] = [
         {"code": "billable", "type": "boolean"},
         {"code": "parent", "type": "code"},

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from terminology.systems import canonical
+
 
 @dataclass(frozen=True, slots=True)
 class Meta:
@@ -72,7 +74,7 @@ class Meta:
     def from_json(cls, data: dict[str, Any]) -> Meta:
         end = data.get("effective_to")
         return cls(
-            url=data["url"],
+            url=canonical(data["url"]),  # compiled files may name an alias (HCPCS over http)
             version=str(data["version"]),
             name=data.get("name", ""),
             title=data.get("title", data.get("name", "")),

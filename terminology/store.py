@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from terminology.catalog_supplement import SUPPLEMENT
 from terminology.model import (
     AddOn,
     CodeSystemVersion,
@@ -31,6 +32,7 @@ from terminology.model import (
     PtpEdit,
     Rvu,
 )
+from terminology.systems import canonical
 
 FORMAT = "billable-terminology/1"
 SHIPPED_DIR = Path(__file__).parent / "data"
@@ -108,11 +110,17 @@ def codesystem_from_json(data: dict[str, Any]) -> CodeSystemVersion:
                 if not parent.children:
                     parent.children = []
                 parent.children.append(concept.code)
+    meta = Meta.from_json(data["meta"])
+    content = data.get("content", "complete")
+    if content == "fragment":
+        # codes Billable's rule tables emit that the shipped subsets lack
+        for code, display in SUPPLEMENT.get(meta.url, {}).items():
+            concepts.setdefault(code, Concept(code=code, display=display))
     return CodeSystemVersion(
-        meta=Meta.from_json(data["meta"]),
+        meta=meta,
         concepts=concepts,
         notes=data.get("notes") or {},
-        content=data.get("content", "complete"),
+        content=content,
     )
 
 
@@ -144,7 +152,22 @@ def conceptmap_to_json(cm: ConceptMapVersion) -> dict[str, Any]:
     }
 
 
+def _same_target(a: MapTarget, b: MapTarget) -> bool:
+    """Rows that say the same thing (only their priority differs)."""
+    return (a.code, a.equivalence, a.map_group, a.rule, a.sex, a.age_min, a.age_max) == (
+        b.code,
+        b.equivalence,
+        b.map_group,
+        b.rule,
+        b.sex,
+        b.age_min,
+        b.age_max,
+    )
+
+
 def conceptmap_from_json(data: dict[str, Any]) -> ConceptMapVersion:
+    """A compiled map; a target repeated for one source (same group, rule and conditions,
+    another priority: the curated SNOMED CT -> ICD-10-CM file has some) is kept once."""
     grouped: dict[str, list[MapTarget]] = {}
     for r in data["entries"]:
         grouped.setdefault(r[0], []).append(
@@ -161,14 +184,17 @@ def conceptmap_from_json(data: dict[str, Any]) -> ConceptMapVersion:
                 advice=r[10],
             )
         )
-    entries = {
-        src: tuple(sorted(ts, key=lambda t: (t.map_group, t.map_priority)))
-        for src, ts in grouped.items()
-    }
+    entries: dict[str, tuple[MapTarget, ...]] = {}
+    for src, ts in grouped.items():
+        kept: list[MapTarget] = []
+        for t in sorted(ts, key=lambda t: (t.map_group, t.map_priority)):
+            if not any(_same_target(t, k) for k in kept):
+                kept.append(t)
+        entries[src] = tuple(kept)
     return ConceptMapVersion(
         meta=Meta.from_json(data["meta"]),
-        source_system=data["source"],
-        target_system=data["target"],
+        source_system=canonical(data["source"]),
+        target_system=canonical(data["target"]),
         entries=entries,
         source_displays=data.get("source_displays") or {},
     )

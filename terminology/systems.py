@@ -8,9 +8,11 @@ from __future__ import annotations
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD10PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
-# HL7 Terminology's active HCPCS Level II system (CodeSystem "hcpcs-Level-II"). Blue Button's
-# URI and THO's retired "HCPCS-all-codes" are accepted as aliases.
-HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+# HCPCS Level II as CARIN Blue Button STU2's value sets name it (AMACPTCMSHCPCSProcedureCodes,
+# AMACPTCMSHCPCSModifiers): the https form. HL7 Terminology's "hcpcs-Level-II" spells it with
+# http; that form, Blue Button's URI and THO's retired "HCPCS-all-codes" are aliases.
+HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+HCPCS_HTTP = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 HCPCS_BLUEBUTTON = "https://bluebutton.cms.gov/resources/codesystem/hcpcs"
 HCPCS_ALL_CODES = "http://terminology.hl7.org/CodeSystem/HCPCS-all-codes"
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -26,7 +28,7 @@ MAP_SNOMED_ICD10CM = f"{BILLABLE_BASE}/ConceptMap/snomed-to-icd10cm"
 MAP_SNOMED_CPT = f"{BILLABLE_BASE}/ConceptMap/snomed-to-cpt-hcpcs"
 MAP_SNOMED_PCS = f"{BILLABLE_BASE}/ConceptMap/snomed-to-icd10pcs"
 
-ALIASES = {HCPCS_BLUEBUTTON: HCPCS, HCPCS_ALL_CODES: HCPCS}
+ALIASES = {HCPCS_BLUEBUTTON: HCPCS, HCPCS_ALL_CODES: HCPCS, HCPCS_HTTP: HCPCS}
 
 # Short names accepted by the CLI and the Python API in place of the URI.
 SHORT_NAMES = {

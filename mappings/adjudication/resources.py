@@ -1,11 +1,17 @@
 """ClaimResponse and ExplanationOfBenefit built from an adjudication ``Decision``.
 
-The EOB follows the CARIN Consumer Directed Payer Data Exchange guide (Blue Button,
-STU 2) profile ``C4BB-ExplanationOfBenefit-Professional-NonClinician``: adjudication
-amounts use the HL7 adjudication codes and the C4BBAdjudication codes, the denial reason
-is its own slice (C4BBAdjudicationDiscriminator ``denialreason`` with the CARC), allowed
-units another (``allowedunits``), and the network status of the benefit a third
-(C4BBPayerAdjudicationStatus ``innetwork``/``outofnetwork``).
+The EOB follows the CARIN Consumer Directed Payer Data Exchange guide (Blue Button) STU2
+2.0.0, with the profile of its kind: ``C4BB-ExplanationOfBenefit-Professional-NonClinician``
+for professional claims, ``-Inpatient-Institutional`` / ``-Outpatient-Institutional`` for
+institutional ones (``meta.profile`` names the version, as STU2's invariants require).
+Adjudication amounts use the HL7 adjudication codes and the C4BBAdjudication codes; the
+other line adjudications are slices keyed on a C4BBAdjudicationDiscriminator category:
+``adjustmentreason`` (the denial's CARC), ``allowedunits`` and ``benefitpaymentstatus``
+(C4BBPayerAdjudicationStatus ``innetwork``/``outofnetwork``; on the lines of a
+professional EOB, in the header of an institutional one). The header's
+``billingnetworkstatus`` replaces STU1's ``billingnetworkcontractingstatus`` supporting
+info, and ``payment.type`` is the payer's claim payment status (paid, denied,
+partiallypaid). ``tests/conformance`` checks every kind with HAPI FHIR's validator.
 """
 
 from __future__ import annotations
@@ -24,14 +30,26 @@ C4BB_SUPPORTING_INFO = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBSupportin
 C4BB_IDENTIFIER_TYPE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBIdentifierType"
 CARC = "https://x12.org/codes/claim-adjustment-reason-codes"
 PAYMENT_TYPE = "http://terminology.hl7.org/CodeSystem/ex-paymenttype"
-PROFILE_PROFESSIONAL = (
-    "http://hl7.org/fhir/us/carin-bb/StructureDefinition/"
-    "C4BB-ExplanationOfBenefit-Professional-NonClinician"
+C4BB_DIAGNOSIS_TYPE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBClaimDiagnosisType"
+C4BB_PROCEDURE_TYPE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBClaimProcedureType"
+C4BB_INSTITUTIONAL_SUBTYPE = (
+    "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType"
 )
-PROFILE_INSTITUTIONAL = (
-    "http://hl7.org/fhir/us/carin-bb/StructureDefinition/"
-    "C4BB-ExplanationOfBenefit-Outpatient-Institutional"
-)
+HL7_DIAGNOSIS_TYPE = "http://terminology.hl7.org/CodeSystem/ex-diagnosistype"
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
+CARIN_VERSION = "2.0.0"
+_CARIN_SD = "http://hl7.org/fhir/us/carin-bb/StructureDefinition/"
+PROFILES = {
+    "professional": f"{_CARIN_SD}C4BB-ExplanationOfBenefit-Professional-NonClinician",
+    "inpatient": f"{_CARIN_SD}C4BB-ExplanationOfBenefit-Inpatient-Institutional",
+    "outpatient": f"{_CARIN_SD}C4BB-ExplanationOfBenefit-Outpatient-Institutional",
+}
+PROFILE_PROFESSIONAL = f"{PROFILES['professional']}|{CARIN_VERSION}"
+PROFILE_INPATIENT = f"{PROFILES['inpatient']}|{CARIN_VERSION}"
+PROFILE_OUTPATIENT = f"{PROFILES['outpatient']}|{CARIN_VERSION}"
+# Places of service (CMS POS) of an inpatient stay, when the Claim has no subType.
+INPATIENT_POS = {"21", "51", "61"}
 IDENTIFIER_SYSTEM = "https://billable.dev/fhir/sid/claim-response"
 
 # (field of LineResult, system, code, display), in the order a member reads them.
@@ -75,7 +93,22 @@ def _concept(system: str, code: str, display: str | None = None) -> dict[str, An
     return {"coding": [coding]}
 
 
-def _line_adjudications(line: LineResult, in_network: bool, carin: bool) -> list[dict[str, Any]]:
+def _network_status(in_network: bool) -> dict[str, Any]:
+    code = "innetwork" if in_network else "outofnetwork"
+    return _concept(C4BB_STATUS, code, "In Network" if in_network else "Out Of Network")
+
+
+def _status_slice(slice_code: str, display: str, in_network: bool) -> dict[str, Any]:
+    """A C4BBAdjudicationDiscriminator slice whose reason is the network status."""
+    return {
+        "category": _concept(C4BB_DISCRIMINATOR, slice_code, display),
+        "reason": _network_status(in_network),
+    }
+
+
+def _line_adjudications(
+    line: LineResult, in_network: bool, carin: bool, line_status: bool = True
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for attr, system, code, display in AMOUNTS:
         if not carin and system != HL7_ADJUDICATION:
@@ -89,7 +122,7 @@ def _line_adjudications(line: LineResult, in_network: bool, carin: bool) -> list
         out.append(entry)
     if line.denial is not None:
         category = (
-            _concept(C4BB_DISCRIMINATOR, "denialreason", "Denial Reason")
+            _concept(C4BB_DISCRIMINATOR, "adjustmentreason", "Adjustment Reason")
             if carin
             else _concept(HL7_ADJUDICATION, "benefit", "Benefit Amount")
         )
@@ -112,8 +145,8 @@ def _line_adjudications(line: LineResult, in_network: bool, carin: bool) -> list
                 "value": float(line.allowed_units),
             }
         )
-        status = "innetwork" if in_network else "outofnetwork"
-        out.append({"category": _concept(C4BB_STATUS, status)})
+        if line_status:
+            out.append(_status_slice("benefitpaymentstatus", "Benefit Payment Status", in_network))
     return out
 
 
@@ -134,9 +167,6 @@ def _totals(decision: Decision, carin: bool) -> list[dict[str, Any]]:
         if attr in ("noncovered", "discount", "member_liability") and amount == 0:
             continue
         totals.append({"category": _concept(system, code, display), "amount": usd(amount)})
-    if carin:
-        status = "innetwork" if decision.in_network else "outofnetwork"
-        totals.append({"category": _concept(C4BB_STATUS, status), "amount": usd(Decimal(0))})
     return totals
 
 
@@ -161,10 +191,32 @@ def disposition(decision: Decision) -> str:
 
 
 def payer_status(decision: Decision) -> str:
+    """The payer's claim payment status (CARIN's C4BBPayerClaimPaymentStatusCode)."""
     denied = sum(1 for line in decision.lines if line.denial is not None)
     if denied == 0:
         return "paid"
     return "denied" if denied == len(decision.lines) else "partiallypaid"
+
+
+PAYMENT_STATUS_DISPLAY = {"paid": "Paid", "denied": "Denied", "partiallypaid": "Partially Paid"}
+
+
+def claim_kind(claim: dict[str, Any]) -> str:
+    """``professional``, ``inpatient`` or ``outpatient`` (institutional): the CARIN EOB
+    profile the claim's EOB must meet. Institutional claims say which in ``subType``
+    (C4BBInstitutionalClaimSubType, as the coding engine writes it); without one, an
+    inpatient place of service on the lines decides."""
+    types = {c.get("code") for c in (claim.get("type") or {}).get("coding", [])}
+    if "institutional" not in types:
+        return "professional"
+    for coding in (claim.get("subType") or {}).get("coding", []):
+        if coding.get("code") in ("inpatient", "outpatient"):
+            return str(coding["code"])
+    for item in claim.get("item") or []:
+        for coding in (item.get("locationCodeableConcept") or {}).get("coding", []):
+            if coding.get("code") in INPATIENT_POS:
+                return "inpatient"
+    return "outpatient"
 
 
 def claim_response(
@@ -262,36 +314,32 @@ def explanation_of_benefit(
     today: date,
     received: str,
 ) -> dict[str, Any]:
-    """The member's EOB, shaped as CARIN BB's Professional NonClinician profile."""
-    institutional = any(
-        c.get("code") == "institutional" for c in (claim.get("type") or {}).get("coding", [])
-    )
-    items = []
+    """The member's EOB, shaped as the CARIN BB STU2 profile of the claim's kind."""
+    kind = claim_kind(claim)
+    professional = kind == "professional"
     claim_items = {item.get("sequence"): item for item in claim.get("item") or []}
+    items = []
     for line in decision.lines:
-        source = claim_items.get(line.sequence, {})
-        item: dict[str, Any] = {"sequence": line.sequence}
-        for key in (
-            "diagnosisSequence",
-            "productOrService",
-            "modifier",
-            "servicedDate",
-            "servicedPeriod",
-            "locationCodeableConcept",
-            "quantity",
-            "unitPrice",
-            "net",
-        ):
-            if key in source:
-                item[key] = source[key]
-        item["adjudication"] = _line_adjudications(line, decision.in_network, carin=True)
-        items.append(item)
+        items.append(
+            _eob_item(
+                claim_items.get(line.sequence, {}),
+                line,
+                decision.in_network,
+                professional,
+            )
+        )
     period = claim.get("billablePeriod") or _period_of(claim)
-    network_status = "contracted" if decision.in_network else "noncontracted"
+    header = [_status_slice("billingnetworkstatus", "Billing Network Status", decision.in_network)]
+    if not professional:
+        # Institutional profiles carry the benefit payment status once, in the header.
+        header.append(
+            _status_slice("benefitpaymentstatus", "Benefit Payment Status", decision.in_network)
+        )
+    status = payer_status(decision)
     resource: dict[str, Any] = {
         "resourceType": "ExplanationOfBenefit",
         "id": rid,
-        "meta": {"profile": [PROFILE_INSTITUTIONAL if institutional else PROFILE_PROFESSIONAL]},
+        "meta": {"profile": [f"{PROFILES[kind]}|{CARIN_VERSION}"]},
         "identifier": [
             {
                 "type": _concept(C4BB_IDENTIFIER_TYPE, "uc", "Unique Claim ID"),
@@ -301,63 +349,132 @@ def explanation_of_benefit(
         ],
         "status": "active",
         "type": claim["type"],
-        "use": "claim",
-        "patient": claim["patient"],
-        "billablePeriod": period,
-        "created": created,
-        "insurer": insurer,
-        "provider": claim.get("provider") or {"display": "unknown provider"},
-        "claim": {"reference": claim_ref},
-        "claimResponse": {"reference": f"ClaimResponse/{claim_response_id}"},
-        "outcome": "complete",
-        "disposition": disposition(decision),
-        # CARIN payee (must-support): the billing provider unless the Claim says otherwise.
-        "payee": claim.get("payee")
-        or {
-            "type": _concept(PAYEE_TYPE, "provider", "Provider"),
-            "party": claim.get("provider") or {"display": "unknown provider"},
-        },
-        "supportingInfo": [
-            {
-                "sequence": 1,
-                "category": _concept(C4BB_SUPPORTING_INFO, "clmrecvddate", "Claim Received Date"),
-                "timingDate": received,
-            },
-            {
-                "sequence": 2,
-                "category": _concept(
-                    C4BB_SUPPORTING_INFO,
-                    "billingnetworkcontractingstatus",
-                    "Billing Network Contracting Status",
-                ),
-                "code": _concept(C4BB_STATUS, network_status),
-            },
-        ],
-        "insurance": [{"focal": True, "coverage": coverage_ref}],
-        "item": items,
-        "adjudication": [
-            {"category": _concept(C4BB_STATUS, payer_status(decision))},
-        ],
-        "total": _totals(decision, carin=True),
-        "payment": {
-            "type": _concept(PAYMENT_TYPE, "complete", "Complete"),
-            "date": today.isoformat(),
-            "amount": usd(decision.total("benefit")),
-        },
     }
-    for key in ("careTeam", "diagnosis", "facility", "related", "referral"):
+    if not professional:
+        resource["subType"] = _concept(
+            C4BB_INSTITUTIONAL_SUBTYPE, kind, "Inpatient" if kind == "inpatient" else "Outpatient"
+        )
+    resource.update(
+        {
+            "use": "claim",
+            "patient": claim["patient"],
+            "billablePeriod": period,
+            "created": created,
+            "insurer": insurer,
+            "provider": claim.get("provider") or {"display": "unknown provider"},
+            "claim": {"reference": claim_ref},
+            "claimResponse": {"reference": f"ClaimResponse/{claim_response_id}"},
+            "outcome": "complete",
+            "disposition": disposition(decision),
+            # CARIN payee (must-support): the billing provider unless the Claim says otherwise.
+            "payee": claim.get("payee")
+            or {
+                "type": _concept(PAYEE_TYPE, "provider", "Provider"),
+                "party": claim.get("provider") or {"display": "unknown provider"},
+            },
+            "supportingInfo": _supporting_info(kind, received, period),
+            "insurance": [{"focal": True, "coverage": coverage_ref}],
+            "item": items,
+            "adjudication": header,
+            "total": _totals(decision, carin=True),
+            "payment": {
+                "type": _concept(C4BB_STATUS, status, PAYMENT_STATUS_DISPLAY[status]),
+                "date": today.isoformat(),
+                "amount": usd(decision.total("benefit")),
+            },
+        }
+    )
+    for key in ("careTeam", "facility", "related", "referral"):
         if claim.get(key):
             resource[key] = claim[key]
-    if "diagnosis" in resource:
-        # EOB.diagnosis has the Claim's shape, minus packageCode/onAdmission nuances.
-        resource["diagnosis"] = [
-            {k: v for k, v in d.items() if k in ("sequence", "diagnosisCodeableConcept", "type")}
-            for d in resource["diagnosis"]
-        ]
+    if claim.get("diagnosis"):
+        resource["diagnosis"] = _diagnoses(claim["diagnosis"], professional)
+    if claim.get("procedure") and not professional:
+        resource["procedure"] = _procedures(claim["procedure"])
     notes = _process_notes(decision)
     if notes:
         resource["processNote"] = notes
     return resource
+
+
+def _eob_item(
+    source: dict[str, Any], line: LineResult, in_network: bool, professional: bool
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"sequence": line.sequence}
+    for key in (
+        "diagnosisSequence",
+        "revenue",
+        "productOrService",
+        "modifier",
+        "servicedDate",
+        "servicedPeriod",
+        "locationCodeableConcept",
+        "quantity",
+        "unitPrice",
+        "net",
+    ):
+        if key in source:
+            item[key] = source[key]
+    product = item.get("productOrService") or {}
+    if any(c.get("system") == REVENUE for c in product.get("coding", [])):
+        # A revenue-code-only line (room and board): the revenue code is in ``revenue``, and
+        # CARIN's institutional value set spells "no procedure code" as not-applicable.
+        item.setdefault("revenue", product)
+        item["productOrService"] = _concept(DATA_ABSENT, "not-applicable", "Not Applicable")
+    item["adjudication"] = _line_adjudications(line, in_network, True, line_status=professional)
+    return item
+
+
+def _supporting_info(kind: str, received: str, period: dict[str, Any]) -> list[dict[str, Any]]:
+    info: list[dict[str, Any]] = [
+        {
+            "sequence": 1,
+            "category": _concept(C4BB_SUPPORTING_INFO, "clmrecvddate", "Claim Received Date"),
+            "timingDate": received,
+        }
+    ]
+    if kind == "inpatient":
+        # Required by the inpatient profile; the stay is the claim's billable period.
+        info.append(
+            {
+                "sequence": 2,
+                "category": _concept(C4BB_SUPPORTING_INFO, "admissionperiod", "Admission Period"),
+                "timingPeriod": {k: v for k, v in period.items() if k in ("start", "end")},
+            }
+        )
+    return info
+
+
+def _diagnoses(diagnoses: list[dict[str, Any]], professional: bool) -> list[dict[str, Any]]:
+    """EOB.diagnosis with exactly one ``type`` each, as every CARIN STU2 profile requires:
+    the Claim's first diagnosis is the principal one (ICD-10-CM Guidelines IV.A for
+    outpatient, II for inpatient), the others secondary (professional) or other
+    (institutional)."""
+    out = []
+    for n, d in enumerate(diagnoses):
+        entry = {k: v for k, v in d.items() if k in ("sequence", "diagnosisCodeableConcept")}
+        if n == 0:
+            kind = _concept(HL7_DIAGNOSIS_TYPE, "principal", "Principal Diagnosis")
+        elif professional:
+            kind = _concept(C4BB_DIAGNOSIS_TYPE, "secondary", "Secondary")
+        else:
+            kind = _concept(C4BB_DIAGNOSIS_TYPE, "other", "Other")
+        entry["type"] = [kind]
+        out.append(entry)
+    return out
+
+
+def _procedures(procedures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """EOB.procedure with its C4BBClaimProcedureType (the first is the principal one)."""
+    out = []
+    for n, p in enumerate(procedures):
+        entry = {
+            k: v for k, v in p.items() if k in ("sequence", "date", "procedureCodeableConcept")
+        }
+        code = "principal" if n == 0 else "other"
+        entry["type"] = [_concept(C4BB_PROCEDURE_TYPE, code, code.capitalize())]
+        out.append(entry)
+    return out
 
 
 def _period_of(claim: dict[str, Any]) -> dict[str, str]:

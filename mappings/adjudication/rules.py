@@ -14,12 +14,14 @@ from decimal import Decimal
 from functools import cache
 
 from mappings.adjudication.benefits import DATA_DIR
+from terminology import systems
 
-CPT = "http://www.ama-assn.org/go/cpt"
-HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+CPT = systems.CPT
+HCPCS = systems.HCPCS
 BILLING_SYSTEMS = {
     CPT: "cpt",
     HCPCS: "hcpcs",
+    systems.HCPCS_HTTP: "hcpcs",
     "https://bluebutton.cms.gov/resources/codesystem/hcpcs": "hcpcs",
     "http://terminology.hl7.org/CodeSystem/HCPCS-all-codes": "hcpcs",
 }

@@ -34,6 +34,7 @@ HCPCS = systems.HCPCS
 SCT = systems.SNOMED
 POS = systems.POS
 REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
+INSTITUTIONAL_SUBTYPE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType"
 LINE_SYSTEMS = (CPT, HCPCS)
 EXCLUDED_VERIFICATION = ("refuted", "entered-in-error")
 UNCERTAIN_VERIFICATION = ("provisional", "differential")
@@ -153,6 +154,11 @@ class _Coder:
         self.setting = tables.settings.get(cls)
         self.claim_type = self.setting.claim_type if self.setting else "professional"
         self.institutional = self.claim_type == "institutional"
+        # UB-04 bill kind (CARIN's C4BBInstitutionalClaimSubType): an inpatient stay, or a
+        # hospital outpatient visit (observation, day surgery).
+        self.inpatient = self.institutional and (
+            self.setting is not None and self.setting.setting == "inpatient"
+        )
         self.pos = self.setting.pos if self.setting else "11"
         self.facility = self.setting.facility if self.setting else False
         self.kinds = self._encounter_kinds()
@@ -759,7 +765,7 @@ class _Coder:
         if self.setting is not None and self.setting.setting == "emergency":
             em = [self.ed_line(len(dxs), sum(1 for _ in proc_lines))]
         lines = em + proc_lines
-        if self.institutional:
+        if self.inpatient:
             lines.insert(0, self._accommodation())
         dx_codes = [d.code for d in dxs]
         # Modifier 25: a significant, separately identifiable E/M on the day of a minor
@@ -780,10 +786,26 @@ class _Coder:
         for i, ln in enumerate(lines):
             if ln.revenue is None:
                 self.check_line_code(ln, f"Claim.item[{i}].productOrService")
+                if self.institutional:
+                    self._revenue_center(ln, i)
         scrub_lines(self, lines, dx_codes)
         kept = [ln for ln in lines if not ln.removed]
         price_lines(self, kept)
         return self._build(dxs, kept, pcs)
+
+    def _revenue_center(self, ln: Line, i: int) -> None:
+        """A UB-04 line needs its revenue code (mappings/data/revenue-centers.csv)."""
+        revenue = self.tables.revenue_of(ln.code)
+        if revenue is None:
+            revenue = "0510"
+            self.problem(
+                "information",
+                "revenue-default",
+                f"{ln.code} falls in no revenue center of revenue-centers.csv: billed under"
+                " 0510 (clinic); check the line's revenue code",
+                f"Claim.item[{i}].revenue",
+            )
+        ln.revenue = revenue
 
     def _accommodation(self) -> Line:
         end = _day(self.period.get("end")) or self.dos
@@ -855,6 +877,13 @@ class _Coder:
                     }
                 ]
             },
+        }
+        if self.institutional:
+            kind = "inpatient" if self.inpatient else "outpatient"
+            claim["subType"] = {
+                "coding": [{"system": INSTITUTIONAL_SUBTYPE, "code": kind, "display": kind.title()}]
+            }
+        claim |= {
             "use": "claim",
             "patient": enc.get("subject") or {"display": "unknown patient"},
             "billablePeriod": {k: v for k, v in self.period.items() if k in ("start", "end")},
@@ -901,6 +930,15 @@ class _Coder:
             claim["procedure"] = pcs
         if items:
             claim["item"] = items
+        elif not any(p.severity == "error" for p in self.problems):
+            # A claim bills lines: with none and no error saying why (an institutional
+            # outpatient visit without procedures) it must not pass as clean.
+            self.problem(
+                "error",
+                "no-lines",
+                "The claim has no billable line: code the services by hand",
+                "Claim.item",
+            )
         claim["total"] = {"value": round(total, 2), **money}
         result = CodingResult(claim, self.problems, self.versions, self.tables.versions())
         claim["status"] = "active" if result.clean else "draft"

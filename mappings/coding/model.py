@@ -19,6 +19,7 @@ ISSUE_TYPES = {
     "age-sex-conflict": "business-rule",
     "manifestation-first": "business-rule",
     "no-diagnosis": "required",
+    "no-lines": "required",
     "missing-provider": "required",
     "missing-patient-data": "required",
     "no-price": "not-found",

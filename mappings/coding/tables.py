@@ -49,7 +49,17 @@ class RuleTables:
     charges: dict[str, ChargeRow]
     # SNOMED CT code -> (target kind icd10cm|cpt|hcpcs, code, display)
     supplement: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # (first code, last code, UB-04 revenue code) for institutional lines, in match order
+    revenue_centers: list[tuple[str, str, str]] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+
+    def revenue_of(self, code: str) -> str | None:
+        """The revenue code an institutional line of ``code`` is billed under."""
+        key = code.upper()
+        for first, last, revenue in self.revenue_centers:
+            if len(key) == len(first) and first <= key <= last:
+                return revenue
+        return None
 
     def versions(self) -> dict[str, str]:
         """{table file: version} read from each header's ``(version ...)``."""
@@ -99,6 +109,10 @@ def load_tables(data_dir: Path = DATA_DIR) -> RuleTables:
         r["class"]: Setting(r["claim_type"], r["setting"], r["pos"], r["facility"] == "true")
         for r in _read(data_dir / "encounter-settings.csv", sources)
     }
+    revenue_centers = [
+        (r["first"], r["last"], r["revenue"])
+        for r in _read(data_dir / "revenue-centers.csv", sources)
+    ]
     type_codes: dict[str, tuple[str, str]] = {}
     type_words: list[tuple[str, str, str]] = []
     for r in _read(data_dir / "encounter-types.csv", sources):
@@ -147,6 +161,7 @@ def load_tables(data_dir: Path = DATA_DIR) -> RuleTables:
         necessity,
         charges,
         supplement,
+        revenue_centers,
         sources,
     )
 

@@ -12,16 +12,41 @@ from fastapi.responses import Response
 from server import __version__
 from server.api.context import request_context
 from server.api.responses import json_response
+from server.auth.scopes import READ_ONLY_TYPES
 from server.spec.resources import FHIR_VERSION, resource_types
 
 router = APIRouter()
 CAPABILITY: Mapping[str, Any] = {}
 
 
+# Read interactions: all that a type nobody may change through the API offers.
+READ_INTERACTIONS = ("read", "vread", "history-instance", "history-type", "search-type")
+
+
+def _read_only(entry: dict[str, Any]) -> dict[str, Any]:
+    """A resource entry cut down to what a read-only type allows (the audit trail)."""
+    codes = [i for i in entry["interaction"] if i["code"] in READ_INTERACTIONS]
+    return {
+        **entry,
+        "interaction": codes,
+        "versioning": "versioned",
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+    }
+
+
 def capability_statement(
-    modules: Iterable[ModuleType], base_url: str, store_kind: str
+    modules: Iterable[ModuleType],
+    base_url: str,
+    store_kind: str,
+    read_only_types: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Merge the ``CAPABILITY`` declarations of the mounted modules into one statement."""
+    """Merge the ``CAPABILITY`` declarations of the mounted modules into one statement.
+
+    ``read_only_types`` (AuditEvent, when the security layer keeps an audit trail) are
+    advertised with the read and search interactions only, as the policy enforces."""
     type_codes: list[str] = []
     system_codes: list[str] = []
     flags: dict[str, Any] = {}
@@ -48,6 +73,8 @@ def capability_statement(
         entry = {"type": rtype, **resource_entry}
         if per_type is not None:
             entry["searchParam"] = [*resource_entry.get("searchParam", ()), *per_type(rtype)]
+        if rtype in read_only_types:
+            entry = _read_only(entry)
         resources.append(entry)
     rest: dict[str, Any] = {
         "mode": "server",
@@ -64,7 +91,7 @@ def capability_statement(
         "implementation": {"description": "Billable", "url": base_url},
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json", "application/json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": ["application/json-patch+json", "application/merge-patch+json"],
         "rest": [rest],
     }
 
@@ -75,8 +102,13 @@ async def metadata(request: Request) -> Response:
     if statement is None:
         store_kind = request.app.state.repository.backend.kind
         base_url = request_context(request).base_url
+        # With security on, the scopes make AuditEvent read-only (server.auth.scopes).
+        secured = getattr(request.app.state, "security", None) is not None
         statement = capability_statement(
-            request.app.state.interaction_modules, base_url, store_kind
+            request.app.state.interaction_modules,
+            base_url,
+            store_kind,
+            READ_ONLY_TYPES if secured else frozenset(),
         )
         # Hooks add what other packages own, e.g. server.auth's rest.security section.
         for hook in getattr(request.app.state, "capability_hooks", ()):

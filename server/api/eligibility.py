@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from mappings.adjudication.eligibility import eligibility_response
 from server.api.body import operation_input
+from server.api.conditional_header import relative_criteria
 from server.api.context import repository_of, request_context
 from server.api.responses import json_bytes_response, version_headers
 from server.errors import FhirError
@@ -43,9 +44,10 @@ async def _answer(request: Request, status: int) -> Response:
         )
     repo = repository_of(request)
     ctx = request_context(request)
-    created = await repo.create(
-        ctx, "CoverageEligibilityRequest", body, request.headers.get("if-none-exist")
-    )
+    criteria = request.headers.get("if-none-exist")
+    if criteria is not None:
+        criteria = relative_criteria(criteria, ctx.base_url, "CoverageEligibilityRequest")
+    created = await repo.create(ctx, "CoverageEligibilityRequest", body, criteria)
     assert created.version is not None and created.version.body is not None
 
     stored_request = orjson.loads(created.version.body)

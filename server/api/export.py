@@ -28,23 +28,32 @@ from server.errors import FhirError
 router = APIRouter()
 CAPABILITY: dict[str, Any] = {}
 
+# (where: None = the system level, else the resource type's entry; definition)
 OPERATIONS = [
-    ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"),
-    ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"),
-    ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"),
+    (None, "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"),
+    ("Patient", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"),
+    ("Group", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"),
 ]
 INSTANTIATES = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
 
 
 def capability_hook(statement: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """Declare the three export operations in the CapabilityStatement."""
+    """Declare $export where it runs: the system level, Patient and Group (each its own
+    OperationDefinition; an operation's name is unique within its level)."""
     statement = dict(statement)
     statement["instantiates"] = [*statement.get("instantiates", []), INSTANTIATES]
     rest = dict(statement["rest"][0])
-    rest["operation"] = [
-        *rest.get("operation", []),
-        *({"name": name, "definition": url} for name, url in OPERATIONS),
-    ]
+    for where, url in OPERATIONS:
+        operation = {"name": "export", "definition": url}
+        if where is None:
+            rest["operation"] = [*rest.get("operation", []), operation]
+            continue
+        rest["resource"] = [
+            {**entry, "operation": [*entry.get("operation", []), operation]}
+            if entry.get("type") == where
+            else entry
+            for entry in rest.get("resource", [])
+        ]
     statement["rest"] = [rest, *statement["rest"][1:]]
     return statement
 

@@ -18,6 +18,7 @@ from mappings.coding.model import CodingConfig
 from mappings.coding.service import ClaimService
 from server.api.context import repository_of, request_context
 from server.api.negotiation import FHIR_JSON
+from server.errors import FhirError
 
 router = APIRouter()
 CAPABILITY: dict[str, Any] = {}
@@ -57,6 +58,19 @@ async def generate_claim(request: Request, rid: str) -> Response:
         ],
     }
     return Response(orjson.dumps(parameters), status_code=200, media_type=FHIR_JSON)
+
+
+@router.api_route("/Encounter/{rid}/$generate-claim", methods=["GET", "PUT", "DELETE", "PATCH"])
+async def generate_claim_needs_post(request: Request, rid: str) -> Response:
+    """$generate-claim writes a Claim, so it is POST only (R4 operations that change state
+    are never invoked with GET); say so rather than 404 as an unknown path."""
+    raise FhirError.of(
+        405,
+        "not-supported",
+        f"Encounter/$generate-claim changes the server (it stores a Claim): invoke it with"
+        f" POST, not {request.method}",
+        headers={"Allow": "POST"},
+    )
 
 
 def capability_hook(statement: dict[str, Any], base_url: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from server.api.context import known_type, repository_of, request_context, settings_of
 from server.api.responses import json_response
 from server.errors import FhirError
-from server.instants import format_datetime
+from server.instants import format_datetime, restore_plus
 from server.storage.port import HistoryPage, HistoryQuery, StoredVersion
 
 router = APIRouter()
@@ -26,7 +26,7 @@ _INSTANT = re.compile(
 
 def normalise_instant(value: str, name: str) -> str:
     """A FHIR date/dateTime/instant → the store's UTC ``...Z`` form (its earliest moment)."""
-    text = value.strip()
+    text = restore_plus(value.strip())
     if not _INSTANT.match(text):
         raise FhirError.of(
             400, "invalid", f"{name}: {value!r} is not a valid instant (e.g. 2024-01-31T10:00:00Z)"

@@ -1,4 +1,4 @@
-"""patch with JSON Patch (RFC 6902).
+"""patch with JSON Patch (RFC 6902) or JSON Merge Patch (RFC 7386, ``server.merge_patch``).
 
 The document is checked here, completely, before the repository applies it: RFC 6902
 operations are objects with a known ``op``, a ``path`` (and for move/copy a ``from``)
@@ -17,9 +17,10 @@ from fastapi.responses import Response
 
 from server.api.body import json_body
 from server.api.context import known_type, repository_of, request_context
-from server.api.negotiation import JSON_PATCH
+from server.api.negotiation import JSON_PATCH, PLAIN_JSON
 from server.api.responses import write_response
 from server.errors import FhirError, Issue
+from server.merge_patch import MERGE_PATCH
 
 router = APIRouter()
 CAPABILITY = {"type": ("patch",)}
@@ -79,10 +80,33 @@ def check_patch_document(operations: Any) -> list[dict[str, Any]]:
 @router.patch("/{resource_type}/{rid}")
 async def patch(request: Request, resource_type: str, rid: str) -> Response:
     known_type(resource_type)
-    operations = check_patch_document(await json_body(request, (JSON_PATCH,)))
+    document = await json_body(request, (JSON_PATCH, MERGE_PATCH, PLAIN_JSON))
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == PLAIN_JSON:
+        # fhirpy (and other JSON clients) PATCH a partial resource as plain JSON: that is a
+        # merge patch. A JSON Patch document must say so with its own media type.
+        if not isinstance(document, dict) or document.get("resourceType") == "Parameters":
+            raise FhirError.of(
+                415,
+                "not-supported",
+                "PATCH with application/json takes a partial resource (a merge patch); send"
+                " JSON Patch as application/json-patch+json (FHIRPath Patch is not supported)",
+            )
+        media = MERGE_PATCH
+    if media == MERGE_PATCH:
+        if not isinstance(document, dict):
+            raise FhirError.of(400, "structure", "A JSON Merge Patch must be a JSON object")
+        operations: Any = document
+    else:
+        operations = check_patch_document(document)
     ctx = request_context(request)
     outcome = await repository_of(request).patch(
-        ctx, resource_type, rid, operations, request.headers.get("if-match")
+        ctx,
+        resource_type,
+        rid,
+        operations,
+        request.headers.get("if-match"),
+        merge=media == MERGE_PATCH,
     )
     assert outcome.version is not None
     return write_response(request, outcome.version, 200, ctx.base_url)

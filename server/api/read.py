@@ -1,15 +1,22 @@
-"""read and vread: serve stored bytes; conditional read (If-None-Match, If-Modified-Since)."""
+"""read and vread: serve stored bytes; conditional read (If-None-Match, If-Modified-Since).
+
+``_summary`` and ``_elements`` work on a read as on a search (R4 3.1.1.5.x): the stored
+resource is trimmed the same way and tagged SUBSETTED.
+"""
 
 from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.api.context import known_type, repository_of, request_context
 from server.api.responses import json_bytes_response, parse_instant, version_headers
+from server.errors import FhirError
 from server.repository import parse_version_tag
+from server.search.shape import shape
 from server.storage.port import StoredVersion
 
 router = APIRouter()
@@ -44,7 +51,25 @@ def _serve(request: Request, version: StoredVersion) -> Response:
     if _not_modified(request, version):
         return Response(status_code=304, headers=headers)
     assert version.body is not None
-    return json_bytes_response(request, version.body, 200, headers)
+    return json_bytes_response(request, _shaped(request, version.body), 200, headers)
+
+
+SUMMARY_VALUES = ("true", "text", "data", "count", "false")
+
+
+def _shaped(request: Request, body: bytes) -> bytes:
+    """The body trimmed by ``_summary`` / ``_elements``, or the stored bytes untouched."""
+    summary = request.query_params.get("_summary")
+    elements_raw = request.query_params.get("_elements")
+    if summary is not None and summary not in SUMMARY_VALUES:
+        raise FhirError.of(
+            400, "invalid", f"_summary: {summary!r} is not one of {', '.join(SUMMARY_VALUES)}"
+        )
+    elements = tuple(e.strip() for e in (elements_raw or "").split(",") if e.strip())
+    if summary in ("true", "text", "data") or (elements and summary in (None, "false")):
+        mode = summary if summary in ("true", "text", "data") else None
+        return orjson.dumps(shape(orjson.loads(body), mode, elements))
+    return body
 
 
 @router.get("/{resource_type}/{rid}")

@@ -7,6 +7,7 @@ configured, and answered as a ``searchset`` Bundle with keyset paging links.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -150,7 +151,8 @@ async def run_search(
     applied = [p for p in parsed.applied if p[0] != "_count"]
     digest = query_digest([*applied, ("_type", ",".join(types)), ("path", path)])
     cursor = decode_cursor(parsed.cursor, digest) if parsed.cursor else None
-    count_only = parsed.summary == "count"
+    # _count=0 asks for the total only (fhirpy's count() relies on it), like _summary=count.
+    count_only = parsed.summary == "count" or parsed.count == 0
     want_total = count_only or parsed.total in ("accurate", "estimate")
     query = SearchQuery(
         types=types,
@@ -194,8 +196,11 @@ async def run_search(
         included = await _includes(repo, ctx, parsed, page.versions)
         entries += [_entry(v, base, "include", parsed) for v in included]
     if parsed.warnings:
+        # Outside a transaction or batch every entry needs a fullUrl (bdl-7's R4 rule):
+        # the outcome is not stored, so it is named by a fresh urn:uuid.
         entries.append(
             {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
                 "resource": operation_outcome(parsed.warnings),
                 "search": {"mode": "outcome"},
             }

@@ -33,6 +33,7 @@ from server.errors import FhirError
 from server.repository import Repository, system_context
 from server.validation import validate_resource
 from terminology import fhir_api
+from terminology.billable_systems import billable_codesystems
 from terminology.service import TerminologyService, get_service
 
 log = logging.getLogger("billable.terminology")
@@ -121,6 +122,7 @@ def catalog_resources(service: TerminologyService) -> list[dict[str, Any]]:
     found.extend(fhir_api.valueset_resources(service))
     for entry in service.catalog("conceptmap"):
         found.append(fhir_api.conceptmap_resource(entry, False))
+    found.extend(billable_codesystems())  # the codes Billable's own resources carry
     return found
 
 

@@ -30,6 +30,7 @@ import orjson
 from server.audit.seal import AuditSeal
 from server.instants import format_micros
 from server.storage.port import VersionConflict, Write
+from terminology.billable_systems import AUDIT_SUBTYPE, AUDIT_SUBTYPES
 
 if TYPE_CHECKING:
     from server.repository import Repository
@@ -43,6 +44,38 @@ GENESIS = "0" * 64
 PREVIOUS_HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-previous-hash"
 HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-hash"
 KEY_URL = "https://billable.dev/fhir/StructureDefinition/audit-hash-key"
+RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
+# What is no FHIR interaction (the OAuth endpoints, an unrecognised request) is coded in
+# Billable's own audit-subtype code system, published in the terminology catalog.
+# R4 4.0.1 CodeSystem restful-interaction.
+R4_INTERACTIONS = frozenset(
+    {
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "delete",
+        "history",
+        "history-instance",
+        "history-type",
+        "history-system",
+        "create",
+        "search",
+        "search-type",
+        "search-system",
+        "capabilities",
+        "transaction",
+        "batch",
+        "operation",
+    }
+)
+
+
+def _subtype(interaction: str) -> dict[str, str]:
+    if interaction in R4_INTERACTIONS:
+        return {"system": RESTFUL_INTERACTION, "code": interaction}
+    code = interaction if interaction in AUDIT_SUBTYPES else "other"
+    return {"system": AUDIT_SUBTYPE, "code": code, "display": AUDIT_SUBTYPES[code]}
 
 
 def event_id(seq: int) -> str:
@@ -123,9 +156,7 @@ def build_event(record: AuditRecord, recorded: str) -> dict[str, Any]:
             "code": "rest",
             "display": "RESTful Operation",
         },
-        "subtype": [
-            {"system": "http://hl7.org/fhir/restful-interaction", "code": record.interaction}
-        ],
+        "subtype": [_subtype(record.interaction)],
         "action": record.action,
         "recorded": recorded,
         "outcome": outcome,

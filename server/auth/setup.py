@@ -65,6 +65,27 @@ CAPABILITIES = [
     "permission-v2",
     "sso-openid-connect",
 ]
+# The codes R4's CapabilityStatement may carry (R4 4.0.1 CodeSystem smart-capabilities): the
+# SMART v2 ones above (client-confidential-asymmetric, permission-online, permission-v1/v2)
+# are announced in .well-known/smart-configuration only.
+R4_CAPABILITIES = frozenset(
+    {
+        "launch-ehr",
+        "launch-standalone",
+        "client-public",
+        "client-confidential-symmetric",
+        "sso-openid-connect",
+        "context-passthrough-banner",
+        "context-passthrough-style",
+        "context-ehr-patient",
+        "context-ehr-encounter",
+        "context-standalone-patient",
+        "context-standalone-encounter",
+        "permission-offline",
+        "permission-patient",
+        "permission-user",
+    }
+)
 
 
 # Loggers of libraries that would write resource content (PHI) at debug level.
@@ -321,14 +342,12 @@ class Security:
         The URIs come from the pinned base (the middleware pinned it before this request
         reached the handler), not from ``base``, which a Host header could have made."""
         issuer = self.issuer_url()
+        # oauth-uris defines authorize, token, register and manage only; revocation and
+        # introspection are announced in .well-known/smart-configuration.
         uris = [
             {"url": "authorize", "valueUri": issuer + "/authorize"},
             {"url": "token", "valueUri": issuer + "/token"},
-            {"url": "revoke", "valueUri": issuer + "/revoke"},
-            {"url": "introspect", "valueUri": issuer + "/introspect"},
         ]
-        if self.external_issuer:
-            uris = [u for u in uris if u["url"] in ("authorize", "token")]
         security = {
             "cors": bool(getattr(self.settings, "cors_origins", ())),
             "service": [
@@ -353,6 +372,7 @@ class Security:
                         "valueCode": code,
                     }
                     for code in CAPABILITIES
+                    if code in R4_CAPABILITIES
                 ),
             ],
             "description": "SMART App Launch 2.x and Backend Services; scopes v1 and v2"

@@ -18,6 +18,7 @@ import jsonpatch
 import orjson
 
 from server.errors import FhirError
+from server.merge_patch import MergePatch
 from server.repository.conditional import Conditional
 from server.repository.context import RequestContext
 from server.repository.versions import (
@@ -153,15 +154,23 @@ class Writes(Conditional):
         rid: str,
         operations: Any,
         if_match: str | None = None,
+        merge: bool = False,
     ) -> WriteOutcome:
-        """JSON Patch (RFC 6902) applied to the current version."""
+        """JSON Patch (RFC 6902), or with ``merge`` a JSON Merge Patch (RFC 7386, see
+        ``server.merge_patch``), applied to the current version."""
         self.policy.authorize(ctx, "patch", resource_type)
-        if not isinstance(operations, list):
+        patch: Any
+        if merge:
+            if not isinstance(operations, dict):
+                raise FhirError.of(400, "structure", "A JSON Merge Patch must be a JSON object")
+            patch = MergePatch(operations)
+        elif not isinstance(operations, list):
             raise FhirError.of(400, "structure", "A JSON Patch document must be a JSON array")
-        try:
-            patch = jsonpatch.JsonPatch(operations)
-        except (jsonpatch.JsonPatchException, TypeError, KeyError) as exc:
-            raise FhirError.of(400, "structure", f"Invalid JSON Patch: {exc}") from exc
+        else:
+            try:
+                patch = jsonpatch.JsonPatch(operations)
+            except (jsonpatch.JsonPatchException, TypeError, KeyError) as exc:
+                raise FhirError.of(400, "structure", f"Invalid JSON Patch: {exc}") from exc
 
         def apply(current: StoredVersion | None) -> dict[str, Any]:
             if current is None or current.deleted or current.body is None:

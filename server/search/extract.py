@@ -5,7 +5,8 @@ resource's type (compiled FHIRPath, ``server.search.fhirpath``) and turns the no
 typed index rows (``SearchIndex``) that both backends store next to the resource.
 
 Derived rows under a suffixed name serve modifiers without extra tables:
-``<param>:text`` (string rows from CodeableConcept/Coding/Identifier text and display),
+``<param>:text`` (string rows from CodeableConcept/Coding/Identifier text and display, one
+per word onwards so that a word inside the text matches),
 ``<param>:identifier`` (token rows from ``Reference.identifier``) and
 ``identifier:of-type`` (token rows ``type-system | type-code|value``).
 """
@@ -54,6 +55,15 @@ def _string(c: _Collector, param: str, value: str) -> None:
         c.strings[(param, normalise_string(value), value)] = None
 
 
+def _text(c: _Collector, param: str, value: str) -> None:
+    """A ``:text`` row for the text and for each of its words onwards: string search is
+    "starts with", and ``code:text=bronchitis`` must find "Acute bronchitis (disorder)"
+    (R4 ``:text`` searches the text, not only its beginning; HAPI and Firely match words)."""
+    words = value.split()
+    for i in range(len(words)):
+        _string(c, param, " ".join(words[i:]))
+
+
 def token_values(node: Any) -> list[tuple[str | None, str]]:
     """(system, code) pairs a token parameter matches for one node."""
     if isinstance(node, bool):
@@ -85,16 +95,16 @@ def _token(c: _Collector, param: str, node: Any) -> None:
     if isinstance(node, dict):
         text_param = param + ":text"
         if isinstance(node.get("text"), str):
-            _string(c, text_param, node["text"])
+            _text(c, text_param, node["text"])
         if isinstance(node.get("display"), str):
-            _string(c, text_param, node["display"])
+            _text(c, text_param, node["display"])
         for coding in node.get("coding") or ():
             if isinstance(coding, dict) and isinstance(coding.get("display"), str):
-                _string(c, text_param, coding["display"])
+                _text(c, text_param, coding["display"])
         ident_type = node.get("type")
         if isinstance(ident_type, dict) and isinstance(node.get("value"), str):
             if isinstance(ident_type.get("text"), str):
-                _string(c, text_param, ident_type["text"])
+                _text(c, text_param, ident_type["text"])
             for coding in ident_type.get("coding") or ():
                 if isinstance(coding, dict) and coding.get("code"):
                     key = f"{coding['code']}|{node['value']}"

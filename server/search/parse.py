@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from server.errors import FhirError, Issue
+from server.instants import restore_plus
 from server.search.expr import (
     And,
     Chain,
@@ -162,7 +163,7 @@ def _prefix(name: str, raw: str) -> tuple[Prefix, str]:
 def parse_date_value(name: str, raw: str, now_micros: int) -> Range:
     prefix, text = _prefix(name, raw)
     try:
-        lo, hi = date_range(text)
+        lo, hi = date_range(restore_plus(text))
     except BadValue as exc:
         raise bad(name, str(exc)) from exc
     if prefix == "ap":

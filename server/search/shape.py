@@ -52,12 +52,35 @@ def _tag(resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
+def _local_references(node: Any, found: set[str]) -> set[str]:
+    """The ids of ``#id`` references anywhere under ``node``."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.startswith("#") and len(ref) > 1:
+            found.add(ref[1:])
+        for key, value in node.items():
+            if key != "contained":
+                _local_references(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _local_references(value, found)
+    return found
+
+
 def _keep(resource: dict[str, Any], names: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in resource.items():
         base = key[1:] if key.startswith("_") else key
         if key in _ALWAYS or base in names:
             out[key] = value
+    contained = resource.get("contained")
+    if "contained" not in out and isinstance(contained, list):
+        # contained is not a summary element, but a kept element that points into it must
+        # not dangle (ref-1): keep the contained resources still referred to.
+        wanted = _local_references(out, set())
+        kept = [c for c in contained if isinstance(c, dict) and c.get("id") in wanted]
+        if kept:
+            out["contained"] = kept
     return out
 
 

@@ -316,6 +316,6 @@ def line_amounts(response: dict[str, Any], sequence: int) -> dict[str, float]:
 def denial(response: dict[str, Any], sequence: int) -> tuple[str, str] | None:
     item = next(i for i in response["item"] if i["itemSequence"] == sequence)
     for entry in item["adjudication"]:
-        if entry["category"]["coding"][0]["code"] == "denialreason":
+        if entry["category"]["coding"][0]["code"] == "adjustmentreason":
             return entry["reason"]["coding"][0]["code"], entry["reason"]["text"]
     return None

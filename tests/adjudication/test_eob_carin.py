@@ -1,7 +1,9 @@
 """The EOB against the CARIN BB (STU 2) Professional NonClinician must-support list.
 
 Checked element by element; elements the profile marks must-support that come from the
-Claim (careTeam, diagnosis) are present because the test Claim carries them.
+Claim (careTeam, diagnosis) are present because the test Claim carries them. The whole
+profile (cardinalities, slices, bindings, invariants) is checked by HAPI FHIR's validator
+in ``tests/conformance``.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ MUST_SUPPORT = [
     ("payee.type.coding.code", "provider"),
     ("payee.party.reference", "Organization/clinic"),
     ("supportingInfo.category.coding.code", "clmrecvddate"),
-    ("supportingInfo.category.coding.code", "billingnetworkcontractingstatus"),
     ("careTeam.provider.reference", "Practitioner/dr1"),
     ("careTeam.role.coding.code", "performing"),
     ("diagnosis.diagnosisCodeableConcept.coding.code", "R51.9"),
     ("diagnosis.sequence", 1),
+    ("diagnosis.type.coding.code", "principal"),
     ("insurance.focal", True),
     ("insurance.coverage.reference", "Coverage/cov1"),
     ("item.sequence", 1),
@@ -63,14 +65,16 @@ MUST_SUPPORT = [
     ("item.adjudication.category.coding.code", "paidbypatient"),
     ("item.adjudication.category.coding.code", "paidtoprovider"),
     ("item.adjudication.category.coding.code", "noncovered"),
-    ("item.adjudication.category.coding.code", "denialreason"),
+    ("item.adjudication.category.coding.code", "adjustmentreason"),
     ("item.adjudication.category.coding.code", "allowedunits"),
-    ("item.adjudication.category.coding.code", "innetwork"),
+    ("item.adjudication.category.coding.code", "benefitpaymentstatus"),
+    ("item.adjudication.reason.coding.code", "innetwork"),
     ("item.adjudication.reason.coding.code", "151"),
     ("total.category.coding.code", "submitted"),
     ("total.category.coding.code", "benefit"),
-    ("total.category.coding.code", "innetwork"),
-    ("payment.type.coding.code", "complete"),
+    ("adjudication.category.coding.code", "billingnetworkstatus"),
+    ("adjudication.reason.coding.code", "innetwork"),
+    ("payment.type.coding.code", "partiallypaid"),  # 36415 x3 is denied (MUE)
     ("payment.date", None),
     ("payment.amount.value", 70.0),
     ("processNote.text", None),
@@ -144,21 +148,29 @@ async def test_eob_adjudication_slices_use_carin_systems(repo: Repository) -> No
     assert systems["eligible"] == HL7_ADJUDICATION
     assert systems["coinsurance"] == C4BB_ADJUDICATION
     assert systems["paidbypatient"] == C4BB_ADJUDICATION
-    assert systems["denialreason"] == C4BB_DISCRIMINATOR
+    assert systems["adjustmentreason"] == C4BB_DISCRIMINATOR
     assert systems["allowedunits"] == C4BB_DISCRIMINATOR
-    assert systems["innetwork"] == C4BB_STATUS
+    assert systems["benefitpaymentstatus"] == C4BB_DISCRIMINATOR
+    statuses = [
+        a["reason"]["coding"][0]
+        for item in eob["item"]
+        for a in item["adjudication"]
+        if a["category"]["coding"][0]["code"] == "benefitpaymentstatus"
+    ]
+    assert len(statuses) == len(eob["item"])  # the slice is 1..1 on every line
+    assert all(s["system"] == C4BB_STATUS and s["code"] == "innetwork" for s in statuses)
     # Every amount-type adjudication has an amount; the denial reason carries its CARC.
     for item in eob["item"]:
         for entry in item["adjudication"]:
             code = entry["category"]["coding"][0]["code"]
-            if code == "denialreason":
+            if code == "adjustmentreason":
                 assert entry["reason"]["coding"][0]["system"].endswith(
                     "claim-adjustment-reason-codes"
                 )
                 assert entry["reason"]["text"]
             elif code == "allowedunits":
                 assert "value" in entry
-            elif code != "innetwork":
+            elif code != "benefitpaymentstatus":
                 assert entry["amount"]["currency"] == "USD"
 
 

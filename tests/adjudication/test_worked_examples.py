@@ -154,8 +154,12 @@ async def test_out_of_network_provider(repo: Repository) -> None:
     got = line_amounts(response, 1)
     assert (got["eligible"], got["deductible"], got["memberliability"]) == (80, 80, 120)
     assert "discount" not in got
-    statuses = [a["category"]["coding"][0]["code"] for a in response["item"][0]["adjudication"]]
-    assert "outofnetwork" in statuses
+    statuses = [
+        a["reason"]["coding"][0]["code"]
+        for a in response["item"][0]["adjudication"]
+        if a["category"]["coding"][0]["code"] == "benefitpaymentstatus"
+    ]
+    assert statuses == ["outofnetwork"]
 
 
 async def test_coverage_copays_override_the_plan(repo: Repository) -> None:

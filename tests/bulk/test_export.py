@@ -333,7 +333,11 @@ def test_capability_statement_declares_export(client: TestClient) -> None:
         "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data" in statement["instantiates"]
     )
     names = {o["definition"] for o in statement["rest"][0]["operation"]}
-    assert "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export" in names
+    assert "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export" in names
+    group = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Group")
+    assert {o["definition"] for o in group["operation"]} == {
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
+    }
 
 
 def test_user_token_exports_its_users_patients_only(client: TestClient) -> None:
