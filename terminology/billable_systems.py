@@ -125,6 +125,126 @@ CODING_EDITS: dict[str, tuple[str, str]] = {
         "Revenue code defaulted",
         "The institutional line fell in no revenue center and was billed under 0510.",
     ),
+    "addon-primary-unlisted": (
+        "Add-on primary not listed",
+        "An add-on code (type 2/3 in the NCCI AOC file) has none of its CMS primary codes.",
+    ),
+    "addon-without-primary": (
+        "Add-on without its primary",
+        "A type 1 add-on code has none of its primary codes on the same date (NCCI AOC).",
+    ),
+    "assistant-documentation": (
+        "Assistant needs documentation",
+        "The PFS assistant-at-surgery indicator 0 asks for documentation of medical necessity.",
+    ),
+    "assistant-not-allowed": (
+        "Assistant not allowed",
+        "The PFS assistant-at-surgery indicator 1 forbids modifiers 80/81/82/AS.",
+    ),
+    "assistant-priced": (
+        "Assistant priced",
+        "An assistant-at-surgery line is priced at the PFS share for assistants.",
+    ),
+    "bilateral-150": (
+        "Bilateral at 150%",
+        "PFS bilateral indicator 1: modifier 50 prices the line at 150%.",
+    ),
+    "bilateral-each-side": (
+        "Bilateral each side",
+        "PFS bilateral indicator 3: each side is priced at 100%.",
+    ),
+    "bilateral-modifier-invalid": (
+        "Bilateral modifier invalid",
+        "PFS bilateral indicator 2: the code is already bilateral; 50 or LT+RT is an error.",
+    ),
+    "bilateral-not-allowed": (
+        "Bilateral not allowed",
+        "PFS bilateral indicator 0: modifier 50 does not apply to the code.",
+    ),
+    "carrier-priced": (
+        "Carrier priced",
+        "PFS status C: the MAC prices the code; needs the user's charge master.",
+    ),
+    "co-surgeon-documentation": (
+        "Co-surgeon needs documentation",
+        "The PFS co-surgeon indicator asks for documentation with modifier 62.",
+    ),
+    "co-surgeon-not-allowed": (
+        "Co-surgeon not allowed",
+        "The PFS co-surgeon indicator forbids modifier 62 for the code.",
+    ),
+    "fee-bundled": (
+        "Bundled service",
+        "PFS status B: the service is bundled and not separately payable.",
+    ),
+    "fee-invalid-medicare": (
+        "Not valid for Medicare",
+        "PFS status I: not valid for Medicare purposes.",
+    ),
+    "fee-noncovered-medicare": (
+        "Not covered by Medicare",
+        "PFS status N: a service Medicare does not cover.",
+    ),
+    "fee-quality-code": (
+        "Quality code",
+        "A CPT Category II or quality-reporting code, billed at 0.",
+    ),
+    "locality-unknown": (
+        "Locality unknown",
+        "The configured PFS locality is not in the locality file; the national GPCIs were used.",
+    ),
+    "mue-dos-clinical": (
+        "MUE per day (clinical)",
+        "MUE adjudication indicator 3: units per day over the limit; review.",
+    ),
+    "mue-dos-policy": (
+        "MUE per day (policy)",
+        "MUE adjudication indicator 2: units per date of service over an absolute limit.",
+    ),
+    "multiple-procedure": (
+        "Multiple procedure",
+        "PFS multiple-procedure indicator: modifier 51 and the 100/50/50% ranking apply.",
+    ),
+    "ncci-distinct-service": (
+        "NCCI pair needs a modifier",
+        "An NCCI PTP pair with modifier indicator 1 and no distinct-service modifier: held.",
+    ),
+    "pctc-modifier-invalid": (
+        "PC/TC modifier invalid",
+        "Modifier 26 or TC on a code whose PFS PC/TC indicator does not split.",
+    ),
+    "price-charge-master": (
+        "Priced from the charge master",
+        "The line was priced from the user's charge master.",
+    ),
+    "price-illustrative": (
+        "Illustrative price",
+        "The line was priced from Billable's illustrative charge master, not a CMS table.",
+    ),
+    "price-pfs-stand-in": (
+        "PFS price as a stand-in",
+        "A facility line with no charge-master row was priced from the PFS as a stand-in.",
+    ),
+    "table-fallback": (
+        "Table outside its window",
+        "A CMS release answered for a date outside CMS's own window for it.",
+    ),
+    "team-documentation": (
+        "Team surgery needs documentation",
+        "The PFS team-surgery indicator asks for documentation with modifier 66.",
+    ),
+    "team-not-allowed": (
+        "Team surgery not allowed",
+        "The PFS team-surgery indicator forbids modifier 66 for the code.",
+    ),
+    "team-surgery-priced-by-carrier": (
+        "Team surgery priced by the carrier",
+        "Team surgery (modifier 66) is priced by the MAC.",
+    ),
+    "timely-filing": (
+        "Past the filing window",
+        "The date of service is older than the timely-filing window.",
+    ),
 }
 
 TASK_CODES: dict[str, tuple[str, str]] = {

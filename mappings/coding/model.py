@@ -58,6 +58,8 @@ ISSUE_TYPES = {
     "carrier-priced": "incomplete",
     "price-illustrative": "informational",
     "price-charge-master": "informational",
+    "price-pfs-stand-in": "informational",
+    "revenue-default": "informational",
     "table-fallback": "informational",
     "pctc-modifier-invalid": "business-rule",
     "bilateral-modifier-invalid": "business-rule",

@@ -68,11 +68,24 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
     for i, ln in enumerate(lines):
         where = f"Claim.item[{i}]"
         row = coder.tables.charges.get(ln.code)
-        if ln.revenue:  # institutional revenue-code lines: the charge master only
-            ln.unit_price = round(row.charge, 2) if row else 0.0
-            if row is None:
+        if ln.revenue:  # institutional lines: the hospital's charge master first
+            if row is not None:
+                ln.unit_price = round(row.charge, 2)
+                continue
+            if ln.code == ln.revenue or indicators(ln.code, ln.day, coder.t, "") is None:
+                ln.unit_price = 0.0
                 _no_price(coder, ln, where)
-            continue
+                continue
+            # No hospital charge for a CPT/HCPCS line: the PFS (a professional schedule)
+            # stands in, said on the claim, so the line is priced and never guessed.
+            coder.problem(
+                "information",
+                "price-pfs-stand-in",
+                f"{ln.code} has no row in the charge master for this facility claim: priced"
+                " from the Medicare PFS as a stand-in for the hospital's charge; load your"
+                " charge master",
+                f"{where}.unitPrice",
+            )
         if own and row is not None:
             amount = _charge(row, coder, coder.facility, "26" in ln.modifiers, locality)
             ln.unit_price = round(amount * factor, 2)
