@@ -267,13 +267,13 @@ def reapply_condition_overrides(icd: Icd) -> None:
         sct = cols[0]
         cur = curated.get(sct)
         override = cur[2] if cur and len(cur) > 2 and cur[2] else None
-        if override is None:
+        if cur is None or override is None:
             rows.append(cols)
             continue
         if sct in done:
             continue
         done.add(sct)
-        extra_advice = cur[3] if cur and len(cur) > 3 else ""
+        extra_advice = cur[3] if len(cur) > 3 else ""
         if override == "-":
             rows.append([sct, cur[1], 1, 1, "TRUE", extra_advice, None, "", "unmatched"])
             continue
