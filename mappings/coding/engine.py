@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from mappings.coding.diagnoses import DiagnosisCoder, Dx
+from mappings.coding.dx_conventions import pointer_order
+from mappings.coding.dx_rules import dx_rules
 from mappings.coding.model import (
     CodingConfig,
     CodingResult,
@@ -33,19 +36,8 @@ SCT = systems.SNOMED
 POS = systems.POS
 REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
 LINE_SYSTEMS = (CPT, HCPCS)
-EXCLUDED_VERIFICATION = ("refuted", "entered-in-error")
-UNCERTAIN_VERIFICATION = ("provisional", "differential")
 SELF_PAY_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
 LEFT, RIGHT, BOTH = "7771000", "24028007", "51440002"
-
-
-@dataclass(slots=True)
-class Dx:
-    code: str
-    display: str
-    key: tuple[Any, ...]
-    source: str  # "Condition/id" or "Encounter.reasonCode"
-    manifestation: bool = False
 
 
 @dataclass(slots=True)
@@ -191,197 +183,7 @@ class _Coder:
             return None
         return (end - self.start).total_seconds() / 60.0
 
-    # ------------------------------------------------------------------ diagnoses
-    def diagnoses(self) -> tuple[list[Dx], dict[str, list[str]]]:
-        enc = self.src.encounter
-        ranks: dict[str, tuple[int, int]] = {}  # Condition/id -> (bucket, rank)
-        for entry in enc.get("diagnosis") or []:
-            ref = (entry.get("condition") or {}).get("reference") or ""
-            rank = entry.get("rank") if isinstance(entry.get("rank"), int) else 99
-            use = {str(c["code"]) for c in _codings(entry.get("use"))}
-            bucket = 0 if rank == 1 else (1 if use & {"billing", "DD"} else 3)
-            ranks[ref] = min(ranks.get(ref, (9, 99)), (bucket, rank))
-        for ref in enc.get("reasonReference") or []:
-            key = (ref or {}).get("reference") or ""
-            ranks[key] = min(ranks.get(key, (9, 99)), (2, 99))
-        found: list[Dx] = []
-        by_condition: dict[str, list[str]] = {}
-        for i, cond in enumerate(self.src.conditions):
-            ref = _ref(cond)
-            loc = f"{ref}.code"
-            verification = _status_code(cond.get("verificationStatus"))
-            if verification in EXCLUDED_VERIFICATION:
-                self.problem(
-                    "information",
-                    "dx-excluded",
-                    f"{ref} is {verification}: not coded",
-                    f"{ref}.verificationStatus",
-                )
-                continue
-            abated = _instant(cond.get("abatementDateTime")) or None
-            if abated is None and _day(cond.get("abatementDateTime")):
-                abated_day = _day(cond.get("abatementDateTime"))
-                if abated_day is not None and abated_day < self.dos:
-                    abated = datetime(abated_day.year, abated_day.month, abated_day.day, tzinfo=UTC)
-            if abated is not None and self.start is not None and abated < self.start:
-                self.problem(
-                    "information",
-                    "dx-excluded",
-                    f"{ref} was resolved ({cond.get('abatementDateTime')}) before the encounter"
-                    " started: not coded",
-                    f"{ref}.abatement",
-                )
-                continue
-            if verification in UNCERTAIN_VERIFICATION and not self.institutional:
-                self.problem(
-                    "information",
-                    "dx-uncertain-excluded",
-                    f"{ref} is {verification}: uncertain diagnoses are not coded on outpatient"
-                    " and professional claims (ICD-10-CM Guidelines IV.H); code the signs or"
-                    " symptoms instead",
-                    f"{ref}.verificationStatus",
-                )
-                continue
-            bucket, rank = ranks.get(ref, (4, 99))
-            recorded = cond.get("recordedDate") or cond.get("onsetDateTime") or ""
-            codes = self._condition_codes(cond.get("code"), loc)
-            by_condition[ref] = [c for c, _, _ in codes]
-            for sub, (code, display, manifestation) in enumerate(codes):
-                found.append(
-                    Dx(code, display, (bucket, rank, recorded, i, sub), ref, manifestation)
-                )
-        for j, concept in enumerate(enc.get("reasonCode") or []):
-            loc = f"{_ref(enc)}.reasonCode[{j}]"
-            for sub, (code, display, manifestation) in enumerate(
-                self._condition_codes(concept, loc)
-            ):
-                found.append(
-                    Dx(code, display, (2, 99, "", j, sub), "Encounter.reasonCode", manifestation)
-                )
-        found.sort(key=lambda d: d.key)
-        ordered: list[Dx] = []
-        seen: set[str] = set()
-        for dx in found:
-            if dx.code not in seen:
-                seen.add(dx.code)
-                ordered.append(dx)
-        if ordered and (ordered[0].manifestation or _external_cause(ordered[0].code)):
-            first = next(
-                (d for d in ordered if not d.manifestation and not _external_cause(d.code)), None
-            )
-            if first is None:
-                self.problem(
-                    "error",
-                    "manifestation-first",
-                    f"{ordered[0].code} cannot be the first-listed diagnosis (a manifestation or"
-                    " external-cause code); code the underlying condition",
-                    "Claim.diagnosis[0]",
-                )
-            else:
-                ordered.remove(first)
-                ordered.insert(0, first)
-        if "preventive" in self.kinds and not self.institutional:
-            ordered = self._preventive_dx(ordered)
-        if not ordered and self.src.problem_list:
-            ordered = self._problem_list_dx()
-        if not ordered:
-            self.problem(
-                "error",
-                "no-diagnosis",
-                "No codable diagnosis: link a Condition to the Encounter (Condition.encounter"
-                " or Encounter.diagnosis) or give Encounter.reasonCode",
-                "Claim.diagnosis",
-            )
-        limit = self.config.max_professional_diagnoses
-        if not self.institutional and len(ordered) > limit:
-            rest = ", ".join(d.code for d in ordered[limit:])
-            self.problem(
-                "warning",
-                "dx-over-limit",
-                f"A professional claim carries at most {limit} diagnoses; not reported: {rest}",
-                "Claim.diagnosis",
-            )
-            ordered = ordered[:limit]
-        return ordered, by_condition
-
-    def _preventive_dx(self, ordered: list[Dx]) -> list[Dx]:
-        """A routine examination is first-listed as Z00.- (Guidelines I.C.21.c.13)."""
-        z = [d for d in ordered if d.code.startswith(("Z00", "Z01", "Z02"))]
-        if z or self.age is None:
-            return z + [d for d in ordered if d not in z]
-        age = int(self.age)
-        for lo, hi, _new, _old, normal, abnormal in self.tables.preventive:
-            if lo <= age < hi:
-                code = abnormal if ordered else normal
-                checked = self.check_icd10cm(code, "Claim.diagnosis[0]")
-                if checked is None:
-                    break
-                self.problem(
-                    "information",
-                    "dx-preventive-default",
-                    f"Routine examination: {code} first-listed"
-                    f" ({'with' if ordered else 'without'} abnormal findings)",
-                    "Claim.diagnosis[0]",
-                )
-                return [Dx(checked[0], checked[1], (0,), "Encounter.type"), *ordered]
-        return ordered
-
-    def _problem_list_dx(self) -> list[Dx]:
-        """Nothing links a diagnosis to the visit: the patient's active conditions, flagged."""
-        found: list[Dx] = []
-        for i, cond in enumerate(self.src.problem_list or []):
-            clinical = _status_code(cond.get("clinicalStatus"))
-            verification = _status_code(cond.get("verificationStatus"))
-            if clinical not in (None, "active", "recurrence", "relapse"):
-                continue
-            if verification in (*EXCLUDED_VERIFICATION, *UNCERTAIN_VERIFICATION):
-                continue
-            onset = _day(cond.get("onsetDateTime") or cond.get("recordedDate"))
-            if onset is None or onset > self.dos:
-                continue
-            ref = _ref(cond)
-            saved = len(self.problems)
-            codes = self._condition_codes(cond.get("code"), f"{ref}.code")
-            del self.problems[saved:]  # candidates that cannot be coded are skipped silently
-            for sub, (code, display, manifestation) in enumerate(codes):
-                if code not in {d.code for d in found} and self._valid_icd(code):
-                    key = (5, 99, cond.get("recordedDate") or "", i, sub)
-                    found.append(Dx(code, display, key, ref, manifestation))
-        found.sort(key=lambda d: d.key)
-        if found:
-            self.problem(
-                "warning",
-                "dx-from-problem-list",
-                "No diagnosis is linked to this visit; the patient's active problem list was"
-                f" used ({', '.join(d.code for d in found[:4])}): confirm with the provider",
-                "Claim.diagnosis",
-            )
-        return found[: self.config.max_professional_diagnoses]
-
-    def _valid_icd(self, code: str) -> bool:
-        return self.t.validate_code(ICD10CM, code, self.dos, age=self.age, sex=self.sex).valid
-
-    def _condition_codes(self, concept: Any, loc: str) -> list[tuple[str, str, bool]]:
-        """ICD-10-CM codes for one clinical code: as given, or mapped from SNOMED CT."""
-        codings = _codings(concept)
-        for c in codings:
-            if systems.canonical(str(c.get("system") or "")) == ICD10CM:
-                code = systems.normalize_code(ICD10CM, str(c["code"]))
-                checked = self.check_icd10cm(code, loc)
-                return [checked] if checked else []
-        for c in codings:
-            if systems.canonical(str(c.get("system") or "")) == SCT:
-                return self._map_snomed_dx(str(c["code"]), c.get("display") or "", loc)
-        shown = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings) or _text(concept)
-        self.problem(
-            "error",
-            "unmapped",
-            f"{shown or 'An empty code'} is neither ICD-10-CM nor SNOMED CT: code it in ICD-10-CM",
-            loc,
-        )
-        return []
-
-    def _translate(self, code: str, target: str | None) -> list[Any]:
+    def translate(self, code: str, target: str | None) -> list[Any]:
         matches = self.t.translate(SCT, code, target, self.dos, age=self.age, sex=self.sex)
         if not matches:
             # No map version in force on the date of service: the newest map, then the
@@ -390,78 +192,6 @@ class _Coder:
         for m in matches:
             self.versions.add((m.map_url, m.map_version))
         return matches
-
-    def _map_snomed_dx(self, code: str, display: str, loc: str) -> list[tuple[str, str, bool]]:
-        matches = self._translate(code, ICD10CM)
-        extra = self.tables.supplement.get(code)
-        if not matches and extra and extra[0] == "icd10cm":
-            self.versions.add(("https://billable.dev/fhir/rules/snomed-supplement", "2026.1"))
-            checked = self.check_icd10cm(extra[1], loc)
-            return [checked] if checked else []
-        if not matches:
-            self.problem(
-                "error",
-                "unmapped",
-                f"SNOMED CT {code} ({display}) has no ICD-10-CM map: code it by hand or add it"
-                " to the map",
-                loc,
-            )
-            return []
-        out: list[tuple[str, str, bool]] = []
-        groups: dict[int, list[Any]] = {}
-        for m in matches:
-            groups.setdefault(m.map_group, []).append(m)
-        for group in groups.values():
-            chosen = group[0]
-            if not chosen.rule_evaluated and len(group) > 1:
-                self.problem(
-                    "warning",
-                    "map-rule-unevaluated",
-                    f"SNOMED CT {code} maps by age or sex ({chosen.rule}), which the patient"
-                    f" record lacks; {chosen.code} was chosen: check it",
-                    loc,
-                )
-            if chosen.code is None:
-                self.problem(
-                    "information",
-                    "not-reportable",
-                    f"SNOMED CT {code} ({display}) has no ICD-10-CM code by map decision"
-                    f"{': ' + chosen.advice if chosen.advice else ''}",
-                    loc,
-                )
-                continue
-            checked = self.check_icd10cm(chosen.code, loc)
-            if checked:
-                out.append(checked)
-        return out
-
-    def check_icd10cm(self, code: str, loc: str) -> tuple[str, str, bool] | None:
-        result = self.t.validate_code(ICD10CM, code, self.dos, age=self.age, sex=self.sex)
-        if result.version:
-            self.versions.add((ICD10CM, result.version))
-        if not result.valid:
-            kind = {
-                "not-billable": "code-not-billable",
-                "not-effective": "code-not-effective",
-            }.get(result.reason, "code-invalid")
-            self.problem("error", kind, result.message, loc)
-            return code, result.display or code, False
-        manifestation = False
-        for warning in result.warnings:
-            if warning.startswith(f"{result.code}: "):
-                self.problem(
-                    "error",
-                    "age-sex-conflict",
-                    f"{warning} (patient: {self._who()})",
-                    loc,
-                )
-            elif "manifestation" in warning:
-                manifestation = True
-        return result.code, result.display or code, manifestation
-
-    def _who(self) -> str:
-        age = f"{int(self.age)} years" if self.age is not None else "age unknown"
-        return f"{self.sex or 'sex unknown'}, {age} on {self.dos}"
 
     # ---------------------------------------------------------------- E/M lines
     def em_lines(self, n_dx: int) -> list[Line]:
@@ -651,7 +381,7 @@ class _Coder:
             if systems.canonical(str(c.get("system") or "")) != SCT:
                 continue
             code = str(c["code"])
-            matches = [m for m in self._translate(code, None) if m.target_system in LINE_SYSTEMS]
+            matches = [m for m in self.translate(code, None) if m.target_system in LINE_SYSTEMS]
             extra = self.tables.supplement.get(code)
             if not matches and extra and extra[0] in ("cpt", "hcpcs"):
                 return extra[1], CPT if extra[0] == "cpt" else HCPCS, extra[2]
@@ -690,7 +420,7 @@ class _Coder:
             if system == PCS:
                 return str(c["code"]), c.get("display") or ""
             if system == SCT:
-                for m in self._translate(str(c["code"]), PCS):
+                for m in self.translate(str(c["code"]), PCS):
                     if m.code:
                         return m.code, m.display
         return None
@@ -750,7 +480,7 @@ class _Coder:
                         f"Payers require the patient's {what}: Patient.{element} is missing",
                         "Claim.patient",
                     )
-        dxs, by_condition = self.diagnoses()
+        dxs, by_condition = DiagnosisCoder(self).diagnoses()
         proc_lines, pcs = self.procedure_lines(by_condition)
         em = self.em_lines(len(dxs))
         if self.setting is not None and self.setting.setting == "emergency":
@@ -793,7 +523,10 @@ class _Coder:
         rule = self.tables.necessity.get(line.code)
         if rule:
             preferred += [c for c in dx_codes if c.startswith(rule[1])]
-        preferred += dx_codes
+        # Never a code that cannot be first-listed first; on a problem E/M never the
+        # routine-exam Z00/Z01 first (the problem justifies the line); claim order otherwise.
+        problem_em = line.em and not line.preventive
+        preferred += pointer_order(self, dx_codes, problem_em=problem_em)
         out: list[int] = []
         for code in preferred:
             seq = dx_codes.index(code) + 1
@@ -920,7 +653,8 @@ class _Coder:
         if items:
             claim["item"] = items
         claim["total"] = {"value": round(total, 2), **money}
-        result = CodingResult(claim, self.problems, self.versions, self.tables.versions())
+        rule_versions = {**self.tables.versions(), **dx_rules().versions()}
+        result = CodingResult(claim, self.problems, self.versions, rule_versions)
         claim["status"] = "active" if result.clean else "draft"
         return result
 
@@ -1008,10 +742,6 @@ class _Coder:
                 },
             }
         ]
-
-
-def _external_cause(code: str) -> bool:
-    return code[:1] in ("V", "W", "X", "Y")
 
 
 def code_encounter(

@@ -44,6 +44,14 @@ ISSUE_TYPES = {
     "shipped-subset": "informational",
     "map-rule-unevaluated": "incomplete",
     "map-advice": "informational",
+    # diagnosis conventions (mappings/coding/dx_conventions.py)
+    "dx-combined": "informational",
+    "dx-integral-symptom": "informational",
+    "dx-reason-first": "informational",
+    "bmi-without-weight-dx": "business-rule",
+    "dx-history-missing": "business-rule",
+    "dx-additional-code": "business-rule",
+    "dx-laterality": "business-rule",
 }
 
 

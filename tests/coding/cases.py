@@ -228,7 +228,9 @@ CASES: list[Case] = [
         birth="1975-01-01",
         conditions=[cond("z00", "Z00.01"), HTN],
         dx=["Z00.01", "I10"],
-        lines=[("99396", (), 1, (1, 2)), ("99213", ("25",), 1, (1, 2))],
+        # Corrected (issue 15): the problem E/M points first to the problem it treats, never
+        # to the routine-exam Z00 (CPT modifier 25 / CMS: the separately identifiable problem).
+        lines=[("99396", (), 1, (1, 2)), ("99213", ("25",), 1, (2, 1))],
     ),
     # --- emergency ---
     Case(
@@ -372,11 +374,13 @@ CASES: list[Case] = [
         status="draft",
         edits={"code-not-effective"},
     ),
+    # Corrected (issue 15): G63 with E11.42 was a wrong pair (G63 Excludes1 diabetic
+    # polyneuropathy, E08-E13 with .42); an etiology/manifestation pair shows the rule.
     Case(
         "manifestation_never_first",
-        conditions=[cond("g63", "G63"), cond("dm", "E11.42")],
-        encounter={"diagnosis": [{"condition": {"reference": "Condition/g63"}, "rank": 1}]},
-        dx=["E11.42", "G63"],
+        conditions=[cond("dem", "F02.80"), cond("alz", "G30.9")],
+        encounter={"diagnosis": [{"condition": {"reference": "Condition/dem"}, "rank": 1}]},
+        dx=["G30.9", "F02.80"],
         lines=[("99213", (), 1, (1, 2))],
     ),
     Case(
@@ -401,7 +405,9 @@ CASES: list[Case] = [
                     "I10",
                     "E78.5",
                     "J45.909",
-                    "R05.9",
+                    # Corrected (issue 15): R05.9 and R51.9 were integral to J45.909/J06.9
+                    # and G43.909 (I.B.5); two unrelated codes keep the list at 14.
+                    "E55.9",
                     "J06.9",
                     "E11.9",
                     "M54.50",
@@ -410,7 +416,7 @@ CASES: list[Case] = [
                     "G43.909",
                     "N39.0",
                     "L30.9",
-                    "R51.9",
+                    "D64.9",
                     "H10.9",
                 ]
             )
@@ -419,7 +425,7 @@ CASES: list[Case] = [
             "I10",
             "E78.5",
             "J45.909",
-            "R05.9",
+            "E55.9",
             "J06.9",
             "E11.9",
             "M54.50",
