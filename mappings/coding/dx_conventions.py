@@ -39,8 +39,13 @@ _ELSEWHERE = re.compile(
     re.I,
 )
 _CODE = re.compile(
-    r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)(?:\.?-)?(?:\s*-\s*([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?))?"
+    r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)(?:\.-)?"
+    r"(?:\s*-\s*([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?))?"
 )
+# A "code first" note that names the underlying cause (or the poisoning/nature of an
+# adverse effect) makes the code secondary; lists of other possible first codes
+# ("heart failure due to hypertension (I11.0)") only order the codes when present.
+_UNDERLYING = re.compile(r"underlying|^\(T5[01]-T65\)|^the nature|etiology", re.I)
 _CONDITIONAL = re.compile(r"if applicable|if known|^any |^associated", re.I)
 
 
@@ -84,7 +89,10 @@ def instructions(ctx: Lookup, code: str) -> Instructions:
     for note in found.notes:
         if note.kind == "codeFirst":
             blocks.setdefault(note.at, []).append(note.text)
-    always = any(not any(_CONDITIONAL.search(t) for t in texts) for texts in blocks.values())
+    always = any(
+        _UNDERLYING.search(texts[0]) and not any(_CONDITIONAL.search(t) for t in texts)
+        for texts in blocks.values()
+    )
     named = _ranges([t for texts in blocks.values() for t in texts])
     title = found.concept.display
     manifestation = found.concept.manifestation or bool(_ELSEWHERE.search(title))
@@ -341,7 +349,9 @@ def pointer_order(ctx: Lookup, codes: list[str], *, problem_em: bool) -> list[st
     first-listed first, and never a routine-exam Z00/Z01 first on a problem E/M."""
 
     def rank(code: str) -> int:
-        if problem_em and code.startswith(("Z00", "Z01")):
+        # The routine exam, the therapy session and the screening are not what a problem
+        # E/M treats (CPT: the separately identifiable problem justifies the E/M).
+        if problem_em and code.startswith(("Z00", "Z01", "Z51", "Z11", "Z12", "Z13")):
             return 2
         return 1 if secondary_only(ctx, code) else 0
 

@@ -7,8 +7,12 @@ import pytest
 from mappings.coding.engine import code_encounter
 from mappings.coding.model import SourceData
 from terminology.service import get_service
-from tests.coding.cases import CASES, Case
+from tests.coding.cases import CASES as BASE_CASES
+from tests.coding.cases import Case
+from tests.coding.cases_coder import CODER_CASES
 from tests.coding.gold import mismatches, resources
+
+CASES = BASE_CASES + CODER_CASES
 
 
 def test_the_gold_set_has_at_least_40_cases_with_unique_names():

@@ -17,9 +17,12 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.config import Settings
-from tests.coding.cases import CASES, HTN, Case, cond
+from tests.coding.cases import CASES as BASE_CASES
+from tests.coding.cases import HTN, Case, cond
+from tests.coding.cases_coder import CODER_CASES
 from tests.coding.gold import mismatches, resources, slug
 
+CASES = BASE_CASES + CODER_CASES
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 IDENT = "https://billable.dev/fhir/claim-for-encounter"
 
