@@ -125,7 +125,11 @@ class DiagnosisCoder:
         self.c.problem(severity, code, message, location)
 
     # ---------------------------------------------------------------- collect
-    def diagnoses(self) -> tuple[list[Dx], dict[str, list[str]]]:
+    def diagnoses(
+        self, added: list[tuple[str, str]] | None = None
+    ) -> tuple[list[Dx], dict[str, list[str]]]:
+        """The claim's diagnoses; ``added`` are (code, source) pairs the services imply
+        (Z23 for an immunization), reported after the encounter's own diagnoses."""
         c = self.c
         enc = c.src.encounter
         ranks: dict[str, tuple[int, int]] = {}  # Condition/id -> (bucket, rank)
@@ -163,6 +167,11 @@ class DiagnosisCoder:
         found.sort(key=lambda d: d.key)
         ordered = _unique(found)
         ordered = self.conventions.apply(ordered)
+        for n, (code, source) in enumerate(added or []):
+            if code not in {d.code for d in ordered}:
+                checked = self.check_icd10cm(code, "Claim.diagnosis")
+                if checked is not None:
+                    ordered.append(Dx(checked[0], checked[1], (8, 99, "", n, 0), source))
         if "preventive" in c.kinds and not c.institutional:
             ordered = self._preventive_dx(ordered)
         if not ordered and c.src.problem_list:

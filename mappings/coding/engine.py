@@ -9,22 +9,27 @@ tables they use live in ``mappings/data/`` and in the terminology module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from mappings.coding.diagnoses import DiagnosisCoder, Dx
 from mappings.coding.dx_conventions import pointer_order
 from mappings.coding.dx_rules import dx_rules
+from mappings.coding.em import VisitCoder
+from mappings.coding.fee_facts import pctc_indicator
+from mappings.coding.immunizations import immunization_lines, vaccine_table
+from mappings.coding.immunizations import known_codes as immunization_codes
+from mappings.coding.lines import Line
 from mappings.coding.model import (
     CodingConfig,
     CodingResult,
     Problem,
     SourceData,
 )
+from mappings.coding.payers import payer_tables
 from mappings.coding.tables import RuleTables, rule_tables
 from mappings.edits.scrub import scrub_lines
-from mappings.pricing.chargemaster import global_days, price
+from mappings.pricing.chargemaster import price
 from terminology import systems
 from terminology.service import TerminologyError, TerminologyService
 
@@ -38,23 +43,6 @@ REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
 LINE_SYSTEMS = (CPT, HCPCS)
 SELF_PAY_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
 LEFT, RIGHT, BOTH = "7771000", "24028007", "51440002"
-
-
-@dataclass(slots=True)
-class Line:
-    code: str
-    system: str
-    display: str
-    day: date
-    quantity: int = 1
-    modifiers: list[str] = field(default_factory=list)
-    dx: list[str] = field(default_factory=list)  # preferred diagnosis codes, in order
-    sources: list[str] = field(default_factory=list)
-    em: bool = False
-    preventive: bool = False
-    revenue: str | None = None
-    removed: bool = False
-    unit_price: float | None = None
 
 
 def _day(text: str | None) -> date | None:
@@ -192,107 +180,6 @@ class _Coder:
         for m in matches:
             self.versions.add((m.map_url, m.map_version))
         return matches
-
-    # ---------------------------------------------------------------- E/M lines
-    def em_lines(self, n_dx: int) -> list[Line]:
-        if self.setting is None:
-            self.problem(
-                "error",
-                "em-no-rule",
-                f"No E/M rule for encounter class {self.encounter_class or '(none)'}: code the"
-                " visit by hand (rules: mappings/data/encounter-settings.csv)",
-                "Claim.item",
-            )
-            return []
-        if self.institutional:
-            return []
-        est = self.src.established
-        status = "established" if est else "new"
-        lines: list[Line] = []
-        if self.setting.setting == "emergency":
-            return []  # levelled after the procedure lines are known (see ed_line)
-        preventive = "preventive" in self.kinds
-        if preventive:
-            age = int(self.age) if self.age is not None else None
-            code = None
-            if age is not None:
-                for lo, hi, new, old, _n, _a in self.tables.preventive:
-                    if lo <= age < hi:
-                        code = old if est else new
-            if code is None:
-                self.problem(
-                    "error",
-                    "missing-patient-data",
-                    "A preventive visit is coded by age: Patient.birthDate is missing",
-                    "Claim.patient",
-                )
-            else:
-                lines.append(
-                    Line(
-                        code,
-                        CPT,
-                        f"Preventive visit, {status} patient",
-                        self.dos,
-                        em=True,
-                        preventive=True,
-                    )
-                )
-        if not preventive or "problem" in self.kinds:
-            minutes = self.minutes()
-            rows = self.tables.em_levels.get((self.setting.setting, status), [])
-            if minutes is None:
-                self.problem(
-                    "error",
-                    "em-no-time",
-                    "The visit is levelled by total time, but the Encounter has neither length"
-                    " nor a complete period",
-                    "Claim.item[0]",
-                )
-            else:
-                code = None
-                for threshold, candidate in rows:
-                    if minutes >= threshold:
-                        code = candidate
-                if code is None:
-                    new_office = status == "new" and self.setting.setting == "office"
-                    self.problem(
-                        "error",
-                        "em-new-under-15" if new_office else "em-below-time",
-                        f"A {status}-patient {self.setting.setting} visit of {minutes:.0f}"
-                        f" minutes is below the lowest time threshold"
-                        f" ({rows[0][0] if rows else '?'} min): review the documentation and"
-                        f" code by medical decision making (the lowest level is on the draft)",
-                        "Claim.item[0].productOrService",
-                    )
-                    code = rows[0][1] if rows else None
-                if code is not None:
-                    lines.append(
-                        Line(
-                            code,
-                            CPT,
-                            f"Office visit, {status} patient, {minutes:.0f} min",
-                            self.dos,
-                            em=True,
-                        )
-                    )
-        return lines
-
-    def ed_line(self, n_dx: int, n_procedures: int) -> Line:
-        count = n_dx + n_procedures
-        code = self.tables.ed_levels[0][1]
-        for threshold, candidate in self.tables.ed_levels:
-            if count >= threshold:
-                code = candidate
-        self.problem(
-            "warning",
-            "ed-level-review",
-            f"Emergency department level {code} assigned by the documented proxy rule"
-            f" ({n_dx} diagnoses + {n_procedures} procedures; mappings/data/ed-levels.csv):"
-            " the level depends on medical decision making, which the data does not carry;"
-            " confirm it",
-            "Claim.item[0].productOrService",
-        )
-        return Line(code, CPT, "Emergency department visit", self.dos, em=True)
 
     # --------------------------------------------------------------- procedures
     def procedure_lines(
@@ -445,6 +332,7 @@ class _Coder:
             line.display = result.display or line.display
             return
         known = self.tables.em_codes() | {v[1] for v in self.tables.supplement.values()}
+        known |= immunization_codes() | {"99417", "G2212", "G0402", "G0438", "G0439"}
         if result.reason == "unknown-code" and line.code in known:
             self.problem(
                 "information",
@@ -480,31 +368,26 @@ class _Coder:
                         f"Payers require the patient's {what}: Patient.{element} is missing",
                         "Claim.patient",
                     )
-        dxs, by_condition = DiagnosisCoder(self).diagnoses()
+        visit = VisitCoder(self)
+        vaccines = (
+            [] if self.institutional else immunization_lines(self, visit.payer()[1].vaccine_admin)
+        )
+        added = [("Z23", vaccines[0].sources[0])] if vaccines else []
+        dxs, by_condition = DiagnosisCoder(self).diagnoses(added)
         proc_lines, pcs = self.procedure_lines(by_condition)
-        em = self.em_lines(len(dxs))
+        proc_lines += vaccines
+        dx_codes = [d.code for d in dxs]
+        em = visit.em_lines(proc_lines)
         if self.setting is not None and self.setting.setting == "emergency":
-            em = [self.ed_line(len(dxs), sum(1 for _ in proc_lines))]
+            em = [visit.ed_line(len(dxs), sum(1 for _ in proc_lines))]
+        em = visit.visit_rules(em, proc_lines, dx_codes)
         lines = em + proc_lines
         if self.institutional:
             lines.insert(0, self._accommodation())
-        dx_codes = [d.code for d in dxs]
-        # Modifier 25: a significant, separately identifiable E/M on the day of a minor
-        # procedure (0/10-day global), or a problem E/M with a preventive visit.
-        minor = [
-            ln
-            for ln in proc_lines
-            if global_days(ln.code, ln.day, self.t, self.tables)[0] in ("000", "010")
-        ]
-        has_preventive = any(ln.preventive for ln in em)
-        for ln in em:
-            if ln.preventive:
-                continue
-            if has_preventive or any(m.day == ln.day for m in minor):
-                ln.modifiers.append("25")
         if self.facility:
+            # Facility setting (POS 19/21/22/23): the professional component only.
             for ln in proc_lines:
-                if global_days(ln.code, ln.day, self.t, self.tables)[1] == "1":
+                if pctc_indicator(ln.code, ln.day, self.t, self.tables) == "1":
                     ln.modifiers.append("26")
         for i, ln in enumerate(lines):
             if ln.revenue is None:
@@ -525,7 +408,7 @@ class _Coder:
             preferred += [c for c in dx_codes if c.startswith(rule[1])]
         # Never a code that cannot be first-listed first; on a problem E/M never the
         # routine-exam Z00/Z01 first (the problem justifies the line); claim order otherwise.
-        problem_em = line.em and not line.preventive
+        problem_em = (line.em or line.addon) and not line.preventive
         preferred += pointer_order(self, dx_codes, problem_em=problem_em)
         out: list[int] = []
         for code in preferred:
@@ -653,7 +536,12 @@ class _Coder:
         if items:
             claim["item"] = items
         claim["total"] = {"value": round(total, 2), **money}
-        rule_versions = {**self.tables.versions(), **dx_rules().versions()}
+        rule_versions = {
+            **self.tables.versions(),
+            **dx_rules().versions(),
+            **payer_tables().versions,
+            "immunizations.csv": vaccine_table()[1],
+        }
         result = CodingResult(claim, self.problems, self.versions, rule_versions)
         claim["status"] = "active" if result.clean else "draft"
         return result

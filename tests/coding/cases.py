@@ -165,7 +165,9 @@ CASES: list[Case] = [
         established=False,
         conditions=[HTN],
         dx=["I10"],
-        lines=[("99205", (), 1, (1,))],
+        # Corrected (issue 15): 75 minutes is 15 beyond 99205's 60: CPT 99417 x 1 (self-pay
+        # follows CPT; Medicare would use G2212 from 89 minutes).
+        lines=[("99205", (), 1, (1,)), ("99417", (), 1, (1,))],
     ),
     Case(
         "new_under_15_is_review",
@@ -228,6 +230,8 @@ CASES: list[Case] = [
         birth="1975-01-01",
         conditions=[cond("z00", "Z00.01"), HTN],
         dx=["Z00.01", "I10"],
+        # The total time includes the preventive service, which CPT excludes: review.
+        edits={"em-time-includes-preventive"},
         # Corrected (issue 15): the problem E/M points first to the problem it treats, never
         # to the routine-exam Z00 (CPT modifier 25 / CMS: the separately identifiable problem).
         lines=[("99396", (), 1, (1, 2)), ("99213", ("25",), 1, (2, 1))],
@@ -460,12 +464,15 @@ CASES: list[Case] = [
         dx=["I10"],
         lines=[("99213", (), 1, (1,)), ("93000", (), 1, (1,))],
     ),
+    # Corrected (issue 15): an injection visit with no other problem has no E/M (NCCI
+    # Policy Manual Ch. XI); the indication is inferred, so the coder is asked to confirm.
     Case(
         "repeats_become_units",
         conditions=[HTN],
         procedures=[proc("inj1", "96372"), proc("inj2", "96372")],
         dx=["I10"],
-        lines=[("99213", (), 1, (1,)), ("96372", (), 2, (1,))],
+        lines=[("96372", (), 2, (1,))],
+        edits={"em-procedure-only"},
     ),
     Case(
         "mue_caps_units",
@@ -488,22 +495,28 @@ CASES: list[Case] = [
         conditions=[cond("bleed", "K92.1")],
         procedures=[proc("colo", "45380"), proc("colo2", "45378")],
         dx=["K92.1"],
-        lines=[("99213", ("25",), 1, (1,)), ("45380", (), 1, (1,)), ("45378", (), 1, (1,))],
-        edits={"ncci-review"},
+        # Corrected (issue 15): the visit is for the endoscopy (000 global) and no other problem
+        # was addressed: no E/M (MCPM Ch. 12 sec. 40.1).
+        lines=[("45380", (), 1, (1,)), ("45378", (), 1, (1,))],
+        edits={"ncci-review", "em-procedure-only"},
     ),
+    # Corrected (issue 15): modifier 25 needs a separately identifiable problem (here the
+    # hypertension) besides the repair's indication; without one there is no E/M.
     Case(
         "minor_procedure_10_day_global_25",
-        conditions=[cond("cut", "S61.412A")],
-        procedures=[proc("rep", "12001")],
-        dx=["S61.412A"],
-        lines=[("99213", ("25",), 1, (1,)), ("12001", (), 1, (1,))],
+        conditions=[cond("cut", "S61.412A"), HTN],
+        procedures=[proc("rep", "12001", reason="cut")],
+        dx=["S61.412A", "I10"],
+        lines=[("99213", ("25",), 1, (1, 2)), ("12001", (), 1, (1, 2))],
     ),
     Case(
         "major_procedure_no_25",
         conditions=[cond("oa", "M17.11")],
         procedures=[proc("tka", "27447", site="right knee")],
         dx=["M17.11"],
-        lines=[("99213", (), 1, (1,)), ("27447", ("RT",), 1, (1,))],
+        # Corrected (issue 15): the E/M on the day of a 090-global surgery is the decision for
+        # surgery: modifier 57 (MCPM Ch. 12 sec. 40.2.A.4), not 25.
+        lines=[("99213", ("57",), 1, (1,)), ("27447", ("RT",), 1, (1,))],
     ),
     Case(
         "laterality_left_and_bilateral",
