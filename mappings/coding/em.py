@@ -43,6 +43,12 @@ HCPCS = systems.HCPCS
 TOP_OFFICE = {"new": "99205", "established": "99215"}
 
 
+def screening_capable(code: str) -> bool:
+    """Colonoscopy (45378-45398) and flexible sigmoidoscopy (45330-45350): screenings that
+    become diagnostic when a finding is treated or biopsied."""
+    return code.isdigit() and (45378 <= int(code) <= 45398 or 45330 <= int(code) <= 45350)
+
+
 def is_drug_administration(code: str) -> bool:
     """CPT 96360-96379 (hydration, injections), 96401-96549 (chemotherapy and complex
     drug administration), 90460-90474 and G0008-G0010 (vaccine administration)."""
@@ -331,6 +337,33 @@ class VisitCoder:
         )
         return Line(code, CPT, "Emergency department visit", c.dos, em=True)
 
+    def screening_turned_diagnostic(self, dxs: list[Any], proc_lines: list[Line]) -> list[Any]:
+        """A screening colonoscopy that finds something: the diagnostic procedure code, the
+        screening Z code first-listed and the finding second (ICD-10-CM Guidelines
+        I.C.21.c.5; CMS MLN colorectal cancer screening), and the payer's modifier (PT for
+        Medicare, 33 otherwise; ``payer-rules.csv``)."""
+        screening = next((d for d in dxs if d.code.startswith(("Z12.1", "Z12.0"))), None)
+        lines = [ln for ln in proc_lines if screening_capable(ln.code)]
+        findings = [d for d in dxs if d is not screening and not d.code.startswith("Z")]
+        if screening is None or not lines or not findings:
+            return dxs
+        kind, rule = self.payer()
+        for ln in lines:
+            if rule.screening_modifier not in ln.modifiers:
+                ln.modifiers.append(rule.screening_modifier)
+        first = next((d for d in findings if any(d.code in ln.dx for ln in lines)), findings[0])
+        out = [screening, first] + [d for d in dxs if d not in (screening, first)]
+        self.c.problem(
+            "information",
+            "screening-became-diagnostic",
+            f"Screening turned diagnostic: {screening.code} first, {first.code} second, modifier"
+            f" {rule.screening_modifier} ({kind}) on {', '.join(ln.code for ln in lines)}"
+            " (ICD-10-CM Guidelines I.C.21.c.5; Medicare Claims Processing Manual Ch. 18"
+            " sec. 60.2; CPT modifier 33)",
+            "Claim.diagnosis[0]",
+        )
+        return out
+
     # ------------------------------------------------------- around procedures
     def _indication(self, line: Line, dx_codes: list[str]) -> tuple[set[str], bool]:
         """(the diagnoses the procedure is for, inferred?)."""
@@ -394,7 +427,13 @@ class VisitCoder:
                 indications |= found
                 explicit_type = explicit_type or self._type_is_procedure(ln)
                 inferred = inferred or (guess and not explicit_type)
-            others = [d for d in dx_codes if d not in indications and not secondary_only(c, d)]
+            # A separately identifiable problem is a condition: Z codes (encounter reasons,
+            # screenings, status and history) are not problems the E/M could treat.
+            others = [
+                d
+                for d in dx_codes
+                if d not in indications and not d.startswith("Z") and not secondary_only(c, d)
+            ]
             if not others:
                 for ln in em:
                     if not ln.preventive and ln in out:

@@ -376,6 +376,7 @@ class _Coder:
         dxs, by_condition = DiagnosisCoder(self).diagnoses(added)
         proc_lines, pcs = self.procedure_lines(by_condition)
         proc_lines += vaccines
+        dxs = visit.screening_turned_diagnostic(dxs, proc_lines)
         dx_codes = [d.code for d in dxs]
         em = visit.em_lines(proc_lines)
         if self.setting is not None and self.setting.setting == "emergency":

@@ -107,7 +107,11 @@ def immunization_lines(c: CoderLike, vaccine_admin: str) -> list[Line]:
     """Product and administration lines for the completed Immunizations of the visit."""
     table, _ = vaccine_table()
     given: list[tuple[dict[str, Any], Vaccine, date]] = []
-    for imm in c.src.immunizations:
+    # In the order given (occurrence, then id): the first one is the first administration.
+    ordered = sorted(
+        c.src.immunizations, key=lambda i: (str(i.get("occurrenceDateTime")), str(i.get("id")))
+    )
+    for imm in ordered:
         ref = f"Immunization/{imm.get('id')}"
         if imm.get("status") != "completed":
             continue
@@ -183,4 +187,13 @@ def immunization_lines(c: CoderLike, vaccine_admin: str) -> list[Line]:
             lines.append(
                 Line(code, CPT, "Vaccine administration, each additional", c.dos, units, [], [Z23])
             )
-    return lines
+    # One line per code and day, with units (90460 x 2 for two counselled vaccines).
+    merged: dict[tuple[str, date], Line] = {}
+    for ln in lines:
+        have = merged.get((ln.code, ln.day))
+        if have is None:
+            merged[(ln.code, ln.day)] = ln
+        else:
+            have.quantity += ln.quantity
+            have.sources += ln.sources
+    return list(merged.values())

@@ -63,6 +63,7 @@ ISSUE_TYPES = {
     "em-procedure-only": "business-rule",
     "em-decision-for-surgery": "informational",
     "vaccine-unmapped": "code-invalid",
+    "screening-became-diagnostic": "informational",
 }
 
 

@@ -68,6 +68,12 @@ def _body(version: StoredVersion) -> dict[str, Any]:
     return data
 
 
+def _given_at(immunization: dict[str, Any], encounter_ref: str) -> bool:
+    """An Immunization of this visit: linked to it, or unlinked on the same day."""
+    linked = (immunization.get("encounter") or {}).get("reference")
+    return linked == encounter_ref or linked is None
+
+
 def _comparable(claim: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in claim.items() if k not in ("id", "meta", "created", "related")}
 
@@ -202,41 +208,73 @@ class ClaimService:
                     have.add(cref)
         procedures = await self._search(ctx, "Procedure", [("encounter", ref)])
         coverages: list[StoredVersion] = []
-        established = False
+        prior: list[StoredVersion] = []
+        roles: list[StoredVersion] = []
+        immunizations: list[StoredVersion] = []
+        start = ((enc.get("period") or {}).get("start") or "")[:10]
         if patient is not None:
             coverages = await self._search(ctx, "Coverage", [("beneficiary", subject)])
-            org = (enc.get("serviceProvider") or {}).get("reference")
-            start = ((enc.get("period") or {}).get("start") or "")[:10]
-            if org and start:
-                dos = date.fromisoformat(start)
-                since = (
-                    dos.replace(year=dos.year - 3)
-                    if not (dos.month == 2 and dos.day == 29)
-                    else dos.replace(year=dos.year - 3, day=28)
-                )
-                prior = await self._search(
-                    ctx,
-                    "Encounter",
-                    [
-                        ("subject", subject),
-                        ("status", "finished"),
-                        ("service-provider", org),
-                        ("date", f"ge{since.isoformat()}"),
-                        ("date", f"lt{start}"),
-                    ],
-                    count=2,
-                )
-                established = any(p.id != encounter_id for p in prior)
-        used += conditions + procedures + coverages
+            if start:
+                prior = await self._prior_encounters(ctx, subject, start, encounter_id)
+                roles = await self._roles(ctx, enc, [_body(p) for p in prior])
+                immunizations = [
+                    v
+                    for v in await self._search(
+                        ctx, "Immunization", [("patient", subject), ("date", start)], count=50
+                    )
+                    if _given_at(_body(v), ref)
+                ]
+        used += conditions + procedures + coverages + immunizations + roles
         source = SourceData(
             enc,
             patient,
             [_body(c) for c in conditions],
             [_body(p) for p in procedures],
             [_body(c) for c in coverages],
-            established,
+            prior_encounters=[_body(p) for p in prior],
+            roles=[_body(r) for r in roles],
+            immunizations=[_body(i) for i in immunizations],
         )
         return source, used
+
+    async def _prior_encounters(
+        self, ctx: RequestContext, subject: str, start: str, encounter_id: str
+    ) -> list[StoredVersion]:
+        """The patient's finished Encounters of the 3 years before the date of service
+        (CPT new vs established), at most 100."""
+        dos = date.fromisoformat(start)
+        try:
+            since = dos.replace(year=dos.year - 3)
+        except ValueError:  # 29 February
+            since = dos.replace(year=dos.year - 3, day=28)
+        found = await self._search(
+            ctx,
+            "Encounter",
+            [
+                ("subject", subject),
+                ("status", "finished"),
+                ("date", f"ge{since.isoformat()}"),
+                ("date", f"le{start}"),
+            ],
+            count=100,
+        )
+        return [p for p in found if p.id != encounter_id][:100]
+
+    async def _roles(
+        self, ctx: RequestContext, enc: dict[str, Any], prior: list[dict[str, Any]]
+    ) -> list[StoredVersion]:
+        """PractitionerRoles of the rendering practitioner and of the earlier encounters'
+        practitioners (specialty and group decide new vs established)."""
+        who: list[str] = []
+        for e in [enc, *prior]:
+            for part in e.get("participant") or []:
+                ref = (part.get("individual") or {}).get("reference") or ""
+                if ref.startswith("Practitioner/") and ref not in who:
+                    who.append(ref)
+        out: list[StoredVersion] = []
+        for ref in who[:20]:
+            out += await self._search(ctx, "PractitionerRole", [("practitioner", ref)], count=20)
+        return out
 
     # ------------------------------------------------------------------ generate
     async def generate(self, ctx: RequestContext, encounter_id: str) -> Generated:

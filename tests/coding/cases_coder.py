@@ -7,9 +7,135 @@ the CPT E/M rule or the CMS/NCCI policy a certified coder would cite.
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
 from typing import Any
 
-from tests.coding.cases import CPT, ICD, SCT, Case, cond, coverage, proc
+from tests.coding.cases import CPT, ICD, SCT, Case, at, cond, coverage, proc
+
+NUCC = "http://nucc.org/provider-taxonomy"
+SOPT = "urn:oid:2.16.840.1.113883.3.221.5"
+CVX = "http://hl7.org/fhir/sid/cvx"
+FAMILY, CARDIOLOGY = "207Q00000X", "207RC0000X"
+
+
+@dataclass
+class CoderCase(Case):
+    """A gold case with earlier encounters, PractitionerRoles and Immunizations."""
+
+    rationale: str = ""
+    prior: list[dict[str, Any]] = field(default_factory=list)
+    roles: list[dict[str, Any]] = field(default_factory=list)
+    immunizations: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Practitioners are per case (one store holds every case): dr1 renders this visit.
+        if self.prior or self.roles:
+            me = f"Practitioner/{self.name.replace('_', '-')}-dr1"
+            self.encounter.setdefault(
+                "participant",
+                [
+                    {
+                        "type": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                        "code": "PPRF",
+                                    }
+                                ]
+                            }
+                        ],
+                        "individual": {"reference": me},
+                    }
+                ],
+            )
+
+    def extras(self, prefix: str, subject: dict[str, Any], eref: dict[str, Any]) -> list[dict]:
+        out = []
+        for r in self.prior + self.roles + self.immunizations:
+            r = copy.deepcopy(r)
+            r["id"] = f"{prefix}-{r['id']}"
+            for part in r.get("participant") or []:
+                ref = part["individual"]["reference"]
+                part["individual"]["reference"] = ref.replace(
+                    "Practitioner/", f"Practitioner/{prefix}-"
+                )
+            if "practitioner" in r:
+                ref = r["practitioner"]["reference"]
+                r["practitioner"]["reference"] = ref.replace(
+                    "Practitioner/", f"Practitioner/{prefix}-"
+                )
+            if r["resourceType"] == "Encounter":
+                r["subject"] = subject
+            if r["resourceType"] == "Immunization":
+                r["patient"] = subject
+                r["encounter"] = eref
+            out.append(r)
+        return out
+
+
+def visit(vid: str, day: str, dr: str = "dr1", org: str = "org1", types: list[str] | None = None):
+    """An earlier finished encounter of the patient."""
+    e: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": vid,
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "period": {"start": f"{day}T09:00:00Z", "end": f"{day}T09:20:00Z"},
+        "serviceProvider": {"reference": f"Organization/{org}"},
+        "participant": [{"individual": {"reference": f"Practitioner/{dr}"}}],
+    }
+    if types:
+        e["type"] = [{"coding": [{"system": SCT, "code": t}]} for t in types]
+    return e
+
+
+def role(rid: str, dr: str, specialty: str | None, org: str = "org1") -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "resourceType": "PractitionerRole",
+        "id": rid,
+        "practitioner": {"reference": f"Practitioner/{dr}"},
+        "organization": {"reference": f"Organization/{org}"},
+    }
+    if specialty:
+        r["specialty"] = [{"coding": [{"system": NUCC, "code": specialty}]}]
+    return r
+
+
+def payer(cid: str, kind_code: str | None, name: str, start: str = "2020-01-01") -> dict:
+    c = coverage(cid, 1, start)
+    c["payor"] = [{"display": name}]
+    if kind_code:
+        c["type"] = {"coding": [{"system": SOPT, "code": kind_code}]}
+    return c
+
+
+MEDICARE = payer("mcr", "1", "Medicare Part B")
+MEDICAID = payer("mcd", None, "MassHealth")
+COMMERCIAL = payer("com", "5", "Acme Health")
+
+
+def imm(iid: str, cvx: str, *, education: bool = False, status: str = "completed") -> dict:
+    i: dict[str, Any] = {
+        "resourceType": "Immunization",
+        "id": iid,
+        "status": status,
+        "vaccineCode": {"coding": [{"system": CVX, "code": cvx}]},
+        "occurrenceDateTime": at(5),
+        "primarySource": True,
+    }
+    if education:
+        i["education"] = [{"documentType": "VIS", "presentationDate": at(4)}]
+    return i
+
+
+def timed(pid: str, code: str, start: int, end: int, reason: str | None = None) -> dict:
+    """A procedure with its own performed period (minutes after 09:00)."""
+    pr = proc(pid, code, reason=reason)
+    del pr["performedDateTime"]
+    pr["performedPeriod"] = {"start": at(start), "end": at(end)}
+    return pr
 
 
 def site(c: dict[str, Any], side: str) -> dict[str, Any]:
@@ -580,6 +706,449 @@ DX_CASES: list[Case] = [
     ),
 ]
 
-CODER_CASES: list[Case] = DX_CASES
+__all__ = ["CPT", "ICD"]
 
-__all__ = ["CODER_CASES", "CPT", "ICD", "coverage"]
+
+def cc(name: str, rationale: str, **kw: Any) -> CoderCase:
+    return CoderCase(name, rationale=rationale, **kw)
+
+
+HTN2 = cond("htn", "I10")
+EM_CASES: list[Case] = [
+    # --- new vs established (CPT E/M guidelines, New and Established Patients) ---
+    cc(
+        "established_same_physician_other_organization",
+        "CPT: established = professional services from the same physician within 3 years",
+        established=False,
+        conditions=[HTN2],
+        prior=[visit("v1", "2025-01-10", "dr1", "org2")],
+        roles=[role("r1", "dr1", FAMILY)],
+        dx=["I10"],
+        lines=[("99213", (), 1, (1,))],
+    ),
+    cc(
+        "established_same_specialty_same_group",
+        "CPT: another physician of the exact same specialty and subspecialty in the same group",
+        established=False,
+        conditions=[HTN2],
+        prior=[visit("v1", "2025-06-01", "dr2", "org1")],
+        roles=[role("r1", "dr1", FAMILY), role("r2", "dr2", FAMILY)],
+        dx=["I10"],
+        lines=[("99213", (), 1, (1,))],
+    ),
+    cc(
+        "new_other_specialty_same_group",
+        "CPT: a physician of another specialty in the group makes the patient new",
+        established=False,
+        conditions=[HTN2],
+        prior=[visit("v1", "2025-06-01", "dr2", "org1")],
+        roles=[role("r1", "dr1", FAMILY), role("r2", "dr2", CARDIOLOGY)],
+        dx=["I10"],
+        lines=[("99202", (), 1, (1,))],
+    ),
+    cc(
+        "new_same_specialty_other_group",
+        "CPT: same specialty but a different group practice: new patient",
+        established=False,
+        conditions=[HTN2],
+        prior=[visit("v1", "2025-06-01", "dr2", "org2")],
+        roles=[role("r1", "dr1", FAMILY), role("r2", "dr2", FAMILY, "org2")],
+        dx=["I10"],
+        lines=[("99202", (), 1, (1,))],
+    ),
+    cc(
+        "new_when_last_visit_over_3_years_ago",
+        "CPT: the 3-year rule, a visit on 2023-02-28 is more than 3 years before 2026-03-02",
+        established=False,
+        conditions=[HTN2],
+        prior=[visit("v1", "2023-02-28", "dr1", "org1")],
+        roles=[role("r1", "dr1", FAMILY)],
+        dx=["I10"],
+        lines=[("99202", (), 1, (1,))],
+    ),
+    cc(
+        "established_within_3_years",
+        "CPT: a visit on 2023-03-03 is within the past three years",
+        established=False,
+        conditions=[HTN2],
+        prior=[visit("v1", "2023-03-03", "dr1", "org1")],
+        roles=[role("r1", "dr1", FAMILY)],
+        dx=["I10"],
+        lines=[("99213", (), 1, (1,))],
+    ),
+    cc(
+        "unknown_specialty_falls_back_to_organization",
+        "CPT same group + specialty unknown: the organization decides, with an information issue",
+        established=False,
+        conditions=[HTN2],
+        prior=[visit("v1", "2025-06-01", "dr2", "org1")],
+        dx=["I10"],
+        lines=[("99213", (), 1, (1,))],
+        info={"em-status-by-organization"},
+    ),
+    cc(
+        "unknown_specialty_no_visit_at_organization_is_new",
+        "Organization fallback: no earlier visit at the organization, new patient",
+        established=False,
+        conditions=[HTN2],
+        prior=[visit("v1", "2025-06-01", "dr2", "org2")],
+        dx=["I10"],
+        lines=[("99202", (), 1, (1,))],
+        info={"em-status-by-organization"},
+    ),
+    # --- time (CPT E/M guidelines: time excludes separately reported services) ---
+    cc(
+        "time_excludes_separately_reported_procedure",
+        "CPT time: 45 minutes minus a 20-minute billed procedure leaves 25: 99213",
+        minutes=45,
+        conditions=[HTN2, cond("cut", "S61.412A")],
+        procedures=[timed("rep", "12001", 10, 30, reason="cut")],
+        dx=["I10", "S61.412A"],
+        lines=[("99213", ("25",), 1, (1, 2)), ("12001", (), 1, (2, 1))],
+        info={"em-time-excludes-procedures"},
+    ),
+    # --- prolonged services by payer (payer-rules.csv) ---
+    cc(
+        "prolonged_commercial_established_55_min",
+        "CPT 99417: 15 minutes beyond the 99215 minimum of 40 (commercial)",
+        minutes=55,
+        conditions=[HTN2],
+        coverages=[COMMERCIAL],
+        dx=["I10"],
+        lines=[("99215", (), 1, (1,)), ("99417", (), 1, (1,))],
+        info={"em-prolonged"},
+    ),
+    cc(
+        "no_prolonged_commercial_established_54_min",
+        "CPT 99417 needs a full 15 minutes beyond 40",
+        minutes=54,
+        conditions=[HTN2],
+        coverages=[COMMERCIAL],
+        dx=["I10"],
+        lines=[("99215", (), 1, (1,))],
+    ),
+    cc(
+        "prolonged_commercial_new_90_min_two_units",
+        "CPT 99417 x 2: 30 minutes beyond the 99205 minimum of 60",
+        minutes=90,
+        established=False,
+        conditions=[HTN2],
+        coverages=[COMMERCIAL],
+        dx=["I10"],
+        lines=[("99205", (), 1, (1,)), ("99417", (), 2, (1,))],
+    ),
+    cc(
+        "prolonged_medicare_established_69_min_g2212",
+        "CMS G2212 for Medicare from 69 minutes with 99215 (CY2021 PFS final rule)",
+        minutes=69,
+        birth="1955-01-01",
+        conditions=[HTN2],
+        coverages=[MEDICARE],
+        dx=["I10"],
+        lines=[("99215", (), 1, (1,)), ("G2212", (), 1, (1,))],
+    ),
+    cc(
+        "no_prolonged_medicare_established_68_min",
+        "CMS: G2212 not before 69 minutes with 99215 (99417 is not paid by Medicare)",
+        minutes=68,
+        birth="1955-01-01",
+        conditions=[HTN2],
+        coverages=[MEDICARE],
+        dx=["I10"],
+        lines=[("99215", (), 1, (1,))],
+    ),
+    cc(
+        "prolonged_medicare_new_89_min_g2212",
+        "CMS G2212 for Medicare from 89 minutes with 99205",
+        minutes=89,
+        established=False,
+        birth="1955-01-01",
+        conditions=[HTN2],
+        coverages=[MEDICARE],
+        dx=["I10"],
+        lines=[("99205", (), 1, (1,)), ("G2212", (), 1, (1,))],
+    ),
+    cc(
+        "prolonged_medicaid_new_75_min_99417",
+        "Medicaid (payor MassHealth) follows CPT: 99417 at 75 minutes with 99205",
+        minutes=75,
+        established=False,
+        conditions=[HTN2],
+        coverages=[MEDICAID],
+        dx=["I10"],
+        lines=[("99205", (), 1, (1,)), ("99417", (), 1, (1,))],
+    ),
+    # --- Medicare preventive (MCPM Ch. 12 sec. 30.6.1.1, Ch. 18 sec. 80/140) ---
+    cc(
+        "medicare_ippe_in_first_year_of_part_b",
+        "Medicare: G0402 within 12 months of the Part B effective date",
+        types=["185349003"],
+        birth="1960-01-15",
+        conditions=[cond("z00", "Z00.00")],
+        coverages=[payer("mcr", "1", "Medicare Part B", "2025-09-01")],
+        dx=["Z00.00"],
+        lines=[("G0402", (), 1, (1,))],
+        info={"medicare-preventive"},
+    ),
+    cc(
+        "medicare_first_annual_wellness_visit",
+        "Medicare does not pay 99387/99397: G0438 for the first annual wellness visit",
+        types=["185349003"],
+        birth="1950-01-15",
+        conditions=[cond("z00", "Z00.00")],
+        coverages=[MEDICARE],
+        dx=["Z00.00"],
+        lines=[("G0438", (), 1, (1,))],
+    ),
+    cc(
+        "medicare_subsequent_annual_wellness_visit",
+        "Medicare: G0439 when an earlier wellness visit is on file",
+        types=["185349003"],
+        birth="1950-01-15",
+        established=False,
+        conditions=[cond("z00", "Z00.00")],
+        coverages=[MEDICARE],
+        prior=[visit("v1", "2025-02-20", "dr1", "org1", ["185349003"])],
+        roles=[role("r1", "dr1", FAMILY)],
+        dx=["Z00.00"],
+        lines=[("G0439", (), 1, (1,))],
+    ),
+    cc(
+        "commercial_senior_preventive_is_99397",
+        "Commercial payers take the CPT preventive codes by age (99397 from 65)",
+        types=["185349003"],
+        birth="1950-01-15",
+        conditions=[cond("z00", "Z00.00")],
+        coverages=[COMMERCIAL],
+        dx=["Z00.00"],
+        lines=[("99397", (), 1, (1,))],
+    ),
+    # --- procedures and E/M (CMS global surgery, NCCI) ---
+    cc(
+        "minor_procedure_visit_has_no_em",
+        "MCPM Ch. 12 sec. 40.1: the decision for a minor procedure (010) is part of it",
+        conditions=[cond("cut", "S61.412A")],
+        procedures=[proc("rep", "12001", reason="cut")],
+        dx=["S61.412A"],
+        lines=[("12001", (), 1, (1,))],
+        info={"em-procedure-only"},
+    ),
+    cc(
+        "encounter_type_is_the_procedure",
+        "The encounter type is the procedure (wound stitched): a procedure-only visit",
+        types=["288086009"],
+        conditions=[cond("cut", "S61.412A")],
+        procedures=[proc("rep", "288086009", SCT)],
+        dx=["S61.412A"],
+        lines=[("12001", (), 1, (1,))],
+        info={"em-procedure-only"},
+    ),
+    cc(
+        "minor_procedure_inferred_indication_asks_review",
+        "No Procedure.reasonReference: the indication is inferred and the coder confirms",
+        conditions=[cond("cut", "S61.412A")],
+        procedures=[proc("rep", "12001")],
+        dx=["S61.412A"],
+        lines=[("12001", (), 1, (1,))],
+        edits={"em-procedure-only"},
+    ),
+    cc(
+        "preventive_visit_with_minor_procedure_takes_25",
+        "CPT modifier 25 on the preventive E/M with a minor procedure the same day",
+        types=["162673000"],
+        birth="1980-06-01",
+        conditions=[cond("z00", "Z00.01"), cond("cut", "S61.412A")],
+        procedures=[proc("rep", "12001", reason="cut")],
+        dx=["Z00.01", "S61.412A"],
+        lines=[("99396", ("25",), 1, (1, 2)), ("12001", (), 1, (2, 1))],
+    ),
+    cc(
+        "decision_for_surgery_the_day_before_takes_57",
+        "MCPM Ch. 12 sec. 40.2.A.4: E/M the day before a 090-global surgery, modifier 57",
+        conditions=[cond("oa", "M17.11")],
+        procedures=[proc("tka", "27447", site="right knee", day="2026-03-03")],
+        dx=["M17.11"],
+        lines=[("99213", ("57",), 1, (1,)), ("27447", ("RT",), 1, (1,))],
+        info={"em-decision-for-surgery"},
+    ),
+    cc(
+        "nurse_visit_99211_not_with_drug_administration",
+        "NCCI Policy Manual Ch. XI: 99211 is not reported with drug administration",
+        minutes=5,
+        conditions=[cond("b12", "D51.9")],
+        procedures=[proc("inj", "96372", reason="b12")],
+        dx=["D51.9"],
+        lines=[("96372", (), 1, (1,))],
+        info={"em-99211-with-drug-admin"},
+    ),
+    cc(
+        "drug_administration_with_separate_problem_takes_25",
+        "NCCI: an E/M with drug administration needs a separately identifiable problem and 25",
+        conditions=[HTN2, cond("b12", "D51.9")],
+        procedures=[proc("inj", "96372", reason="b12")],
+        dx=["I10", "D51.9"],
+        lines=[("99213", ("25",), 1, (1, 2)), ("96372", (), 1, (2, 1))],
+    ),
+    cc(
+        "chemotherapy_day_without_separate_problem_has_no_em",
+        "CMS: an E/M on a chemotherapy day needs a separately identifiable problem",
+        sex="female",
+        conditions=[cond("ca", "C50.911"), cond("chemo", "Z51.11")],
+        procedures=[proc("chemo1", "96413", reason="ca")],
+        dx=["Z51.11", "C50.911"],
+        lines=[("96413", (), 1, (2, 1))],
+        info={"em-procedure-only"},
+    ),
+    # --- screening that becomes diagnostic ---
+    cc(
+        "screening_colonoscopy_becomes_diagnostic_medicare_pt",
+        "I.C.21.c.5 and MCPM Ch. 18 sec. 60.2: Z12.11 first, the polyp second, modifier PT",
+        birth="1955-01-01",
+        conditions=[cond("polyp", "K63.5"), cond("scr", "Z12.11")],
+        procedures=[proc("colo", "45385", reason="polyp")],
+        coverages=[MEDICARE],
+        dx=["Z12.11", "K63.5"],
+        lines=[("45385", ("PT",), 1, (2, 1))],
+        info={"screening-became-diagnostic", "em-procedure-only"},
+    ),
+    cc(
+        "screening_colonoscopy_becomes_diagnostic_commercial_33",
+        "CPT modifier 33 (preventive service) for a commercial payer",
+        conditions=[cond("polyp", "K63.5"), cond("scr", "Z12.11")],
+        procedures=[proc("colo", "45385", reason="polyp")],
+        coverages=[COMMERCIAL],
+        dx=["Z12.11", "K63.5"],
+        lines=[("45385", ("33",), 1, (2, 1))],
+        info={"em-procedure-only"},
+    ),
+]
+
+IMM_CASES: list[Case] = [
+    cc(
+        "child_vaccines_with_counselling_90460_90461",
+        "CPT 90460 per vaccine and 90461 per additional component, under 19 with counselling",
+        types=["410620009"],
+        birth="2022-01-01",
+        conditions=[cond("z00", "Z00.129")],
+        immunizations=[imm("mmr", "03", education=True), imm("dtap", "20", education=True)],
+        dx=["Z00.129", "Z23"],
+        lines=[
+            ("99392", (), 1, (1, 2)),
+            ("90700", (), 1, (2, 1)),
+            ("90707", (), 1, (2, 1)),
+            ("90460", (), 2, (2, 1)),
+            ("90461", (), 4, (2, 1)),
+        ],
+    ),
+    cc(
+        "child_vaccine_without_counselling_90471",
+        "CPT 90471 when no counselling is documented, whatever the age",
+        types=["410620009"],
+        birth="2015-01-01",
+        conditions=[cond("z00", "Z00.129")],
+        immunizations=[imm("flu", "140")],
+        dx=["Z00.129", "Z23"],
+        lines=[("99393", (), 1, (1, 2)), ("90656", (), 1, (2, 1)), ("90471", (), 1, (2, 1))],
+    ),
+    cc(
+        "adult_flu_at_problem_visit_commercial",
+        "CPT 90471 + product; the E/M for a separate problem takes 25 (NCCI)",
+        conditions=[HTN2],
+        coverages=[COMMERCIAL],
+        immunizations=[imm("flu", "140")],
+        dx=["I10", "Z23"],
+        lines=[("99213", ("25",), 1, (1, 2)), ("90656", (), 1, (2, 1)), ("90471", (), 1, (2, 1))],
+    ),
+    cc(
+        "adult_flu_medicare_g0008",
+        "Medicare: G0008 administers the influenza vaccine (MCPM Ch. 18 sec. 10)",
+        birth="1950-01-01",
+        conditions=[HTN2],
+        coverages=[MEDICARE],
+        immunizations=[imm("flu", "140")],
+        dx=["I10", "Z23"],
+        lines=[("99213", ("25",), 1, (1, 2)), ("90656", (), 1, (2, 1)), ("G0008", (), 1, (2, 1))],
+    ),
+    cc(
+        "medicare_pneumococcal_g0009_and_zoster_cpt",
+        "Medicare: G0009 for pneumococcal; zoster (Part D vaccine) keeps 90471",
+        birth="1950-01-01",
+        coverages=[MEDICARE],
+        immunizations=[imm("pcv", "133"), imm("zos", "187")],
+        dx=["Z23"],
+        lines=[
+            ("90670", (), 1, (1,)),
+            ("90750", (), 1, (1,)),
+            ("G0009", (), 1, (1,)),
+            ("90471", (), 1, (1,)),
+        ],
+        info={"em-procedure-only"},
+    ),
+    cc(
+        "medicare_hepatitis_b_g0010",
+        "Medicare: G0010 administers the hepatitis B vaccine",
+        birth="1950-01-01",
+        coverages=[MEDICARE],
+        immunizations=[imm("hepb", "43")],
+        dx=["Z23"],
+        lines=[("90746", (), 1, (1,)), ("G0010", (), 1, (1,))],
+    ),
+    cc(
+        "vaccine_only_visit_has_no_em",
+        "A visit only for the vaccine: Z23 first (I.C.21.c.2), no E/M (NCCI)",
+        minutes=10,
+        immunizations=[imm("flu", "140")],
+        dx=["Z23"],
+        lines=[("90656", (), 1, (1,)), ("90471", (), 1, (1,))],
+        info={"em-procedure-only"},
+    ),
+    cc(
+        "two_adult_injections_90471_90472",
+        "CPT 90471 for the first injected vaccine, 90472 for each additional",
+        minutes=10,
+        immunizations=[imm("tdap", "115"), imm("hepa", "52")],
+        dx=["Z23"],
+        lines=[
+            ("90632", (), 1, (1,)),
+            ("90715", (), 1, (1,)),
+            ("90471", (), 1, (1,)),
+            ("90472", (), 1, (1,)),
+        ],
+    ),
+    cc(
+        "infant_oral_and_injected_90471_90474",
+        "CPT 90474 for the oral vaccine as an add-on to 90471 (90473 never with 90471)",
+        types=["410620009"],
+        birth="2025-11-01",
+        conditions=[cond("z00", "Z00.129")],
+        immunizations=[imm("rota", "119"), imm("hepb", "08")],
+        dx=["Z00.129", "Z23"],
+        lines=[
+            ("99391", (), 1, (1, 2)),
+            ("90744", (), 1, (2, 1)),
+            ("90681", (), 1, (2, 1)),
+            ("90471", (), 1, (2, 1)),
+            ("90474", (), 1, (2, 1)),
+        ],
+    ),
+    cc(
+        "not_done_immunization_is_not_billed",
+        "Only completed Immunizations are billed",
+        conditions=[HTN2],
+        immunizations=[imm("flu", "140", status="not-done")],
+        dx=["I10"],
+        lines=[("99213", (), 1, (1,))],
+    ),
+    cc(
+        "unknown_vaccine_is_an_error",
+        "A CVX code outside the curated table is an error for review, never guessed",
+        conditions=[HTN2],
+        immunizations=[imm("odd", "999")],
+        dx=["I10"],
+        lines=[("99213", (), 1, (1,))],
+        status="draft",
+        edits={"vaccine-unmapped"},
+    ),
+]
+
+CODER_CASES: list[Case] = DX_CASES + EM_CASES + IMM_CASES

@@ -77,6 +77,8 @@ def load(client: TestClient, case: Case, *, finished: bool = True) -> str:
     if r["prior"]:
         put(client, {**r["prior"], "status": "in-progress"})  # no claim for the prior one
         put(client, r["prior"])
+    for res in r["extras"]:
+        put(client, res)
     enc = r["encounter"]
     put(client, enc if finished else {**enc, "status": "in-progress"})
     return str(enc["id"])
