@@ -336,7 +336,7 @@ DX_CASES: list[Case] = [
             dx=["N18.4", "E78.5"],
             lines=[("99213", (), 1, (1, 2))],
         ),
-        "A conditional 'code first any associated' note does not apply without the etiology",
+        "I.A.13: N18's conditional 'code first any associated' note needs the etiology present",
     ),
     # --- integral signs and symptoms (I.B.5, IV.D) ---
     why(
@@ -692,7 +692,7 @@ DX_CASES: list[Case] = [
             dx=["E78.5", "I12.9", "N18.4"],
             lines=[("99213", (), 1, (1, 2, 3)), ("93000", (), 1, (2, 1, 3))],
         ),
-        "Pointers: the line points first to the diagnosis that justifies it (its reason)",
+        "CMS-1500 item 24E: the line points first to the diagnosis that justifies it (its reason)",
     ),
     why(
         Case(
@@ -788,7 +788,7 @@ EM_CASES: list[Case] = [
     ),
     cc(
         "unknown_specialty_no_visit_at_organization_is_new",
-        "Organization fallback: no earlier visit at the organization, new patient",
+        "CPT new patient; organization fallback without specialty: no earlier visit there",
         established=False,
         conditions=[HTN2],
         prior=[visit("v1", "2025-06-01", "dr2", "org2")],
@@ -935,7 +935,7 @@ EM_CASES: list[Case] = [
     ),
     cc(
         "encounter_type_is_the_procedure",
-        "The encounter type is the procedure (wound stitched): a procedure-only visit",
+        "MCPM Ch. 12 sec. 40.1: the encounter type is the procedure (wound stitched): no E/M",
         types=["288086009"],
         conditions=[cond("cut", "S61.412A")],
         procedures=[proc("rep", "288086009", SCT)],
@@ -945,7 +945,7 @@ EM_CASES: list[Case] = [
     ),
     cc(
         "minor_procedure_inferred_indication_asks_review",
-        "No Procedure.reasonReference: the indication is inferred and the coder confirms",
+        "MCPM Ch. 12 sec. 40.1 with the indication inferred (no reasonReference): coder confirms",
         conditions=[cond("cut", "S61.412A")],
         procedures=[proc("rep", "12001")],
         dx=["S61.412A"],
@@ -1133,7 +1133,7 @@ IMM_CASES: list[Case] = [
     ),
     cc(
         "not_done_immunization_is_not_billed",
-        "Only completed Immunizations are billed",
+        "CPT 90460-90474: only administered (completed) vaccines are reported",
         conditions=[HTN2],
         immunizations=[imm("flu", "140", status="not-done")],
         dx=["I10"],
@@ -1141,7 +1141,7 @@ IMM_CASES: list[Case] = [
     ),
     cc(
         "unknown_vaccine_is_an_error",
-        "A CVX code outside the curated table is an error for review, never guessed",
+        "CDC CVX/CPT crosswalk subset: an unlisted CVX code is an error for review, never guessed",
         conditions=[HTN2],
         immunizations=[imm("odd", "999")],
         dx=["I10"],
