@@ -16,7 +16,7 @@ from mappings.coding.diagnoses import DiagnosisCoder, Dx
 from mappings.coding.dx_conventions import pointer_order
 from mappings.coding.dx_rules import dx_rules
 from mappings.coding.em import VisitCoder
-from mappings.coding.fee_facts import pctc_indicator
+from mappings.coding.facility import facility_rules, professional_component, replacement_codes
 from mappings.coding.immunizations import immunization_lines, vaccine_table
 from mappings.coding.immunizations import known_codes as immunization_codes
 from mappings.coding.lines import Line
@@ -333,6 +333,7 @@ class _Coder:
             return
         known = self.tables.em_codes() | {v[1] for v in self.tables.supplement.values()}
         known |= immunization_codes() | {"99417", "G2212", "G0402", "G0438", "G0439"}
+        known |= replacement_codes()
         if result.reason == "unknown-code" and line.code in known:
             self.problem(
                 "information",
@@ -376,6 +377,9 @@ class _Coder:
         dxs, by_condition = DiagnosisCoder(self).diagnoses(added)
         proc_lines, pcs = self.procedure_lines(by_condition)
         proc_lines += vaccines
+        if self.facility and not self.institutional:
+            # Facility setting (POS 19/21/22/23): the professional component only.
+            proc_lines = professional_component(self, proc_lines)
         dxs = visit.screening_turned_diagnostic(dxs, proc_lines)
         dx_codes = [d.code for d in dxs]
         em = visit.em_lines(proc_lines)
@@ -385,11 +389,6 @@ class _Coder:
         lines = em + proc_lines
         if self.institutional:
             lines.insert(0, self._accommodation())
-        if self.facility:
-            # Facility setting (POS 19/21/22/23): the professional component only.
-            for ln in proc_lines:
-                if pctc_indicator(ln.code, ln.day, self.t, self.tables) == "1":
-                    ln.modifiers.append("26")
         for i, ln in enumerate(lines):
             if ln.revenue is None:
                 self.check_line_code(ln, f"Claim.item[{i}].productOrService")
@@ -542,6 +541,7 @@ class _Coder:
             **dx_rules().versions(),
             **payer_tables().versions,
             "immunizations.csv": vaccine_table()[1],
+            "facility-professional.csv": facility_rules()[1],
         }
         result = CodingResult(claim, self.problems, self.versions, rule_versions)
         claim["status"] = "active" if result.clean else "draft"

@@ -64,6 +64,8 @@ ISSUE_TYPES = {
     "em-decision-for-surgery": "informational",
     "vaccine-unmapped": "code-invalid",
     "screening-became-diagnostic": "informational",
+    "facility-service": "informational",
+    "professional-component": "informational",
 }
 
 

@@ -1023,6 +1023,41 @@ EM_CASES: list[Case] = [
     ),
 ]
 
+FACILITY_CASES: list[Case] = [
+    cc(
+        "ed_ecg_bills_the_interpretation_only",
+        "MPFS PC/TC indicator 4: in the ED the physician bills 93010, not the global 93000",
+        enc_class="EMER",
+        conditions=[cond("cp", "R07.9")],
+        procedures=[proc("ecg", "93000")],
+        dx=["R07.9"],
+        lines=[("99283", (), 1, (1,)), ("93010", (), 1, (1,))],
+        edits={"ed-level-review"},
+        info={"professional-component"},
+        pos="23",
+    ),
+    cc(
+        "ed_injection_and_lab_are_facility_services",
+        "MCPM Ch. 12 sec. 30.5, Ch. 16 sec. 40: facility staff services go on the facility claim",
+        enc_class="EMER",
+        conditions=[cond("mig", "G43.909")],
+        procedures=[proc("inj", "96372"), proc("cmp", "80053")],
+        dx=["G43.909"],
+        lines=[("99282", (), 1, (1,))],
+        edits={"ed-level-review"},
+        info={"facility-service"},
+        pos="23",
+    ),
+    cc(
+        "office_ecg_is_the_global_code",
+        "MPFS PC/TC: in the office (POS 11) the global ECG 93000 is billed",
+        conditions=[cond("cp", "R07.9")],
+        procedures=[proc("ecg", "93000", reason="cp")],
+        dx=["R07.9"],
+        lines=[("99213", (), 1, (1,)), ("93000", (), 1, (1,))],
+    ),
+]
+
 IMM_CASES: list[Case] = [
     cc(
         "child_vaccines_with_counselling_90460_90461",
@@ -1151,4 +1186,4 @@ IMM_CASES: list[Case] = [
     ),
 ]
 
-CODER_CASES: list[Case] = DX_CASES + EM_CASES + IMM_CASES
+CODER_CASES: list[Case] = DX_CASES + EM_CASES + FACILITY_CASES + IMM_CASES
