@@ -15,7 +15,7 @@ from typing import Any
 from mappings.coding.diagnoses import DiagnosisCoder, Dx
 from mappings.coding.dx_conventions import pointer_order
 from mappings.coding.dx_rules import dx_rules
-from mappings.coding.em import VisitCoder
+from mappings.coding.em import VisitCoder, ed_mdm_table
 from mappings.coding.facility import facility_rules, professional_component, replacement_codes
 from mappings.coding.immunizations import immunization_lines, vaccine_table
 from mappings.coding.immunizations import known_codes as immunization_codes
@@ -377,6 +377,7 @@ class _Coder:
         dxs, by_condition = DiagnosisCoder(self).diagnoses(added)
         proc_lines, pcs = self.procedure_lines(by_condition)
         proc_lines += vaccines
+        ordered = list(proc_lines)  # tests ordered and reviewed count for ED MDM data
         if self.facility and not self.institutional:
             # Facility setting (POS 19/21/22/23): the professional component only.
             proc_lines = professional_component(self, proc_lines)
@@ -384,7 +385,7 @@ class _Coder:
         dx_codes = [d.code for d in dxs]
         em = visit.em_lines(proc_lines)
         if self.setting is not None and self.setting.setting == "emergency":
-            em = [visit.ed_line(len(dxs), sum(1 for _ in proc_lines))]
+            em = [visit.ed_line(len(dxs), len(proc_lines), dx_codes, ordered)]
         em = visit.visit_rules(em, proc_lines, dx_codes)
         lines = em + proc_lines
         if self.institutional:
@@ -542,6 +543,7 @@ class _Coder:
             **payer_tables().versions,
             "immunizations.csv": vaccine_table()[1],
             "facility-professional.csv": facility_rules()[1],
+            "ed-mdm.csv": ed_mdm_table()[3],
         }
         result = CodingResult(claim, self.problems, self.versions, rule_versions)
         claim["status"] = "active" if result.clean else "draft"

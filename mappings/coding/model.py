@@ -65,6 +65,7 @@ ISSUE_TYPES = {
     "vaccine-unmapped": "code-invalid",
     "screening-became-diagnostic": "informational",
     "facility-service": "informational",
+    "ed-level-mdm": "informational",
     "professional-component": "informational",
 }
 
