@@ -2,7 +2,7 @@
 
     python -m bench.coding_bench [--dir DIR] [--since 2024-10-01] [--repeat 3]
 
-Builds each Encounter's inputs (Patient, Conditions, Procedures, new/established) from
+Builds each Encounter's inputs (Patient, Conditions, Procedures, earlier Encounters) from
 Synthea patient bundles in memory (default: tests/fixtures/synthea), then times
 ``code_encounter`` alone (terminology warm). Prints p50/p90/p99 and clean %, never
 pass/fail. For the end-to-end ingest-to-claim rate see ``bench/synthea_run.py``.
@@ -58,9 +58,19 @@ def sources_from_bundle(bundle: dict[str, Any], since: str) -> list[SourceData]:
         kids = children.get(url, {"Condition": [], "Procedure": []})
         enc = {**enc, "subject": {"reference": f"Patient/{patient['id'] if patient else ''}"}}
         problems = [r for r in by_url.values() if r.get("resourceType") == "Condition"]
+        # As the service gathers them: finished, within 3 years, at most 100.
+        earlier = [e for e in encounters if three <= e["period"]["start"][:10] <= start[:10]]
+        earlier = [e for e in earlier if e is not enc][-100:]
         out.append(
             SourceData(
-                enc, patient, kids["Condition"], kids["Procedure"], [], established, problems
+                enc,
+                patient,
+                kids["Condition"],
+                kids["Procedure"],
+                [],
+                established,
+                problems,
+                prior_encounters=earlier,  # new vs established as the service decides it
             )
         )
     return out

@@ -94,14 +94,13 @@ def patient_status(
 ) -> Status:
     since = _three_years_before(dos).isoformat()
     this_start = _start(encounter)
-    window = [
-        p
-        for p in prior
-        if p.get("id") != encounter.get("id")
-        and p.get("status") == "finished"
-        and since <= _start(p)[:10]
-        and _start(p) < this_start
-    ]
+    this_id = encounter.get("id")
+    window = []
+    for p in prior:
+        start = _start(p)
+        if since <= start[:10] and start < this_start and p.get("id") != this_id:
+            if p.get("status") == "finished":
+                window.append(p)
     org = (encounter.get("serviceProvider") or {}).get("reference")
     rendering = rendering_practitioner(encounter)
     by_practitioner = _roles(roles)
