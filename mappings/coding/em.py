@@ -53,6 +53,11 @@ def screening_capable(code: str) -> bool:
     return code.isdigit() and (45378 <= int(code) <= 45398 or 45330 <= int(code) <= 45350)
 
 
+# CPT dialysis guidelines: 90935/90937 (hemodialysis) and 90945/90947 (other dialysis)
+# include all E/M services related to the renal disease on the day of dialysis.
+DIALYSIS = {"90935", "90937", "90945", "90947"}
+
+
 def is_drug_administration(code: str) -> bool:
     """CPT 96360-96379 (hydration, injections), 96401-96549 (chemotherapy and complex
     drug administration), 90460-90474 and G0008-G0010 (vaccine administration)."""
@@ -207,14 +212,24 @@ class VisitCoder:
         if total is None:
             return None
         billed = {ref for ln in proc_lines for ref in ln.sources}
-        spent = 0.0
+        spans: list[tuple[datetime, datetime]] = []
         for proc in self.c.src.procedures:
             if f"Procedure/{proc.get('id')}" not in billed:
                 continue
             period = proc.get("performedPeriod") or {}
             start, end = _instant(period.get("start")), _instant(period.get("end"))
             if start and end and end > start:
+                spans.append((start, end))
+        # The union of the procedures' periods: overlapping procedures count once.
+        spent = 0.0
+        last: datetime | None = None
+        for start, end in sorted(spans):
+            if last is not None and start < last:
+                start = last
+            if end > start:
                 spent += (end - start).total_seconds() / 60.0
+                last = end
+        spent = min(spent, total)
         if spent:
             self.c.problem(
                 "information",
@@ -503,7 +518,8 @@ class VisitCoder:
                     " Policy Manual Ch. XI; the nurse visit is part of the administration)",
                     "Claim.item",
                 )
-        procedures = minor + drug
+        dialysis = [ln for ln in proc_lines if ln.code in DIALYSIS and ln.day == dos]
+        procedures = minor + drug + dialysis
         if problem and procedures and not preventive:
             indications: set[str] = set()
             inferred = False
@@ -530,8 +546,8 @@ class VisitCoder:
                     "em-procedure-only",
                     f"No E/M: the visit is for {', '.join(p.code for p in procedures)} ({shown});"
                     " the decision to perform a minor procedure or drug administration is"
-                    " part of it (CMS global surgery, MCPM Ch. 12 sec. 40.1; NCCI Policy"
-                    " Manual Ch. I sec. D)"
+                    " part of it, and dialysis includes the related E/M (CMS global surgery,"
+                    " MCPM Ch. 12 sec. 40.1; NCCI Policy Manual Ch. I sec. D; CPT dialysis)"
                     + (
                         "; the indication was inferred (no Procedure.reasonReference): confirm"
                         " no separate problem was addressed"

@@ -999,6 +999,15 @@ EM_CASES: list[Case] = [
         lines=[("96413", (), 1, (2, 1))],
         info={"em-procedure-only"},
     ),
+    cc(
+        "dialysis_day_includes_the_renal_em",
+        "CPT dialysis guidelines: 90935 includes the E/M services related to the renal disease",
+        conditions=[cond("ckd", "N18.6")],
+        procedures=[proc("hd", "90935", reason="ckd")],
+        dx=["N18.6"],
+        lines=[("90935", (), 1, (1,))],
+        info={"em-procedure-only"},
+    ),
     # --- screening that becomes diagnostic ---
     cc(
         "screening_colonoscopy_becomes_diagnostic_medicare_pt",
