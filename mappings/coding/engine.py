@@ -15,7 +15,8 @@ from typing import Any
 from mappings.coding.diagnoses import DiagnosisCoder, Dx
 from mappings.coding.dx_conventions import pointer_order
 from mappings.coding.dx_rules import dx_rules
-from mappings.coding.em import VisitCoder, ed_mdm_table
+from mappings.coding.ed_mdm import ed_mdm_table
+from mappings.coding.em import VisitCoder
 from mappings.coding.facility import facility_rules, professional_component, replacement_codes
 from mappings.coding.immunizations import immunization_lines, vaccine_table
 from mappings.coding.immunizations import known_codes as immunization_codes
