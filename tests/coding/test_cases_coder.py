@@ -10,7 +10,7 @@ from tests.coding.cases import CASES, DOS
 from tests.coding.cases_coder import CODER_CASES
 
 SOURCE = re.compile(
-    r"\b(I\.[A-C]\.|II\.|IV\.|CPT|CMS|NCCI|MCPM|Medicare|Medicaid|[Tt]abular|[Ii]ndex|"
+    r"\b(I\.[A-C]\.|II\.|IV\.|CPT|CMS|NCCI|MCPM|MPFS|Medicare|Medicaid|[Tt]abular|[Ii]ndex|"
     r"[A-Z]\d\d(\.\d+)?\b|Map groups?|map model)"
 )
 
