@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench.coding_bench import sources_from_bundle
+from bench.coding_bench import practitioner_directory, sources_from_bundle
 from mappings.coding.engine import code_encounter
 from mappings.coding.tables import rule_tables
 from terminology.service import get_service
@@ -33,10 +33,12 @@ def summarize(directory: str, since: str) -> dict[str, dict[str, Any]]:
     t = get_service()
     tables = rule_tables()
     out: dict[str, dict[str, Any]] = {}
+    people, roles = practitioner_directory(Path(directory))
     for path in sorted(Path(directory).glob("*.json")):
         if path.name.startswith(("hospitalInformation", "practitionerInformation")):
             continue
-        for src in sources_from_bundle(orjson.loads(path.read_bytes()), since):
+        bundle = orjson.loads(path.read_bytes())
+        for src in sources_from_bundle(bundle, since, people, roles):
             result = code_encounter(src, t, tables)
             claim = result.claim
             out[str(src.encounter.get("id"))] = {

@@ -104,7 +104,9 @@ class VisitCoder:
         if src.prior_encounters is None:
             self._status = "established" if src.established else "new"
             return self._status
-        found = patient_status(src.encounter, src.prior_encounters, src.roles, self.c.dos)
+        found = patient_status(
+            src.encounter, src.prior_encounters, src.roles, self.c.dos, src.practitioners
+        )
         if found.fallback:
             self.c.problem(
                 "information",

@@ -105,6 +105,7 @@ class SourceData:
     # the rendering one: new vs established by physician and specialty (CPT).
     prior_encounters: list[dict[str, Any]] | None = None
     roles: list[dict[str, Any]] = field(default_factory=list)
+    practitioners: list[dict[str, Any]] = field(default_factory=list)  # their identifiers
     # Completed Immunizations given at the encounter (vaccine product + administration).
     immunizations: list[dict[str, Any]] = field(default_factory=list)
 

@@ -57,11 +57,31 @@ def _practitioners(encounter: dict[str, Any]) -> set[str]:
     }
 
 
-def _roles(roles: list[dict[str, Any]]) -> dict[str, tuple[set[str], set[str]]]:
+def _identifiers(practitioners: list[dict[str, Any]]) -> dict[str, str]:
+    """system|value -> Practitioner/id: roles may name their practitioner by identifier
+    (Synthea's name the NPI), encounters by reference."""
+    out = {}
+    for pr in practitioners:
+        for ident in pr.get("identifier") or []:
+            if ident.get("value"):
+                out[f"{ident.get('system') or ''}|{ident['value']}"] = (
+                    f"Practitioner/{pr.get('id')}"
+                )
+    return out
+
+
+def _roles(
+    roles: list[dict[str, Any]], practitioners: list[dict[str, Any]]
+) -> dict[str, tuple[set[str], set[str]]]:
     """practitioner reference -> (specialty system|code set, organization reference set)."""
     out: dict[str, tuple[set[str], set[str]]] = {}
+    by_identifier = _identifiers(practitioners)
     for role in roles:
-        who = (role.get("practitioner") or {}).get("reference") or ""
+        ref = role.get("practitioner") or {}
+        who = ref.get("reference") or ""
+        ident = ref.get("identifier") or {}
+        if not who and ident.get("value"):
+            who = by_identifier.get(f"{ident.get('system') or ''}|{ident['value']}", "")
         if not who or role.get("active") is False:
             continue
         specialties, orgs = out.setdefault(who, (set(), set()))
@@ -91,6 +111,7 @@ def patient_status(
     prior: list[dict[str, Any]],
     roles: list[dict[str, Any]],
     dos: date,
+    practitioners: list[dict[str, Any]] | None = None,
 ) -> Status:
     since = _three_years_before(dos).isoformat()
     this_start = _start(encounter)
@@ -103,7 +124,7 @@ def patient_status(
                 window.append(p)
     org = (encounter.get("serviceProvider") or {}).get("reference")
     rendering = rendering_practitioner(encounter)
-    by_practitioner = _roles(roles)
+    by_practitioner = _roles(roles, practitioners or [])
     if rendering is not None:
         for p in window:
             if rendering in _practitioners(p):

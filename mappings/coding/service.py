@@ -210,13 +210,15 @@ class ClaimService:
         coverages: list[StoredVersion] = []
         prior: list[StoredVersion] = []
         roles: list[StoredVersion] = []
+        people: list[StoredVersion] = []
         immunizations: list[StoredVersion] = []
         start = ((enc.get("period") or {}).get("start") or "")[:10]
         if patient is not None:
             coverages = await self._search(ctx, "Coverage", [("beneficiary", subject)])
             if start:
                 prior = await self._prior_encounters(ctx, subject, start, encounter_id)
-                roles = await self._roles(ctx, enc, [_body(p) for p in prior])
+                roles, people = await self._roles(ctx, enc, [_body(p) for p in prior])
+                roles = list({r.id: r for r in roles}.values())
                 immunizations = [
                     v
                     for v in await self._search(
@@ -224,7 +226,7 @@ class ClaimService:
                     )
                     if _given_at(_body(v), ref)
                 ]
-        used += conditions + procedures + coverages + immunizations + roles
+        used += conditions + procedures + coverages + immunizations + roles + people
         source = SourceData(
             enc,
             patient,
@@ -233,6 +235,7 @@ class ClaimService:
             [_body(c) for c in coverages],
             prior_encounters=[_body(p) for p in prior],
             roles=[_body(r) for r in roles],
+            practitioners=[_body(p) for p in people],
             immunizations=[_body(i) for i in immunizations],
         )
         return source, used
@@ -262,19 +265,32 @@ class ClaimService:
 
     async def _roles(
         self, ctx: RequestContext, enc: dict[str, Any], prior: list[dict[str, Any]]
-    ) -> list[StoredVersion]:
-        """PractitionerRoles of the rendering practitioner and of the earlier encounters'
-        practitioners (specialty and group decide new vs established)."""
+    ) -> tuple[list[StoredVersion], list[StoredVersion]]:
+        """PractitionerRoles (and the Practitioners) of the rendering practitioner and of
+        the earlier encounters' practitioners: specialty and group decide new vs
+        established."""
         who: list[str] = []
         for e in [enc, *prior]:
             for part in e.get("participant") or []:
                 ref = (part.get("individual") or {}).get("reference") or ""
                 if ref.startswith("Practitioner/") and ref not in who:
                     who.append(ref)
-        out: list[StoredVersion] = []
+        roles: list[StoredVersion] = []
+        people: list[StoredVersion] = []
         for ref in who[:20]:
-            out += await self._search(ctx, "PractitionerRole", [("practitioner", ref)], count=20)
-        return out
+            roles += await self._search(ctx, "PractitionerRole", [("practitioner", ref)], count=20)
+            person = await self._read(ctx, ref)
+            if person is None:
+                continue
+            people.append(person)
+            # Roles may name the practitioner by identifier (Synthea: the NPI).
+            for ident in _body(person).get("identifier") or []:
+                if ident.get("system") and ident.get("value"):
+                    value = f"{ident['system']}|{ident['value']}"
+                    roles += await self._search(
+                        ctx, "PractitionerRole", [("practitioner:identifier", value)], count=20
+                    )
+        return roles, people
 
     # ------------------------------------------------------------------ generate
     async def generate(self, ctx: RequestContext, encounter_id: str) -> Generated:
