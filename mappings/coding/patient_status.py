@@ -122,6 +122,8 @@ def patient_status(
         if since <= start[:10] and start < this_start and p.get("id") != this_id:
             if p.get("status") == "finished":
                 window.append(p)
+    if not window:
+        return Status(False, "no professional service in the past three years", False)
     org = (encounter.get("serviceProvider") or {}).get("reference")
     rendering = rendering_practitioner(encounter)
     by_practitioner = _roles(roles, practitioners or [])

@@ -33,6 +33,7 @@ from mappings.coding.model import (
     CodingResult,
     SourceData,
 )
+from mappings.coding.patient_status import rendering_practitioner
 from mappings.coding.tables import rule_tables
 from server.errors import FhirError
 from server.repository import Repository, RequestContext
@@ -269,28 +270,43 @@ class ClaimService:
         """PractitionerRoles (and the Practitioners) of the rendering practitioner and of
         the earlier encounters' practitioners: specialty and group decide new vs
         established."""
+        rendering = rendering_practitioner(enc)
         who: list[str] = []
-        for e in [enc, *prior]:
+        for e in prior:
             for part in e.get("participant") or []:
                 ref = (part.get("individual") or {}).get("reference") or ""
                 if ref.startswith("Practitioner/") and ref not in who:
                     who.append(ref)
         roles: list[StoredVersion] = []
         people: list[StoredVersion] = []
+        if rendering is None or rendering in who or not who:
+            return roles, people  # same physician seen before, or nothing to compare
+        mine, me = await self._roles_of(ctx, rendering)
+        if not any(_body(r).get("specialty") for r in mine):
+            return mine, me  # specialty unknown: the organization decides
+        roles, people = mine, me
         for ref in who[:20]:
-            roles += await self._search(ctx, "PractitionerRole", [("practitioner", ref)], count=20)
-            person = await self._read(ctx, ref)
-            if person is None:
-                continue
-            people.append(person)
-            # Roles may name the practitioner by identifier (Synthea: the NPI).
-            for ident in _body(person).get("identifier") or []:
-                if ident.get("system") and ident.get("value"):
-                    value = f"{ident['system']}|{ident['value']}"
-                    roles += await self._search(
-                        ctx, "PractitionerRole", [("practitioner:identifier", value)], count=20
-                    )
+            found, person = await self._roles_of(ctx, ref)
+            roles += found
+            people += person
         return roles, people
+
+    async def _roles_of(
+        self, ctx: RequestContext, ref: str
+    ) -> tuple[list[StoredVersion], list[StoredVersion]]:
+        """One practitioner's roles, by reference and by its identifiers."""
+        roles = await self._search(ctx, "PractitionerRole", [("practitioner", ref)], count=20)
+        person = await self._read(ctx, ref)
+        if person is None:
+            return roles, []
+        # Roles may name the practitioner by identifier (Synthea: the NPI).
+        for ident in _body(person).get("identifier") or []:
+            if ident.get("system") and ident.get("value"):
+                value = f"{ident['system']}|{ident['value']}"
+                roles += await self._search(
+                    ctx, "PractitionerRole", [("practitioner:identifier", value)], count=20
+                )
+        return roles, [person]
 
     # ------------------------------------------------------------------ generate
     async def generate(self, ctx: RequestContext, encounter_id: str) -> Generated:
