@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.coding.cases import CPT, ICD, SCT, Case, at, cond, coverage, proc
+from tests.coding.cases import SCT, Case, at, cond, coverage, proc
 
 NUCC = "http://nucc.org/provider-taxonomy"
 SOPT = "urn:oid:2.16.840.1.113883.3.221.5"
@@ -705,8 +705,6 @@ DX_CASES: list[Case] = [
         "I.C.20: external cause codes are never first-listed nor the first pointer",
     ),
 ]
-
-__all__ = ["CPT", "ICD"]
 
 
 def cc(name: str, rationale: str, **kw: Any) -> CoderCase:
