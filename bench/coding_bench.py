@@ -2,7 +2,7 @@
 
     python -m bench.coding_bench [--dir DIR] [--since 2024-10-01] [--repeat 3]
 
-Builds each Encounter's inputs (Patient, Conditions, Procedures, new/established) from
+Builds each Encounter's inputs (Patient, Conditions, Procedures, earlier Encounters) from
 Synthea patient bundles in memory (default: tests/fixtures/synthea), then times
 ``code_encounter`` alone (terminology warm). Prints p50/p90/p99 and clean %, never
 pass/fail. For the end-to-end ingest-to-claim rate see ``bench/synthea_run.py``.
@@ -28,14 +28,59 @@ from terminology.service import get_service
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def sources_from_bundle(bundle: dict[str, Any], since: str) -> list[SourceData]:
+def practitioner_directory(directory: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Synthea's practitionerInformation bundles: (Practitioners, PractitionerRoles)."""
+    people: list[dict[str, Any]] = []
+    roles: list[dict[str, Any]] = []
+    for path in sorted(directory.glob("practitionerInformation*.json")):
+        for e in orjson.loads(path.read_bytes()).get("entry", []):
+            res = e.get("resource") or {}
+            res.setdefault("id", str(e.get("fullUrl", "")).rsplit(":", 1)[-1])
+            if res.get("resourceType") == "Practitioner":
+                people.append(res)
+            elif res.get("resourceType") == "PractitionerRole":
+                roles.append(res)
+    return people, roles
+
+
+def _resolve_participants(enc: dict[str, Any], by_identifier: dict[str, str]) -> dict[str, Any]:
+    """Practitioner?identifier=sys|value -> Practitioner/id, as the server resolves it."""
+    parts = []
+    for part in enc.get("participant") or []:
+        ref = (part.get("individual") or {}).get("reference") or ""
+        if ref.startswith("Practitioner?identifier="):
+            found = by_identifier.get(ref.split("=", 1)[1])
+            if found:
+                part = {**part, "individual": {"reference": found}}
+        parts.append(part)
+    return {**enc, "participant": parts}
+
+
+def sources_from_bundle(
+    bundle: dict[str, Any],
+    since: str,
+    people: list[dict[str, Any]] | None = None,
+    roles: list[dict[str, Any]] | None = None,
+) -> list[SourceData]:
+    by_identifier = {
+        f"{i.get('system')}|{i.get('value')}": f"Practitioner/{p['id']}"
+        for p in people or []
+        for i in p.get("identifier") or []
+    }
     by_url: dict[str, dict[str, Any]] = {}
     for e in bundle.get("entry", []):
         res = e.get("resource") or {}
         res.setdefault("id", str(e.get("fullUrl", "")).rsplit(":", 1)[-1])
         by_url[str(e.get("fullUrl"))] = res
     patient = next((r for r in by_url.values() if r.get("resourceType") == "Patient"), None)
-    encounters = [r for r in by_url.values() if r.get("resourceType") == "Encounter"]
+    url_by_id = {
+        str(r.get("id")): u for u, r in by_url.items() if r.get("resourceType") == "Encounter"
+    }
+    encounters = [
+        _resolve_participants(r, by_identifier)
+        for r in by_url.values()
+        if r.get("resourceType") == "Encounter"
+    ]
     encounters.sort(key=lambda r: r["period"]["start"])
     children: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for res in by_url.values():
@@ -46,7 +91,7 @@ def sources_from_bundle(bundle: dict[str, Any], since: str) -> list[SourceData]:
     out = []
     seen: list[tuple[str, str]] = []  # (start, organization) of earlier finished encounters
     for enc in encounters:
-        url = next(u for u, r in by_url.items() if r is enc)
+        url = url_by_id[str(enc.get("id"))]
         org = (enc.get("serviceProvider") or {}).get("reference", "")
         start = enc["period"]["start"]
         dos = date.fromisoformat(start[:10])
@@ -58,9 +103,21 @@ def sources_from_bundle(bundle: dict[str, Any], since: str) -> list[SourceData]:
         kids = children.get(url, {"Condition": [], "Procedure": []})
         enc = {**enc, "subject": {"reference": f"Patient/{patient['id'] if patient else ''}"}}
         problems = [r for r in by_url.values() if r.get("resourceType") == "Condition"]
+        # As the service gathers them: finished, within 3 years, at most 100.
+        earlier = [e for e in encounters if three <= e["period"]["start"][:10] <= start[:10]]
+        earlier = [e for e in earlier if e is not enc][-100:]
         out.append(
             SourceData(
-                enc, patient, kids["Condition"], kids["Procedure"], [], established, problems
+                enc,
+                patient,
+                kids["Condition"],
+                kids["Procedure"],
+                [],
+                established,
+                problems,
+                prior_encounters=earlier,  # new vs established as the service decides it
+                roles=roles or [],
+                practitioners=people or [],
             )
         )
     return out
@@ -77,10 +134,12 @@ def main() -> None:
     t.preload()
     tables = rule_tables()
     sources: list[SourceData] = []
+    people, roles = practitioner_directory(Path(args.dir))
     for path in sorted(Path(args.dir).glob("*.json")):
         if path.name.startswith(("hospitalInformation", "practitionerInformation")):
             continue
-        sources += sources_from_bundle(orjson.loads(path.read_bytes()), args.since)
+        bundle = orjson.loads(path.read_bytes())
+        sources += sources_from_bundle(bundle, args.since, people, roles)
     if not sources:
         print(f"no encounters on or after {args.since} in {args.dir}")
         return

@@ -245,6 +245,90 @@ CODING_EDITS: dict[str, tuple[str, str]] = {
         "Past the filing window",
         "The date of service is older than the timely-filing window.",
     ),
+    "bmi-without-weight-dx": (
+        "BMI without a weight diagnosis",
+        "Z68 is reported only with an associated weight diagnosis (ICD-10-CM I.B.14).",
+    ),
+    "dx-additional-code": (
+        "Additional code needed",
+        "The tabular asks for an additional code that the claim lacks.",
+    ),
+    "dx-combined": (
+        "Combination code",
+        "Two conditions were reported with one combination code (ICD-10-CM I.A.15, I.B.9).",
+    ),
+    "dx-history-missing": (
+        "History code missing",
+        "A code the tabular pairs with the diagnosis (history, status) is missing.",
+    ),
+    "dx-integral-symptom": (
+        "Integral symptom dropped",
+        "A symptom routine to a definitive diagnosis is not coded (ICD-10-CM I.B.5).",
+    ),
+    "dx-laterality": (
+        "Laterality or 7th character",
+        "The code needs laterality or a 7th character (ICD-10-CM I.B.13, I.A.5).",
+    ),
+    "dx-reason-first": (
+        "Encounter reason first",
+        "The reason for the encounter was sequenced first (ICD-10-CM IV, I.C.21).",
+    ),
+    "ed-level-mdm": (
+        "ED level by MDM",
+        "The ED level was set by medical decision making (CPT 2023 E/M guidelines).",
+    ),
+    "em-99211-with-drug-admin": (
+        "No 99211 with drug administration",
+        "99211 is not billed with drug administration (CMS, NCCI).",
+    ),
+    "em-decision-for-surgery": (
+        "Decision for surgery",
+        "The E/M the day of or before a 90-day global surgery takes modifier 57.",
+    ),
+    "em-procedure-only": (
+        "Procedure-only visit",
+        "No E/M: the visit was for a minor procedure (CMS global surgery policy).",
+    ),
+    "em-prolonged": (
+        "Prolonged service",
+        "Prolonged time was added per payer (99417 or G2212).",
+    ),
+    "em-status-by-organization": (
+        "New or established by organization",
+        "The specialty was unknown: new vs established was decided by the organization.",
+    ),
+    "em-time-excludes-procedures": (
+        "Time net of procedures",
+        "Time of separately reported services was excluded from the E/M time.",
+    ),
+    "em-time-includes-preventive": (
+        "Time may include preventive",
+        "The preventive service's time cannot be separated from the problem E/M.",
+    ),
+    "facility-service": (
+        "Facility service",
+        "A service of facility staff belongs on the facility's claim.",
+    ),
+    "medicare-preventive": (
+        "Medicare preventive code",
+        "Medicare's G0402/G0438/G0439 replaced the CPT preventive code.",
+    ),
+    "payer-kind-assumed": (
+        "Payer kind assumed",
+        "The Coverage names no known payer kind: commercial rules applied.",
+    ),
+    "professional-component": (
+        "Professional component",
+        "In a facility only the professional component is billed (26 or interpretation code).",
+    ),
+    "screening-became-diagnostic": (
+        "Screening became diagnostic",
+        "A screening turned diagnostic: Z12 first, the finding second, PT or 33.",
+    ),
+    "vaccine-unmapped": (
+        "Vaccine not mapped",
+        "The Immunization's CVX code has no CPT/HCPCS product code in the table.",
+    ),
 }
 
 TASK_CODES: dict[str, tuple[str, str]] = {

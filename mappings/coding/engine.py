@@ -9,19 +9,27 @@ tables they use live in ``mappings/data/`` and in the terminology module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from mappings.coding.diagnoses import DiagnosisCoder, Dx
+from mappings.coding.dx_conventions import pointer_order
+from mappings.coding.dx_rules import dx_rules
+from mappings.coding.ed_mdm import ed_mdm_table
+from mappings.coding.em import VisitCoder
+from mappings.coding.facility import facility_rules, professional_component, replacement_codes
+from mappings.coding.immunizations import immunization_lines, vaccine_table
+from mappings.coding.immunizations import known_codes as immunization_codes
+from mappings.coding.lines import Line
 from mappings.coding.model import (
     CodingConfig,
     CodingResult,
     Problem,
     SourceData,
 )
+from mappings.coding.payers import payer_tables
 from mappings.coding.tables import RuleTables, rule_tables
 from mappings.edits.scrub import scrub_lines
-from mappings.pricing import fee_schedule
 from mappings.pricing.modifiers import explicit_modifiers
 from mappings.pricing.professional import price_lines
 from terminology import systems
@@ -36,36 +44,8 @@ POS = systems.POS
 REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
 INSTITUTIONAL_SUBTYPE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType"
 LINE_SYSTEMS = (CPT, HCPCS)
-EXCLUDED_VERIFICATION = ("refuted", "entered-in-error")
-UNCERTAIN_VERIFICATION = ("provisional", "differential")
 SELF_PAY_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
 LEFT, RIGHT, BOTH = "7771000", "24028007", "51440002"
-
-
-@dataclass(slots=True)
-class Dx:
-    code: str
-    display: str
-    key: tuple[Any, ...]
-    source: str  # "Condition/id" or "Encounter.reasonCode"
-    manifestation: bool = False
-
-
-@dataclass(slots=True)
-class Line:
-    code: str
-    system: str
-    display: str
-    day: date
-    quantity: int = 1
-    modifiers: list[str] = field(default_factory=list)
-    dx: list[str] = field(default_factory=list)  # preferred diagnosis codes, in order
-    sources: list[str] = field(default_factory=list)
-    em: bool = False
-    preventive: bool = False
-    revenue: str | None = None
-    removed: bool = False
-    unit_price: float | None = None
 
 
 def _day(text: str | None) -> date | None:
@@ -199,197 +179,7 @@ class _Coder:
             return None
         return (end - self.start).total_seconds() / 60.0
 
-    # ------------------------------------------------------------------ diagnoses
-    def diagnoses(self) -> tuple[list[Dx], dict[str, list[str]]]:
-        enc = self.src.encounter
-        ranks: dict[str, tuple[int, int]] = {}  # Condition/id -> (bucket, rank)
-        for entry in enc.get("diagnosis") or []:
-            ref = (entry.get("condition") or {}).get("reference") or ""
-            rank = entry.get("rank") if isinstance(entry.get("rank"), int) else 99
-            use = {str(c["code"]) for c in _codings(entry.get("use"))}
-            bucket = 0 if rank == 1 else (1 if use & {"billing", "DD"} else 3)
-            ranks[ref] = min(ranks.get(ref, (9, 99)), (bucket, rank))
-        for ref in enc.get("reasonReference") or []:
-            key = (ref or {}).get("reference") or ""
-            ranks[key] = min(ranks.get(key, (9, 99)), (2, 99))
-        found: list[Dx] = []
-        by_condition: dict[str, list[str]] = {}
-        for i, cond in enumerate(self.src.conditions):
-            ref = _ref(cond)
-            loc = f"{ref}.code"
-            verification = _status_code(cond.get("verificationStatus"))
-            if verification in EXCLUDED_VERIFICATION:
-                self.problem(
-                    "information",
-                    "dx-excluded",
-                    f"{ref} is {verification}: not coded",
-                    f"{ref}.verificationStatus",
-                )
-                continue
-            abated = _instant(cond.get("abatementDateTime")) or None
-            if abated is None and _day(cond.get("abatementDateTime")):
-                abated_day = _day(cond.get("abatementDateTime"))
-                if abated_day is not None and abated_day < self.dos:
-                    abated = datetime(abated_day.year, abated_day.month, abated_day.day, tzinfo=UTC)
-            if abated is not None and self.start is not None and abated < self.start:
-                self.problem(
-                    "information",
-                    "dx-excluded",
-                    f"{ref} was resolved ({cond.get('abatementDateTime')}) before the encounter"
-                    " started: not coded",
-                    f"{ref}.abatement",
-                )
-                continue
-            if verification in UNCERTAIN_VERIFICATION and not self.institutional:
-                self.problem(
-                    "information",
-                    "dx-uncertain-excluded",
-                    f"{ref} is {verification}: uncertain diagnoses are not coded on outpatient"
-                    " and professional claims (ICD-10-CM Guidelines IV.H); code the signs or"
-                    " symptoms instead",
-                    f"{ref}.verificationStatus",
-                )
-                continue
-            bucket, rank = ranks.get(ref, (4, 99))
-            recorded = cond.get("recordedDate") or cond.get("onsetDateTime") or ""
-            codes = self._condition_codes(cond.get("code"), loc)
-            by_condition[ref] = [c for c, _, _ in codes]
-            for sub, (code, display, manifestation) in enumerate(codes):
-                found.append(
-                    Dx(code, display, (bucket, rank, recorded, i, sub), ref, manifestation)
-                )
-        for j, concept in enumerate(enc.get("reasonCode") or []):
-            loc = f"{_ref(enc)}.reasonCode[{j}]"
-            for sub, (code, display, manifestation) in enumerate(
-                self._condition_codes(concept, loc)
-            ):
-                found.append(
-                    Dx(code, display, (2, 99, "", j, sub), "Encounter.reasonCode", manifestation)
-                )
-        found.sort(key=lambda d: d.key)
-        ordered: list[Dx] = []
-        seen: set[str] = set()
-        for dx in found:
-            if dx.code not in seen:
-                seen.add(dx.code)
-                ordered.append(dx)
-        if ordered and (ordered[0].manifestation or _external_cause(ordered[0].code)):
-            first = next(
-                (d for d in ordered if not d.manifestation and not _external_cause(d.code)), None
-            )
-            if first is None:
-                self.problem(
-                    "error",
-                    "manifestation-first",
-                    f"{ordered[0].code} cannot be the first-listed diagnosis (a manifestation or"
-                    " external-cause code); code the underlying condition",
-                    "Claim.diagnosis[0]",
-                )
-            else:
-                ordered.remove(first)
-                ordered.insert(0, first)
-        if "preventive" in self.kinds and not self.institutional:
-            ordered = self._preventive_dx(ordered)
-        if not ordered and self.src.problem_list:
-            ordered = self._problem_list_dx()
-        if not ordered:
-            self.problem(
-                "error",
-                "no-diagnosis",
-                "No codable diagnosis: link a Condition to the Encounter (Condition.encounter"
-                " or Encounter.diagnosis) or give Encounter.reasonCode",
-                "Claim.diagnosis",
-            )
-        limit = self.config.max_professional_diagnoses
-        if not self.institutional and len(ordered) > limit:
-            rest = ", ".join(d.code for d in ordered[limit:])
-            self.problem(
-                "warning",
-                "dx-over-limit",
-                f"A professional claim carries at most {limit} diagnoses; not reported: {rest}",
-                "Claim.diagnosis",
-            )
-            ordered = ordered[:limit]
-        return ordered, by_condition
-
-    def _preventive_dx(self, ordered: list[Dx]) -> list[Dx]:
-        """A routine examination is first-listed as Z00.- (Guidelines I.C.21.c.13)."""
-        z = [d for d in ordered if d.code.startswith(("Z00", "Z01", "Z02"))]
-        if z or self.age is None:
-            return z + [d for d in ordered if d not in z]
-        age = int(self.age)
-        for lo, hi, _new, _old, normal, abnormal in self.tables.preventive:
-            if lo <= age < hi:
-                code = abnormal if ordered else normal
-                checked = self.check_icd10cm(code, "Claim.diagnosis[0]")
-                if checked is None:
-                    break
-                self.problem(
-                    "information",
-                    "dx-preventive-default",
-                    f"Routine examination: {code} first-listed"
-                    f" ({'with' if ordered else 'without'} abnormal findings)",
-                    "Claim.diagnosis[0]",
-                )
-                return [Dx(checked[0], checked[1], (0,), "Encounter.type"), *ordered]
-        return ordered
-
-    def _problem_list_dx(self) -> list[Dx]:
-        """Nothing links a diagnosis to the visit: the patient's active conditions, flagged."""
-        found: list[Dx] = []
-        for i, cond in enumerate(self.src.problem_list or []):
-            clinical = _status_code(cond.get("clinicalStatus"))
-            verification = _status_code(cond.get("verificationStatus"))
-            if clinical not in (None, "active", "recurrence", "relapse"):
-                continue
-            if verification in (*EXCLUDED_VERIFICATION, *UNCERTAIN_VERIFICATION):
-                continue
-            onset = _day(cond.get("onsetDateTime") or cond.get("recordedDate"))
-            if onset is None or onset > self.dos:
-                continue
-            ref = _ref(cond)
-            saved = len(self.problems)
-            codes = self._condition_codes(cond.get("code"), f"{ref}.code")
-            del self.problems[saved:]  # candidates that cannot be coded are skipped silently
-            for sub, (code, display, manifestation) in enumerate(codes):
-                if code not in {d.code for d in found} and self._valid_icd(code):
-                    key = (5, 99, cond.get("recordedDate") or "", i, sub)
-                    found.append(Dx(code, display, key, ref, manifestation))
-        found.sort(key=lambda d: d.key)
-        if found:
-            self.problem(
-                "warning",
-                "dx-from-problem-list",
-                "No diagnosis is linked to this visit; the patient's active problem list was"
-                f" used ({', '.join(d.code for d in found[:4])}): confirm with the provider",
-                "Claim.diagnosis",
-            )
-        return found[: self.config.max_professional_diagnoses]
-
-    def _valid_icd(self, code: str) -> bool:
-        return self.t.validate_code(ICD10CM, code, self.dos, age=self.age, sex=self.sex).valid
-
-    def _condition_codes(self, concept: Any, loc: str) -> list[tuple[str, str, bool]]:
-        """ICD-10-CM codes for one clinical code: as given, or mapped from SNOMED CT."""
-        codings = _codings(concept)
-        for c in codings:
-            if systems.canonical(str(c.get("system") or "")) == ICD10CM:
-                code = systems.normalize_code(ICD10CM, str(c["code"]))
-                checked = self.check_icd10cm(code, loc)
-                return [checked] if checked else []
-        for c in codings:
-            if systems.canonical(str(c.get("system") or "")) == SCT:
-                return self._map_snomed_dx(str(c["code"]), c.get("display") or "", loc)
-        shown = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings) or _text(concept)
-        self.problem(
-            "error",
-            "unmapped",
-            f"{shown or 'An empty code'} is neither ICD-10-CM nor SNOMED CT: code it in ICD-10-CM",
-            loc,
-        )
-        return []
-
-    def _translate(self, code: str, target: str | None) -> list[Any]:
+    def translate(self, code: str, target: str | None) -> list[Any]:
         matches = self.t.translate(SCT, code, target, self.dos, age=self.age, sex=self.sex)
         if not matches:
             # No map version in force on the date of service: the newest map, then the
@@ -398,179 +188,6 @@ class _Coder:
         for m in matches:
             self.versions.add((m.map_url, m.map_version))
         return matches
-
-    def _map_snomed_dx(self, code: str, display: str, loc: str) -> list[tuple[str, str, bool]]:
-        matches = self._translate(code, ICD10CM)
-        extra = self.tables.supplement.get(code)
-        if not matches and extra and extra[0] == "icd10cm":
-            self.versions.add(("https://billable.dev/fhir/rules/snomed-supplement", "2026.1"))
-            checked = self.check_icd10cm(extra[1], loc)
-            return [checked] if checked else []
-        if not matches:
-            self.problem(
-                "error",
-                "unmapped",
-                f"SNOMED CT {code} ({display}) has no ICD-10-CM map: code it by hand or add it"
-                " to the map",
-                loc,
-            )
-            return []
-        out: list[tuple[str, str, bool]] = []
-        groups: dict[int, list[Any]] = {}
-        for m in matches:
-            groups.setdefault(m.map_group, []).append(m)
-        for group in groups.values():
-            chosen = group[0]
-            if not chosen.rule_evaluated and len(group) > 1:
-                self.problem(
-                    "warning",
-                    "map-rule-unevaluated",
-                    f"SNOMED CT {code} maps by age or sex ({chosen.rule}), which the patient"
-                    f" record lacks; {chosen.code} was chosen: check it",
-                    loc,
-                )
-            if chosen.code is None:
-                self.problem(
-                    "information",
-                    "not-reportable",
-                    f"SNOMED CT {code} ({display}) has no ICD-10-CM code by map decision"
-                    f"{': ' + chosen.advice if chosen.advice else ''}",
-                    loc,
-                )
-                continue
-            checked = self.check_icd10cm(chosen.code, loc)
-            if checked:
-                out.append(checked)
-        return out
-
-    def check_icd10cm(self, code: str, loc: str) -> tuple[str, str, bool] | None:
-        result = self.t.validate_code(ICD10CM, code, self.dos, age=self.age, sex=self.sex)
-        if result.version:
-            self.versions.add((ICD10CM, result.version))
-        if not result.valid:
-            kind = {
-                "not-billable": "code-not-billable",
-                "not-effective": "code-not-effective",
-            }.get(result.reason, "code-invalid")
-            self.problem("error", kind, result.message, loc)
-            return code, result.display or code, False
-        manifestation = False
-        for warning in result.warnings:
-            if warning.startswith(f"{result.code}: "):
-                self.problem(
-                    "error",
-                    "age-sex-conflict",
-                    f"{warning} (patient: {self._who()})",
-                    loc,
-                )
-            elif "manifestation" in warning:
-                manifestation = True
-        return result.code, result.display or code, manifestation
-
-    def _who(self) -> str:
-        age = f"{int(self.age)} years" if self.age is not None else "age unknown"
-        return f"{self.sex or 'sex unknown'}, {age} on {self.dos}"
-
-    # ---------------------------------------------------------------- E/M lines
-    def em_lines(self, n_dx: int) -> list[Line]:
-        if self.setting is None:
-            self.problem(
-                "error",
-                "em-no-rule",
-                f"No E/M rule for encounter class {self.encounter_class or '(none)'}: code the"
-                " visit by hand (rules: mappings/data/encounter-settings.csv)",
-                "Claim.item",
-            )
-            return []
-        if self.institutional:
-            return []
-        est = self.src.established
-        status = "established" if est else "new"
-        lines: list[Line] = []
-        if self.setting.setting == "emergency":
-            return []  # levelled after the procedure lines are known (see ed_line)
-        preventive = "preventive" in self.kinds
-        if preventive:
-            age = int(self.age) if self.age is not None else None
-            code = None
-            if age is not None:
-                for lo, hi, new, old, _n, _a in self.tables.preventive:
-                    if lo <= age < hi:
-                        code = old if est else new
-            if code is None:
-                self.problem(
-                    "error",
-                    "missing-patient-data",
-                    "A preventive visit is coded by age: Patient.birthDate is missing",
-                    "Claim.patient",
-                )
-            else:
-                lines.append(
-                    Line(
-                        code,
-                        CPT,
-                        f"Preventive visit, {status} patient",
-                        self.dos,
-                        em=True,
-                        preventive=True,
-                    )
-                )
-        if not preventive or "problem" in self.kinds:
-            minutes = self.minutes()
-            rows = self.tables.em_levels.get((self.setting.setting, status), [])
-            if minutes is None:
-                self.problem(
-                    "error",
-                    "em-no-time",
-                    "The visit is levelled by total time, but the Encounter has neither length"
-                    " nor a complete period",
-                    "Claim.item[0]",
-                )
-            else:
-                code = None
-                for threshold, candidate in rows:
-                    if minutes >= threshold:
-                        code = candidate
-                if code is None:
-                    new_office = status == "new" and self.setting.setting == "office"
-                    self.problem(
-                        "error",
-                        "em-new-under-15" if new_office else "em-below-time",
-                        f"A {status}-patient {self.setting.setting} visit of {minutes:.0f}"
-                        f" minutes is below the lowest time threshold"
-                        f" ({rows[0][0] if rows else '?'} min): review the documentation and"
-                        f" code by medical decision making (the lowest level is on the draft)",
-                        "Claim.item[0].productOrService",
-                    )
-                    code = rows[0][1] if rows else None
-                if code is not None:
-                    lines.append(
-                        Line(
-                            code,
-                            CPT,
-                            f"Office visit, {status} patient, {minutes:.0f} min",
-                            self.dos,
-                            em=True,
-                        )
-                    )
-        return lines
-
-    def ed_line(self, n_dx: int, n_procedures: int) -> Line:
-        count = n_dx + n_procedures
-        code = self.tables.ed_levels[0][1]
-        for threshold, candidate in self.tables.ed_levels:
-            if count >= threshold:
-                code = candidate
-        self.problem(
-            "warning",
-            "ed-level-review",
-            f"Emergency department level {code} assigned by the documented proxy rule"
-            f" ({n_dx} diagnoses + {n_procedures} procedures; mappings/data/ed-levels.csv):"
-            " the level depends on medical decision making, which the data does not carry;"
-            " confirm it",
-            "Claim.item[0].productOrService",
-        )
-        return Line(code, CPT, "Emergency department visit", self.dos, em=True)
 
     # --------------------------------------------------------------- procedures
     def procedure_lines(
@@ -660,7 +277,7 @@ class _Coder:
             if systems.canonical(str(c.get("system") or "")) != SCT:
                 continue
             code = str(c["code"])
-            matches = [m for m in self._translate(code, None) if m.target_system in LINE_SYSTEMS]
+            matches = [m for m in self.translate(code, None) if m.target_system in LINE_SYSTEMS]
             extra = self.tables.supplement.get(code)
             if not matches and extra and extra[0] in ("cpt", "hcpcs"):
                 return extra[1], CPT if extra[0] == "cpt" else HCPCS, extra[2]
@@ -699,7 +316,7 @@ class _Coder:
             if system == PCS:
                 return str(c["code"]), c.get("display") or ""
             if system == SCT:
-                for m in self._translate(str(c["code"]), PCS):
+                for m in self.translate(str(c["code"]), PCS):
                     if m.code:
                         return m.code, m.display
         return None
@@ -724,6 +341,8 @@ class _Coder:
             line.display = result.display or line.display
             return
         known = self.tables.em_codes() | {v[1] for v in self.tables.supplement.values()}
+        known |= immunization_codes() | {"99417", "G2212", "G0402", "G0438", "G0439"}
+        known |= replacement_codes()
         if result.reason == "unknown-code" and line.code in known:
             self.problem(
                 "information",
@@ -759,30 +378,27 @@ class _Coder:
                         f"Payers require the patient's {what}: Patient.{element} is missing",
                         "Claim.patient",
                     )
-        dxs, by_condition = self.diagnoses()
+        visit = VisitCoder(self)
+        vaccines = (
+            [] if self.institutional else immunization_lines(self, visit.payer()[1].vaccine_admin)
+        )
+        added = [("Z23", vaccines[0].sources[0])] if vaccines else []
+        dxs, by_condition = DiagnosisCoder(self).diagnoses(added)
         proc_lines, pcs = self.procedure_lines(by_condition)
-        em = self.em_lines(len(dxs))
+        proc_lines += vaccines
+        ordered = list(proc_lines)  # tests ordered and reviewed count for ED MDM data
+        if self.facility and not self.institutional:
+            # Facility setting (POS 19/21/22/23): the professional component only.
+            proc_lines = professional_component(self, proc_lines)
+        dxs = visit.screening_turned_diagnostic(dxs, proc_lines)
+        dx_codes = [d.code for d in dxs]
+        em = visit.em_lines(proc_lines)
         if self.setting is not None and self.setting.setting == "emergency":
-            em = [self.ed_line(len(dxs), sum(1 for _ in proc_lines))]
+            em = [visit.ed_line(len(dxs), len(proc_lines), dx_codes, ordered)]
+        em = visit.visit_rules(em, proc_lines, dx_codes)
         lines = em + proc_lines
         if self.inpatient:
             lines.insert(0, self._accommodation())
-        dx_codes = [d.code for d in dxs]
-        # Modifier 25: a significant, separately identifiable E/M on the day of a minor
-        # procedure (0/10-day global), or a problem E/M with a preventive visit.
-        # Global days come from the PFS relative value file; a code it does not list has
-        # no known global period and never gets 25 for it.
-        minor = [ln for ln in proc_lines if fee_schedule.minor_procedure(ln.code, ln.day, self.t)]
-        has_preventive = any(ln.preventive for ln in em)
-        for ln in em:
-            if ln.preventive:
-                continue
-            if has_preventive or any(m.day == ln.day for m in minor):
-                ln.modifiers.append("25")
-        if self.facility:
-            for ln in proc_lines:
-                if fee_schedule.pctc(ln.code, ln.day, self.t) == "1" and "26" not in ln.modifiers:
-                    ln.modifiers.append("26")
         for i, ln in enumerate(lines):
             if ln.revenue is None:
                 self.check_line_code(ln, f"Claim.item[{i}].productOrService")
@@ -817,7 +433,10 @@ class _Coder:
         rule = self.tables.necessity.get(line.code)
         if rule:
             preferred += [c for c in dx_codes if c.startswith(rule[1])]
-        preferred += dx_codes
+        # Never a code that cannot be first-listed first; on a problem E/M never the
+        # routine-exam Z00/Z01 first (the problem justifies the line); claim order otherwise.
+        problem_em = (line.em or line.addon) and not line.preventive
+        preferred += pointer_order(self, dx_codes, problem_em=problem_em)
         out: list[int] = []
         for code in preferred:
             seq = dx_codes.index(code) + 1
@@ -940,7 +559,15 @@ class _Coder:
                 "Claim.item",
             )
         claim["total"] = {"value": round(total, 2), **money}
-        result = CodingResult(claim, self.problems, self.versions, self.tables.versions())
+        rule_versions = {
+            **self.tables.versions(),
+            **dx_rules().versions(),
+            **payer_tables().versions,
+            "immunizations.csv": vaccine_table()[1],
+            "facility-professional.csv": facility_rules()[1],
+            "ed-mdm.csv": ed_mdm_table()[3],
+        }
+        result = CodingResult(claim, self.problems, self.versions, rule_versions)
         claim["status"] = "active" if result.clean else "draft"
         return result
 
@@ -1028,10 +655,6 @@ class _Coder:
                 },
             }
         ]
-
-
-def _external_cause(code: str) -> bool:
-    return code[:1] in ("V", "W", "X", "Y")
 
 
 def code_encounter(

@@ -77,6 +77,29 @@ ISSUE_TYPES = {
     "team-surgery-priced-by-carrier": "incomplete",
     "timely-filing": "business-rule",
     "locality-unknown": "business-rule",
+    # diagnosis conventions (mappings/coding/dx_conventions.py)
+    "dx-combined": "informational",
+    "dx-integral-symptom": "informational",
+    "dx-reason-first": "informational",
+    "bmi-without-weight-dx": "business-rule",
+    "dx-history-missing": "business-rule",
+    "dx-additional-code": "business-rule",
+    "dx-laterality": "business-rule",
+    # visit rules (mappings/coding/em.py)
+    "em-status-by-organization": "informational",
+    "payer-kind-assumed": "informational",
+    "em-time-excludes-procedures": "informational",
+    "em-time-includes-preventive": "business-rule",
+    "medicare-preventive": "informational",
+    "em-prolonged": "informational",
+    "em-99211-with-drug-admin": "informational",
+    "em-procedure-only": "business-rule",
+    "em-decision-for-surgery": "informational",
+    "vaccine-unmapped": "code-invalid",
+    "screening-became-diagnostic": "informational",
+    "facility-service": "informational",
+    "ed-level-mdm": "informational",
+    "professional-component": "informational",
 }
 
 
@@ -110,6 +133,14 @@ class SourceData:
     established: bool = False
     # The patient's other Conditions: used only when nothing links a diagnosis to the visit.
     problem_list: list[dict[str, Any]] | None = None
+    # The patient's finished Encounters of the 3 years before (None: not gathered, then
+    # ``established`` decides) and the PractitionerRoles of their practitioners and of
+    # the rendering one: new vs established by physician and specialty (CPT).
+    prior_encounters: list[dict[str, Any]] | None = None
+    roles: list[dict[str, Any]] = field(default_factory=list)
+    practitioners: list[dict[str, Any]] = field(default_factory=list)  # their identifiers
+    # Completed Immunizations given at the encounter (vaccine product + administration).
+    immunizations: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from mappings.coding.model import (
     Problem,
     SourceData,
 )
+from mappings.coding.patient_status import rendering_practitioner
 from mappings.coding.tables import rule_tables
 from server.errors import FhirError
 from server.repository import Repository, RequestContext
@@ -74,6 +75,12 @@ def _body(version: StoredVersion) -> dict[str, Any]:
     assert version.body is not None
     data: dict[str, Any] = orjson.loads(version.body)
     return data
+
+
+def _given_at(immunization: dict[str, Any], encounter_ref: str) -> bool:
+    """An Immunization of this visit: linked to it, or unlinked on the same day."""
+    linked = (immunization.get("encounter") or {}).get("reference")
+    return linked == encounter_ref or linked is None
 
 
 def _comparable(claim: dict[str, Any]) -> dict[str, Any]:
@@ -240,41 +247,104 @@ class ClaimService:
                     have.add(cref)
         procedures = await self._search(ctx, "Procedure", [("encounter", ref)])
         coverages: list[StoredVersion] = []
-        established = False
+        prior: list[StoredVersion] = []
+        roles: list[StoredVersion] = []
+        people: list[StoredVersion] = []
+        immunizations: list[StoredVersion] = []
+        start = ((enc.get("period") or {}).get("start") or "")[:10]
         if patient is not None:
             coverages = await self._search(ctx, "Coverage", [("beneficiary", subject)])
-            org = (enc.get("serviceProvider") or {}).get("reference")
-            start = ((enc.get("period") or {}).get("start") or "")[:10]
-            if org and start:
-                dos = date.fromisoformat(start)
-                since = (
-                    dos.replace(year=dos.year - 3)
-                    if not (dos.month == 2 and dos.day == 29)
-                    else dos.replace(year=dos.year - 3, day=28)
-                )
-                prior = await self._search(
-                    ctx,
-                    "Encounter",
-                    [
-                        ("subject", subject),
-                        ("status", "finished"),
-                        ("service-provider", org),
-                        ("date", f"ge{since.isoformat()}"),
-                        ("date", f"lt{start}"),
-                    ],
-                    count=2,
-                )
-                established = any(p.id != encounter_id for p in prior)
-        used += conditions + procedures + coverages
+            if start:
+                prior = await self._prior_encounters(ctx, subject, start, encounter_id)
+                roles, people = await self._roles(ctx, enc, [_body(p) for p in prior])
+                roles = list({r.id: r for r in roles}.values())
+                immunizations = [
+                    v
+                    for v in await self._search(
+                        ctx, "Immunization", [("patient", subject), ("date", start)], count=50
+                    )
+                    if _given_at(_body(v), ref)
+                ]
+        used += conditions + procedures + coverages + immunizations + roles + people
         source = SourceData(
             enc,
             patient,
             [_body(c) for c in conditions],
             [_body(p) for p in procedures],
             [_body(c) for c in coverages],
-            established,
+            prior_encounters=[_body(p) for p in prior],
+            roles=[_body(r) for r in roles],
+            practitioners=[_body(p) for p in people],
+            immunizations=[_body(i) for i in immunizations],
         )
         return source, used
+
+    async def _prior_encounters(
+        self, ctx: RequestContext, subject: str, start: str, encounter_id: str
+    ) -> list[StoredVersion]:
+        """The patient's finished Encounters of the 3 years before the date of service
+        (CPT new vs established), at most 100."""
+        dos = date.fromisoformat(start)
+        try:
+            since = dos.replace(year=dos.year - 3)
+        except ValueError:  # 29 February
+            since = dos.replace(year=dos.year - 3, day=28)
+        found = await self._search(
+            ctx,
+            "Encounter",
+            [
+                ("subject", subject),
+                ("status", "finished"),
+                ("date", f"ge{since.isoformat()}"),
+                ("date", f"le{start}"),
+            ],
+            count=100,
+        )
+        return [p for p in found if p.id != encounter_id][:100]
+
+    async def _roles(
+        self, ctx: RequestContext, enc: dict[str, Any], prior: list[dict[str, Any]]
+    ) -> tuple[list[StoredVersion], list[StoredVersion]]:
+        """PractitionerRoles (and the Practitioners) of the rendering practitioner and of
+        the earlier encounters' practitioners: specialty and group decide new vs
+        established."""
+        rendering = rendering_practitioner(enc)
+        who: list[str] = []
+        for e in prior:
+            for part in e.get("participant") or []:
+                ref = (part.get("individual") or {}).get("reference") or ""
+                if ref.startswith("Practitioner/") and ref not in who:
+                    who.append(ref)
+        roles: list[StoredVersion] = []
+        people: list[StoredVersion] = []
+        if rendering is None or rendering in who or not who:
+            return roles, people  # same physician seen before, or nothing to compare
+        mine, me = await self._roles_of(ctx, rendering)
+        if not any(_body(r).get("specialty") for r in mine):
+            return mine, me  # specialty unknown: the organization decides
+        roles, people = mine, me
+        for ref in who[:20]:
+            found, person = await self._roles_of(ctx, ref)
+            roles += found
+            people += person
+        return roles, people
+
+    async def _roles_of(
+        self, ctx: RequestContext, ref: str
+    ) -> tuple[list[StoredVersion], list[StoredVersion]]:
+        """One practitioner's roles, by reference and by its identifiers."""
+        roles = await self._search(ctx, "PractitionerRole", [("practitioner", ref)], count=20)
+        person = await self._read(ctx, ref)
+        if person is None:
+            return roles, []
+        # Roles may name the practitioner by identifier (Synthea: the NPI).
+        for ident in _body(person).get("identifier") or []:
+            if ident.get("system") and ident.get("value"):
+                value = f"{ident['system']}|{ident['value']}"
+                roles += await self._search(
+                    ctx, "PractitionerRole", [("practitioner:identifier", value)], count=20
+                )
+        return roles, [person]
 
     # ------------------------------------------------------------------ generate
     async def generate(self, ctx: RequestContext, encounter_id: str) -> Generated:

@@ -149,7 +149,9 @@ def price_lines(coder: Any, lines: list[Any]) -> None:
                 " reported for quality at 0.00, never paid",
                 f"{where}.unitPrice",
             )
-        elif status == "I":
+        elif status == "I" and _may_bill_medicare(coder, ln.day):
+            # Status I says nothing about other payers (99417 is CPT's prolonged code for
+            # commercial plans, G2212 Medicare's): warn only when Medicare may be billed.
             coder.problem(
                 "warning",
                 "fee-invalid-medicare",
@@ -381,3 +383,15 @@ def _multiple_procedures(
                 " indicator 2/3): modifier 51, priced at 50 % (ranked by fee)",
                 f"Claim.item[{i}].unitPrice",
             )
+
+
+def _may_bill_medicare(coder: Any, day: Any) -> bool:
+    """Whether the claim's payer may be Medicare (the payer kind from the active Coverage,
+    ``mappings.coding.payers``); without a Coverage it is self-pay."""
+    from mappings.coding.payers import active_coverages, coverage_kind
+
+    active = active_coverages(coder.src.coverages, day)
+    if not active:
+        return False
+    kind, _matched = coverage_kind(active[0])
+    return kind == "medicare"

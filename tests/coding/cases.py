@@ -174,7 +174,9 @@ CASES: list[Case] = [
         established=False,
         conditions=[HTN],
         dx=["I10"],
-        lines=[("99205", (), 1, (1,))],
+        # Corrected (issue 15): 75 minutes is 15 beyond 99205's 60: CPT 99417 x 1 (self-pay
+        # follows CPT; Medicare would use G2212 from 89 minutes).
+        lines=[("99205", (), 1, (1,)), ("99417", (), 1, (1,))],
     ),
     Case(
         "new_under_15_is_review",
@@ -244,7 +246,11 @@ CASES: list[Case] = [
         birth="1975-01-01",
         conditions=[cond("z00", "Z00.01"), HTN],
         dx=["Z00.01", "I10"],
-        lines=[("99396", (), 1, (1, 2)), ("99213", ("25",), 1, (1, 2))],
+        # The total time includes the preventive service, which CPT excludes: review.
+        edits={"em-time-includes-preventive"},
+        # Corrected (issue 15): the problem E/M points first to the problem it treats, never
+        # to the routine-exam Z00 (CPT modifier 25 / CMS: the separately identifiable problem).
+        lines=[("99396", (), 1, (1, 2)), ("99213", ("25",), 1, (2, 1))],
     ),
     # --- emergency ---
     Case(
@@ -388,11 +394,13 @@ CASES: list[Case] = [
         status="draft",
         edits={"code-not-effective"},
     ),
+    # Corrected (issue 15): G63 with E11.42 was a wrong pair (G63 Excludes1 diabetic
+    # polyneuropathy, E08-E13 with .42); an etiology/manifestation pair shows the rule.
     Case(
         "manifestation_never_first",
-        conditions=[cond("g63", "G63"), cond("dm", "E11.42")],
-        encounter={"diagnosis": [{"condition": {"reference": "Condition/g63"}, "rank": 1}]},
-        dx=["E11.42", "G63"],
+        conditions=[cond("dem", "F02.80"), cond("alz", "G30.9")],
+        encounter={"diagnosis": [{"condition": {"reference": "Condition/dem"}, "rank": 1}]},
+        dx=["G30.9", "F02.80"],
         lines=[("99213", (), 1, (1, 2))],
     ),
     Case(
@@ -417,7 +425,9 @@ CASES: list[Case] = [
                     "I10",
                     "E78.5",
                     "J45.909",
-                    "R05.9",
+                    # Corrected (issue 15): R05.9 and R51.9 were integral to J45.909/J06.9
+                    # and G43.909 (I.B.5); two unrelated codes keep the list at 14.
+                    "E55.9",
                     "J06.9",
                     "E11.9",
                     "M54.50",
@@ -426,7 +436,7 @@ CASES: list[Case] = [
                     "G43.909",
                     "N39.0",
                     "L30.9",
-                    "R51.9",
+                    "D64.9",
                     "H10.9",
                 ]
             )
@@ -435,7 +445,7 @@ CASES: list[Case] = [
             "I10",
             "E78.5",
             "J45.909",
-            "R05.9",
+            "E55.9",
             "J06.9",
             "E11.9",
             "M54.50",
@@ -470,12 +480,15 @@ CASES: list[Case] = [
         dx=["I10"],
         lines=[("99213", (), 1, (1,)), ("93000", (), 1, (1,))],
     ),
+    # Corrected (issue 15): an injection visit with no other problem has no E/M (NCCI
+    # Policy Manual Ch. XI); the indication is inferred, so the coder is asked to confirm.
     Case(
         "repeats_become_units",
         conditions=[HTN],
         procedures=[proc("inj1", "96372"), proc("inj2", "96372")],
         dx=["I10"],
-        lines=[("99213", (), 1, (1,)), ("96372", (), 2, (1,))],
+        lines=[("96372", (), 2, (1,))],
+        edits={"em-procedure-only"},
     ),
     Case(
         "mue_caps_units",
@@ -501,31 +514,32 @@ CASES: list[Case] = [
         conditions=[cond("bleed", "K92.1")],
         procedures=[proc("colo", "45380"), proc("colo2", "45378")],
         dx=["K92.1"],
-        # Corrected (issue 14): an NCCI indicator-1 pair without a modifier now holds the
-        # claim (draft + review Task), and RVU26C gives 45378 multiple-procedure indicator 2:
-        # as the lower-priced second procedure it carries 51.
-        lines=[
-            ("99213", ("25",), 1, (1,)),
-            ("45380", (), 1, (1,)),
-            ("45378", ("51",), 1, (1,)),
-        ],
+        # Corrected (issue 15): the visit is for the endoscopy (000 global) and no other problem
+        # was addressed: no E/M (MCPM Ch. 12 sec. 40.1). Corrected (issue 14): an NCCI
+        # indicator-1 pair without a modifier holds the claim (draft + review Task), and as
+        # the lower-priced second procedure under RVU26C's indicators 45378 carries 51.
+        lines=[("45380", (), 1, (1,)), ("45378", ("51",), 1, (1,))],
         status="draft",
-        edits={"ncci-review"},
+        edits={"ncci-review", "em-procedure-only"},
     ),
+    # Corrected (issue 15): modifier 25 needs a separately identifiable problem (here the
+    # hypertension) besides the repair's indication; without one there is no E/M.
     Case(
         # (RVU26C gives 12001 a 0-day global, not 10: it is a minor procedure either way.)
         "minor_procedure_10_day_global_25",
-        conditions=[cond("cut", "S61.412A")],
-        procedures=[proc("rep", "12001")],
-        dx=["S61.412A"],
-        lines=[("99213", ("25",), 1, (1,)), ("12001", (), 1, (1,))],
+        conditions=[cond("cut", "S61.412A"), HTN],
+        procedures=[proc("rep", "12001", reason="cut")],
+        dx=["S61.412A", "I10"],
+        lines=[("99213", ("25",), 1, (1, 2)), ("12001", (), 1, (1, 2))],
     ),
     Case(
         "major_procedure_no_25",
         conditions=[cond("oa", "M17.11")],
         procedures=[proc("tka", "27447", site="right knee")],
         dx=["M17.11"],
-        lines=[("99213", (), 1, (1,)), ("27447", ("RT",), 1, (1,))],
+        # Corrected (issue 15): the E/M on the day of a 090-global surgery is the decision for
+        # surgery: modifier 57 (MCPM Ch. 12 sec. 40.2.A.4), not 25.
+        lines=[("99213", ("57",), 1, (1,)), ("27447", ("RT",), 1, (1,))],
     ),
     Case(
         "laterality_left_and_bilateral",

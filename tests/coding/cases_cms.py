@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.coding.cases import Case, cond, proc
+from tests.coding.cases_coder import MEDICARE
 
 CF = 33.4009
 HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
@@ -76,14 +77,16 @@ CASES_CMS: list[Case] = [
     CmsCase(
         # The ED is a facility place of service: the facility PE RVUs apply.
         "cms_facility_pe_in_the_emergency_department",
+        # Issue 15: no separately identifiable problem besides the procedure's indication,
+        # so no E/M (MCPM Ch. 12 sec. 40.1); the PFS rule this case tests is unchanged.
         enc_class="EMER",
         conditions=[cond("knee", "M25.561")],
         procedures=[proc("inj", "20610")],
         dx=["M25.561"],
         pos="23",
-        lines=[("99283", ("25",), 1, (1,)), ("20610", (), 1, (1,))],
-        edits={"ed-level-review"},
-        prices=[E99283_FACILITY, J20610_FACILITY],
+        lines=[("20610", (), 1, (1,))],
+        edits={"ed-level-review", "em-procedure-only"},
+        prices=[J20610_FACILITY],
     ),
     CmsCase(
         # PC/TC indicator 1 in a facility: the professional component (26 row) is billed.
@@ -122,6 +125,8 @@ CASES_CMS: list[Case] = [
         # Status I: not valid for Medicare (CMS uses another code). S9451 has no RVUs, so the
         # charge master prices it and says so.
         "cms_status_i_not_valid_for_medicare",
+        # (The warning concerns Medicare only: the patient has Medicare Part B.)
+        coverages=[MEDICARE],
         conditions=[cond("htn", "I10")],
         procedures=[proc("q", "S9451", HCPCS)],
         dx=["I10"],
@@ -165,12 +170,15 @@ CASES_CMS: list[Case] = [
     CmsCase(
         # Bilateral indicator 1: one line with 50, 150 % (Pub. 100-04 ch. 12 s. 40.7).
         "cms_bilateral_indicator_1_is_150_percent",
+        # Issue 15: no separately identifiable problem besides the procedure's indication,
+        # so no E/M (MCPM Ch. 12 sec. 40.1); the PFS rule this case tests is unchanged.
         conditions=[cond("oa", "M17.0")],
         procedures=[proc("inj", "20610", site="bilateral knees")],
         dx=["M17.0"],
-        lines=[("99213", ("25",), 1, (1,)), ("20610", ("50",), 1, (1,))],
+        edits={"em-procedure-only"},
+        lines=[("20610", ("50",), 1, (1,))],
         info={"bilateral-150"},
-        prices=[E99213, share(J20610_OFFICE, 1.5)],
+        prices=[share(J20610_OFFICE, 1.5)],
     ),
     CmsCase(
         # Bilateral indicator 2: the code is bilateral by definition; 50 is an error.
@@ -210,31 +218,35 @@ CASES_CMS: list[Case] = [
     CmsCase(
         # Assistant indicator 2: an assistant at surgery (80) is paid 16 %.
         "cms_assistant_at_surgery_is_16_percent",
+        # Issue 15: an E/M on the day of a 090-global surgery is the decision for surgery (57).
         conditions=[cond("oa", "M17.11")],
         procedures=[with_modifier(proc("tka", "27447"), "80")],
         dx=["M17.11"],
-        lines=[("99213", (), 1, (1,)), ("27447", ("80",), 1, (1,))],
+        lines=[("99213", ("57",), 1, (1,)), ("27447", ("80",), 1, (1,))],
         info={"assistant-priced"},
         prices=[E99213, share(KNEE, 0.16)],
     ),
     CmsCase(
         # Assistant indicator 1: statutory payment restriction, never paid.
         "cms_assistant_not_allowed_is_an_error",
+        # Issue 15: no separately identifiable problem besides the procedure's indication,
+        # so no E/M (MCPM Ch. 12 sec. 40.1); the PFS rule this case tests is unchanged.
         conditions=[cond("cut", "S61.412A")],
         procedures=[with_modifier(proc("rep", "12001"), "80")],
         dx=["S61.412A"],
-        lines=[("99213", ("25",), 1, (1,)), ("12001", ("80",), 1, (1,))],
+        lines=[("12001", ("80",), 1, (1,))],
         status="draft",
-        edits={"assistant-not-allowed"},
-        prices=[E99213, 0.0],
+        edits={"assistant-not-allowed", "em-procedure-only"},
+        prices=[0.0],
     ),
     CmsCase(
         # Co-surgeon indicator 1: co-surgeons (62) need documentation; 62.5 % each.
         "cms_co_surgeons_need_documentation",
+        # Issue 15: an E/M on the day of a 090-global surgery is the decision for surgery (57).
         conditions=[cond("oa", "M17.11")],
         procedures=[with_modifier(proc("tka", "27447"), "62")],
         dx=["M17.11"],
-        lines=[("99213", (), 1, (1,)), ("27447", ("62",), 1, (1,))],
+        lines=[("99213", ("57",), 1, (1,)), ("27447", ("62",), 1, (1,))],
         edits={"co-surgeon-documentation"},
         prices=[E99213, share(KNEE, 0.625)],
     ),
@@ -242,17 +254,18 @@ CASES_CMS: list[Case] = [
         # MUE 1 with MAI 2 (policy): units are summed over the lines of the date of service;
         # 2 repairs (left and right) exceed it and cannot be overridden.
         "cms_mue_mai_2_sums_units_per_day_and_is_an_error",
+        # Issue 15: no separately identifiable problem besides the procedure's indication,
+        # so no E/M (MCPM Ch. 12 sec. 40.1); the PFS rule this case tests is unchanged.
         conditions=[cond("cut", "S61.412A")],
         procedures=[proc("l", "12001", site="left hand"), proc("r", "12001", site="right hand")],
         dx=["S61.412A"],
         lines=[
-            ("99213", ("25",), 1, (1,)),
             ("12001", ("LT",), 1, (1,)),
             ("12001", ("RT", "51"), 1, (1,)),
         ],
         status="draft",
-        edits={"mue-dos-policy"},
-        prices=[E99213, R12001, share(R12001, 0.5)],
+        edits={"mue-dos-policy", "em-procedure-only"},
+        prices=[R12001, share(R12001, 0.5)],
     ),
     CmsCase(
         # AOC type 1: 64484 (each additional level) without its primary 64483.
@@ -268,11 +281,14 @@ CASES_CMS: list[Case] = [
         # ... with its primary it is clean; the add-on (ZZZ) takes no 51, the primary's
         # 0-day global puts 25 on the visit.
         "cms_addon_with_its_primary_is_clean",
+        # Issue 15: no separately identifiable problem besides the procedure's indication,
+        # so no E/M (MCPM Ch. 12 sec. 40.1); the PFS rule this case tests is unchanged.
         conditions=[cond("rad", "M54.16")],
         procedures=[proc("p1", "64483"), proc("p2", "64484")],
         dx=["M54.16"],
-        lines=[("99213", ("25",), 1, (1,)), ("64483", (), 1, (1,)), ("64484", (), 1, (1,))],
-        prices=[E99213, pfs(1.85, 5.91, 0.17), pfs(0.98, 2.46, 0.08)],
+        edits={"em-procedure-only"},
+        lines=[("64483", (), 1, (1,)), ("64484", (), 1, (1,))],
+        prices=[pfs(1.85, 5.91, 0.17), pfs(0.98, 2.46, 0.08)],
     ),
     CmsCase(
         # AOC type 3: 88311 with none of the primaries CMS lists: a warning (the MAC may
@@ -335,11 +351,13 @@ CASES_CMS: list[Case] = [
     CmsCase(
         # NCCI PTP indicator 1 with 59 stated by the EHR: a distinct service, not held.
         "cms_ncci_indicator_1_with_modifier_59_is_not_held",
+        # Issue 15: no separately identifiable problem besides the procedure's indication,
+        # so no E/M (MCPM Ch. 12 sec. 40.1); the PFS rule this case tests is unchanged.
         conditions=[cond("bleed", "K92.1")],
         procedures=[proc("colo", "45380"), with_modifier(proc("colo2", "45378"), "59")],
         dx=["K92.1"],
+        edits={"em-procedure-only"},
         lines=[
-            ("99213", ("25",), 1, (1,)),
             ("45380", (), 1, (1,)),
             ("45378", ("59", "51"), 1, (1,)),
         ],

@@ -115,6 +115,8 @@ def resources(case: Case) -> dict[str, Any]:
             "period": {"start": "2024-06-01T09:00:00Z", "end": "2024-06-01T09:20:00Z"},
             "serviceProvider": {"reference": ORG},
         }
+    # Cases of cases_coder.py add earlier encounters, PractitionerRoles, Immunizations.
+    extras = case.extras(p, subject, eref) if hasattr(case, "extras") else []
     return {
         "patient": patient,
         "encounter": data["e"],
@@ -122,6 +124,21 @@ def resources(case: Case) -> dict[str, Any]:
         "procedures": data["p"],
         "coverages": data["v"],
         "prior": prior,
+        "extras": extras,
+    }
+
+
+def source_lists(r: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The earlier encounters, roles and immunizations of ``resources()``, as the coding
+    service gathers them from the store."""
+    extras = r["extras"]
+    prior = ([r["prior"]] if r["prior"] else []) + [
+        x for x in extras if x["resourceType"] == "Encounter"
+    ]
+    return {
+        "prior_encounters": prior,
+        "roles": [x for x in extras if x["resourceType"] == "PractitionerRole"],
+        "immunizations": [x for x in extras if x["resourceType"] == "Immunization"],
     }
 
 

@@ -10,9 +10,10 @@ from terminology.service import get_service
 from tests.coding.cases import CASES as BASE_CASES
 from tests.coding.cases import Case
 from tests.coding.cases_cms import CASES_CMS
-from tests.coding.gold import mismatches, resources
+from tests.coding.cases_coder import CODER_CASES
+from tests.coding.gold import mismatches, resources, source_lists
 
-CASES = BASE_CASES + CASES_CMS
+CASES = BASE_CASES + CASES_CMS + CODER_CASES
 
 
 def test_the_gold_set_has_at_least_40_cases_with_unique_names():
@@ -31,6 +32,7 @@ def test_engine_codes_like_the_coder(case: Case):
         r["procedures"],
         r["coverages"],
         established=case.established,
+        **source_lists(r),  # type: ignore[arg-type]
     )
     result = code_encounter(source, get_service())
     assert mismatches(case, result.claim, result.outcome()) == []

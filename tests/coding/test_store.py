@@ -20,10 +20,11 @@ from server.config import Settings
 from tests.coding.cases import CASES as BASE_CASES
 from tests.coding.cases import HTN, Case, cond
 from tests.coding.cases_cms import CASES_CMS
+from tests.coding.cases_coder import CODER_CASES
 from tests.coding.gold import mismatches, resources, slug
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
-CASES = BASE_CASES + CASES_CMS
+CASES = BASE_CASES + CASES_CMS + CODER_CASES
 IDENT = "https://billable.dev/fhir/claim-for-encounter"
 
 
@@ -77,6 +78,8 @@ def load(client: TestClient, case: Case, *, finished: bool = True) -> str:
     if r["prior"]:
         put(client, {**r["prior"], "status": "in-progress"})  # no claim for the prior one
         put(client, r["prior"])
+    for res in r["extras"]:
+        put(client, res)
     enc = r["encounter"]
     put(client, enc if finished else {**enc, "status": "in-progress"})
     return str(enc["id"])
