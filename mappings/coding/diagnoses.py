@@ -16,6 +16,24 @@ from typing import Any, Protocol
 
 from mappings.coding.dx_conventions import Conventions
 from mappings.coding.dx_rules import dx_rules
+from mappings.coding.fhir_values import (
+    codings as _codings,
+)
+from mappings.coding.fhir_values import (
+    day as _day,
+)
+from mappings.coding.fhir_values import (
+    instant as _instant,
+)
+from mappings.coding.fhir_values import (
+    ref as _ref,
+)
+from mappings.coding.fhir_values import (
+    status_code as _status_code,
+)
+from mappings.coding.fhir_values import (
+    text as _text,
+)
 from mappings.coding.model import CodingConfig, SourceData
 from mappings.coding.tables import RuleTables
 from terminology import systems
@@ -56,47 +74,6 @@ class CoderLike(Protocol):
     def problem(self, severity: str, code: str, message: str, location: str) -> None: ...
 
     def translate(self, code: str, target: str | None) -> list[Any]: ...
-
-
-def _day(text: str | None) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text[:10])
-    except ValueError:
-        return None
-
-
-def _instant(text: str | None) -> datetime | None:
-    if not text or len(text) <= 10:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _codings(concept: Any) -> list[dict[str, Any]]:
-    if not isinstance(concept, dict):
-        return []
-    return [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
-
-
-def _text(concept: Any) -> str:
-    if not isinstance(concept, dict):
-        return ""
-    parts = [concept.get("text") or ""] + [c.get("display") or "" for c in _codings(concept)]
-    return " ".join(parts).lower()
-
-
-def _ref(resource: dict[str, Any]) -> str:
-    return f"{resource.get('resourceType')}/{resource.get('id')}"
-
-
-def _status_code(concept: Any) -> str | None:
-    codes = _codings(concept)
-    return str(codes[0]["code"]) if codes else None
 
 
 def _side(condition: dict[str, Any]) -> str | None:

@@ -18,6 +18,21 @@ from mappings.coding.dx_rules import dx_rules
 from mappings.coding.ed_mdm import ed_mdm_table
 from mappings.coding.em import VisitCoder
 from mappings.coding.facility import facility_rules, professional_component, replacement_codes
+from mappings.coding.fhir_values import (
+    codings as _codings,
+)
+from mappings.coding.fhir_values import (
+    day as _day,
+)
+from mappings.coding.fhir_values import (
+    instant as _instant,
+)
+from mappings.coding.fhir_values import (
+    ref as _ref,
+)
+from mappings.coding.fhir_values import (
+    text as _text,
+)
 from mappings.coding.immunizations import immunization_lines, vaccine_table
 from mappings.coding.immunizations import known_codes as immunization_codes
 from mappings.coding.lines import Line
@@ -46,47 +61,6 @@ INSTITUTIONAL_SUBTYPE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitut
 LINE_SYSTEMS = (CPT, HCPCS)
 SELF_PAY_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
 LEFT, RIGHT, BOTH = "7771000", "24028007", "51440002"
-
-
-def _day(text: str | None) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text[:10])
-    except ValueError:
-        return None
-
-
-def _instant(text: str | None) -> datetime | None:
-    if not text or len(text) <= 10:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _codings(concept: Any) -> list[dict[str, Any]]:
-    if not isinstance(concept, dict):
-        return []
-    return [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
-
-
-def _text(concept: Any) -> str:
-    if not isinstance(concept, dict):
-        return ""
-    parts = [concept.get("text") or ""] + [c.get("display") or "" for c in _codings(concept)]
-    return " ".join(parts).lower()
-
-
-def _ref(resource: dict[str, Any]) -> str:
-    return f"{resource.get('resourceType')}/{resource.get('id')}"
-
-
-def _status_code(concept: Any) -> str | None:
-    codes = _codings(concept)
-    return str(codes[0]["code"]) if codes else None
 
 
 def _age_years(birth: date, day: date) -> float:
