@@ -43,24 +43,21 @@ from mappings.coding.model import (
     SourceData,
 )
 from mappings.coding.payers import payer_tables
+from mappings.coding.procedures import procedure_lines
 from mappings.coding.tables import RuleTables, rule_tables
 from mappings.edits.scrub import scrub_lines
-from mappings.pricing.modifiers import explicit_modifiers
 from mappings.pricing.professional import price_lines
 from terminology import systems
 from terminology.service import TerminologyError, TerminologyService
 
 ICD10CM = systems.ICD10CM
-PCS = systems.ICD10PCS
 CPT = systems.CPT
 HCPCS = systems.HCPCS
 SCT = systems.SNOMED
 POS = systems.POS
 REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
 INSTITUTIONAL_SUBTYPE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType"
-LINE_SYSTEMS = (CPT, HCPCS)
 SELF_PAY_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
-LEFT, RIGHT, BOTH = "7771000", "24028007", "51440002"
 
 
 def _age_years(birth: date, day: date) -> float:
@@ -163,138 +160,6 @@ class _Coder:
             self.versions.add((m.map_url, m.map_version))
         return matches
 
-    # --------------------------------------------------------------- procedures
-    def procedure_lines(
-        self, by_condition: dict[str, list[str]]
-    ) -> tuple[list[Line], list[dict[str, Any]]]:
-        em_codes = self.tables.em_codes()
-        lines: dict[tuple[str, date, tuple[str, ...]], Line] = {}
-        pcs: list[dict[str, Any]] = []
-        for proc in self.src.procedures:
-            ref = _ref(proc)
-            if proc.get("status") != "completed":
-                continue
-            loc = f"{ref}.code"
-            day = (
-                _day(proc.get("performedDateTime"))
-                or _day((proc.get("performedPeriod") or {}).get("start"))
-                or self.dos
-            )
-            code_sys = self._procedure_code(proc.get("code"), loc)
-            if self.institutional:
-                pcs_code = self._procedure_pcs(proc.get("code"))
-                if pcs_code:
-                    pcs.append(
-                        {
-                            "sequence": len(pcs) + 1,
-                            "date": day.isoformat(),
-                            "procedureCodeableConcept": {
-                                "coding": [
-                                    {"system": PCS, "code": pcs_code[0], "display": pcs_code[1]}
-                                ]
-                            },
-                        }
-                    )
-            if code_sys is None:
-                continue
-            code, system, display = code_sys
-            if code in em_codes or (code.isdigit() and 99202 <= int(code) <= 99499):
-                self.problem(
-                    "information",
-                    "em-from-procedure",
-                    f"{ref} maps to the E/M code {code}; the visit line is computed from the"
-                    " Encounter instead",
-                    loc,
-                )
-                continue
-            modifiers = self._laterality(proc)
-            modifiers += [m for m in explicit_modifiers(proc) if m not in modifiers]
-            dx: list[str] = []
-            for reason in proc.get("reasonReference") or []:
-                dx += by_condition.get((reason or {}).get("reference") or "", [])
-            key = (code, day, tuple(modifiers))
-            line = lines.get(key)
-            if line is None:
-                lines[key] = Line(code, system, display, day, 1, modifiers, dx, [ref])
-            else:
-                line.quantity += 1
-                line.sources.append(ref)
-                line.dx += [d for d in dx if d not in line.dx]
-        return list(lines.values()), pcs
-
-    def _laterality(self, proc: dict[str, Any]) -> list[str]:
-        sides: set[str] = set()
-        for site in proc.get("bodySite") or []:
-            codes = {str(c["code"]) for c in _codings(site)}
-            text = _text(site)
-            if BOTH in codes or "bilateral" in text:
-                sides.add("50")
-            if LEFT in codes or "left" in text.split():
-                sides.add("LT")
-            if RIGHT in codes or "right" in text.split():
-                sides.add("RT")
-        if "50" in sides or {"LT", "RT"} <= sides:
-            return ["50"]
-        return sorted(sides)
-
-    def _procedure_code(self, concept: Any, loc: str) -> tuple[str, str, str] | None:
-        codings = _codings(concept)
-        for c in codings:
-            system = systems.canonical(str(c.get("system") or ""))
-            if system in LINE_SYSTEMS:
-                return (
-                    systems.normalize_code(system, str(c["code"])),
-                    system,
-                    c.get("display") or "",
-                )
-        for c in codings:
-            if systems.canonical(str(c.get("system") or "")) != SCT:
-                continue
-            code = str(c["code"])
-            matches = [m for m in self.translate(code, None) if m.target_system in LINE_SYSTEMS]
-            extra = self.tables.supplement.get(code)
-            if not matches and extra and extra[0] in ("cpt", "hcpcs"):
-                return extra[1], CPT if extra[0] == "cpt" else HCPCS, extra[2]
-            if not matches:
-                if self.institutional and self._procedure_pcs(concept):
-                    return None
-                self.problem(
-                    "error",
-                    "unmapped",
-                    f"SNOMED CT {code} ({c.get('display') or ''}) has no CPT/HCPCS map: code the"
-                    " procedure by hand or add it to the map",
-                    loc,
-                )
-                return None
-            chosen = next((m for m in matches if m.code), matches[0])
-            if chosen.code is None:
-                advice = f": {chosen.advice}" if chosen.advice else ""
-                self.problem(
-                    "information",
-                    "not-reportable",
-                    f"SNOMED CT {code} ({c.get('display') or ''}) is not separately"
-                    f" reportable{advice}",
-                    loc,
-                )
-                return None
-            return chosen.code, chosen.target_system, chosen.display
-        shown = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings) or "no code"
-        self.problem(
-            "error", "unmapped", f"Procedure code {shown} is not CPT, HCPCS or SNOMED CT", loc
-        )
-        return None
-
-    def _procedure_pcs(self, concept: Any) -> tuple[str, str] | None:
-        for c in _codings(concept):
-            system = systems.canonical(str(c.get("system") or ""))
-            if system == PCS:
-                return str(c["code"]), c.get("display") or ""
-            if system == SCT:
-                for m in self.translate(str(c["code"]), PCS):
-                    if m.code:
-                        return m.code, m.display
-        return None
-
     # ------------------------------------------------------------- line validity
     def check_line_code(self, line: Line, loc: str) -> None:
         result = self.t.validate_code(line.system, line.code, line.day)
@@ -358,7 +223,7 @@ class _Coder:
         )
         added = [("Z23", vaccines[0].sources[0])] if vaccines else []
         dxs, by_condition = DiagnosisCoder(self).diagnoses(added)
-        proc_lines, pcs = self.procedure_lines(by_condition)
+        proc_lines, pcs = procedure_lines(self, by_condition)
         proc_lines += vaccines
         ordered = list(proc_lines)  # tests ordered and reviewed count for ED MDM data
         if self.facility and not self.institutional:
