@@ -17,7 +17,7 @@ from mappings.coding.dx_conventions import pointer_order
 from mappings.coding.dx_rules import dx_rules
 from mappings.coding.ed_mdm import ed_mdm_table
 from mappings.coding.em import VisitCoder
-from mappings.coding.facility import facility_rules, professional_component, replacement_codes
+from mappings.coding.facility import facility_rules, professional_component
 from mappings.coding.fhir_values import (
     codings as _codings,
 )
@@ -34,7 +34,7 @@ from mappings.coding.fhir_values import (
     text as _text,
 )
 from mappings.coding.immunizations import immunization_lines, vaccine_table
-from mappings.coding.immunizations import known_codes as immunization_codes
+from mappings.coding.line_codes import check_line_code
 from mappings.coding.lines import Line
 from mappings.coding.model import (
     CodingConfig,
@@ -160,44 +160,6 @@ class _Coder:
             self.versions.add((m.map_url, m.map_version))
         return matches
 
-    # ------------------------------------------------------------- line validity
-    def check_line_code(self, line: Line, loc: str) -> None:
-        result = self.t.validate_code(line.system, line.code, line.day)
-        if not result.valid and result.reason == "not-effective" and result.version is None:
-            # No version of the (shipped, undated) table is in force on that day.
-            newest = self.t.validate_code(line.system, line.code, None)
-            if newest.valid or newest.reason == "unknown-code":
-                self.problem(
-                    "information",
-                    "table-out-of-date",
-                    f"{result.message}; {line.code} was checked against the newest version",
-                    loc,
-                )
-                result = newest
-        if result.version:
-            self.versions.add((result.system, result.version))
-        if result.valid:
-            line.display = result.display or line.display
-            return
-        known = self.tables.em_codes() | {v[1] for v in self.tables.supplement.values()}
-        known |= immunization_codes() | {"99417", "G2212", "G0402", "G0438", "G0439"}
-        known |= replacement_codes()
-        if result.reason == "unknown-code" and line.code in known:
-            self.problem(
-                "information",
-                "shipped-subset",
-                f"{line.code} is missing from the shipped code subset; accepted from the Billable"
-                " rule tables (load the full CPT/HCPCS file to check it)",
-                loc,
-            )
-            return
-        kind = {
-            "not-billable": "code-not-billable",
-            "not-effective": "code-not-effective",
-            "unknown-code": "code-unknown",
-        }.get(result.reason, "code-invalid")
-        self.problem("error", kind, result.message, loc)
-
     # --------------------------------------------------------------------- run
     def run(self) -> CodingResult:
         patient = self.src.patient
@@ -240,7 +202,7 @@ class _Coder:
             lines.insert(0, self._accommodation())
         for i, ln in enumerate(lines):
             if ln.revenue is None:
-                self.check_line_code(ln, f"Claim.item[{i}].productOrService")
+                check_line_code(self, ln, f"Claim.item[{i}].productOrService")
                 if self.institutional:
                     self._revenue_center(ln, i)
         scrub_lines(self, lines, dx_codes)
