@@ -34,6 +34,7 @@ from mappings.coding.fhir_values import (
     text as _text,
 )
 from mappings.coding.immunizations import immunization_lines, vaccine_table
+from mappings.coding.institutional import REVENUE, accommodation, revenue_center, sub_type
 from mappings.coding.line_codes import check_line_code
 from mappings.coding.lines import Line
 from mappings.coding.model import (
@@ -55,8 +56,6 @@ CPT = systems.CPT
 HCPCS = systems.HCPCS
 SCT = systems.SNOMED
 POS = systems.POS
-REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
-INSTITUTIONAL_SUBTYPE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType"
 SELF_PAY_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
 
 
@@ -199,35 +198,16 @@ class _Coder:
         em = visit.visit_rules(em, proc_lines, dx_codes)
         lines = em + proc_lines
         if self.inpatient:
-            lines.insert(0, self._accommodation())
+            lines.insert(0, accommodation(self))
         for i, ln in enumerate(lines):
             if ln.revenue is None:
                 check_line_code(self, ln, f"Claim.item[{i}].productOrService")
                 if self.institutional:
-                    self._revenue_center(ln, i)
+                    revenue_center(self, ln, i)
         scrub_lines(self, lines, dx_codes)
         kept = [ln for ln in lines if not ln.removed]
         price_lines(self, kept)
         return self._build(dxs, kept, pcs)
-
-    def _revenue_center(self, ln: Line, i: int) -> None:
-        """A UB-04 line needs its revenue code (mappings/data/revenue-centers.csv)."""
-        revenue = self.tables.revenue_of(ln.code)
-        if revenue is None:
-            revenue = "0510"
-            self.problem(
-                "information",
-                "revenue-default",
-                f"{ln.code} falls in no revenue center of revenue-centers.csv: billed under"
-                " 0510 (clinic); check the line's revenue code",
-                f"Claim.item[{i}].revenue",
-            )
-        ln.revenue = revenue
-
-    def _accommodation(self) -> Line:
-        end = _day(self.period.get("end")) or self.dos
-        days = max(1, (end - self.dos).days)
-        return Line("0120", REVENUE, "Room and board, semi-private", self.dos, days, revenue="0120")
 
     def pointers(self, line: Line, dx_codes: list[str]) -> list[int]:
         preferred = [c for c in line.dx if c in dx_codes]
@@ -299,10 +279,7 @@ class _Coder:
             },
         }
         if self.institutional:
-            kind = "inpatient" if self.inpatient else "outpatient"
-            claim["subType"] = {
-                "coding": [{"system": INSTITUTIONAL_SUBTYPE, "code": kind, "display": kind.title()}]
-            }
+            claim["subType"] = sub_type(self.inpatient)
         claim |= {
             "use": "claim",
             "patient": enc.get("subject") or {"display": "unknown patient"},
