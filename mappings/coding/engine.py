@@ -9,11 +9,11 @@ tables they use live in ``mappings/data/`` and in the terminology module.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
-from mappings.coding.diagnoses import DiagnosisCoder, Dx
-from mappings.coding.dx_conventions import pointer_order
+from mappings.coding.claim_resource import build_claim
+from mappings.coding.diagnoses import DiagnosisCoder
 from mappings.coding.dx_rules import dx_rules
 from mappings.coding.ed_mdm import ed_mdm_table
 from mappings.coding.em import VisitCoder
@@ -28,15 +28,11 @@ from mappings.coding.fhir_values import (
     instant as _instant,
 )
 from mappings.coding.fhir_values import (
-    ref as _ref,
-)
-from mappings.coding.fhir_values import (
     text as _text,
 )
 from mappings.coding.immunizations import immunization_lines, vaccine_table
-from mappings.coding.institutional import REVENUE, accommodation, revenue_center, sub_type
+from mappings.coding.institutional import accommodation, revenue_center
 from mappings.coding.line_codes import check_line_code
-from mappings.coding.lines import Line
 from mappings.coding.model import (
     CodingConfig,
     CodingResult,
@@ -51,12 +47,7 @@ from mappings.pricing.professional import price_lines
 from terminology import systems
 from terminology.service import TerminologyError, TerminologyService
 
-ICD10CM = systems.ICD10CM
-CPT = systems.CPT
-HCPCS = systems.HCPCS
 SCT = systems.SNOMED
-POS = systems.POS
-SELF_PAY_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
 
 
 def _age_years(birth: date, day: date) -> float:
@@ -207,136 +198,10 @@ class _Coder:
         scrub_lines(self, lines, dx_codes)
         kept = [ln for ln in lines if not ln.removed]
         price_lines(self, kept)
-        return self._build(dxs, kept, pcs)
+        return self._result(build_claim(self, dxs, kept, pcs))
 
-    def pointers(self, line: Line, dx_codes: list[str]) -> list[int]:
-        preferred = [c for c in line.dx if c in dx_codes]
-        rule = self.tables.necessity.get(line.code)
-        if rule:
-            preferred += [c for c in dx_codes if c.startswith(rule[1])]
-        # Never a code that cannot be first-listed first; on a problem E/M never the
-        # routine-exam Z00/Z01 first (the problem justifies the line); claim order otherwise.
-        problem_em = (line.em or line.addon) and not line.preventive
-        preferred += pointer_order(self, dx_codes, problem_em=problem_em)
-        out: list[int] = []
-        for code in preferred:
-            seq = dx_codes.index(code) + 1
-            if seq not in out:
-                out.append(seq)
-            if len(out) == self.config.max_pointers:
-                break
-        return out
-
-    def _build(self, dxs: list[Dx], lines: list[Line], pcs: list[dict[str, Any]]) -> CodingResult:
-        enc = self.src.encounter
-        cfg = self.config
-        money = {"currency": cfg.currency}
-        dx_codes = [d.code for d in dxs]
-        items = []
-        total = 0.0
-        for i, ln in enumerate(lines):
-            unit = ln.unit_price if ln.unit_price is not None else 0.0
-            net = round(unit * ln.quantity, 2)
-            total += net
-            coding: dict[str, Any] = {"system": ln.system, "code": ln.code}
-            if ln.display:
-                coding["display"] = ln.display
-            item: dict[str, Any] = {"sequence": i + 1}
-            if 1 in self._care_team_seq():
-                item["careTeamSequence"] = [1]
-            pointers = self.pointers(ln, dx_codes) if dx_codes else []
-            if pointers:
-                item["diagnosisSequence"] = pointers
-            if ln.revenue:
-                item["revenue"] = {"coding": [{"system": REVENUE, "code": ln.revenue}]}
-            item["productOrService"] = {"coding": [coding]}
-            if ln.modifiers:
-                # 25, 26, 50 are CPT modifiers; LT/RT are HCPCS Level II modifiers.
-                item["modifier"] = [
-                    {"coding": [{"system": HCPCS if m.isalpha() else CPT, "code": m}]}
-                    for m in ln.modifiers
-                ]
-            item["servicedDate"] = ln.day.isoformat()
-            item["locationCodeableConcept"] = {"coding": [{"system": POS, "code": self.pos}]}
-            item["quantity"] = {"value": ln.quantity}
-            item["unitPrice"] = {"value": unit, **money}
-            item["net"] = {"value": net, **money}
-            item["encounter"] = [{"reference": _ref(enc)}]
-            items.append(item)
-        claim: dict[str, Any] = {
-            "resourceType": "Claim",
-            "identifier": [
-                {"system": "https://billable.dev/fhir/claim-for-encounter", "value": enc.get("id")}
-            ],
-            "status": "draft",
-            "type": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                        "code": self.claim_type,
-                    }
-                ]
-            },
-        }
-        if self.institutional:
-            claim["subType"] = sub_type(self.inpatient)
-        claim |= {
-            "use": "claim",
-            "patient": enc.get("subject") or {"display": "unknown patient"},
-            "billablePeriod": {k: v for k, v in self.period.items() if k in ("start", "end")},
-            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "provider": self._provider(),
-            "priority": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/processpriority",
-                        "code": "normal",
-                    }
-                ]
-            },
-        }
-        team = self._care_team()
-        if team:
-            claim["careTeam"] = team
-        claim["insurance"] = self._insurance()
-        location = (enc.get("location") or [{}])[0].get("location")
-        if location and location.get("reference"):
-            claim["facility"] = location
-        if dxs:
-            claim["diagnosis"] = []
-            for n, d in enumerate(dxs):
-                entry: dict[str, Any] = {
-                    "sequence": n + 1,
-                    "diagnosisCodeableConcept": {
-                        "coding": [{"system": ICD10CM, "code": d.code, "display": d.display}]
-                    },
-                }
-                if self.institutional and n == 0:
-                    entry["type"] = [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/ex-diagnosistype",
-                                    "code": "principal",
-                                }
-                            ]
-                        }
-                    ]
-                claim["diagnosis"].append(entry)
-        if pcs:
-            claim["procedure"] = pcs
-        if items:
-            claim["item"] = items
-        elif not any(p.severity == "error" for p in self.problems):
-            # A claim bills lines: with none and no error saying why (an institutional
-            # outpatient visit without procedures) it must not pass as clean.
-            self.problem(
-                "error",
-                "no-lines",
-                "The claim has no billable line: code the services by hand",
-                "Claim.item",
-            )
-        claim["total"] = {"value": round(total, 2), **money}
+    def _result(self, claim: dict[str, Any]) -> CodingResult:
+        """The coding result of ``claim``: active when clean, with the versions used."""
         rule_versions = {
             **self.tables.versions(),
             **dx_rules().versions(),
@@ -348,91 +213,6 @@ class _Coder:
         result = CodingResult(claim, self.problems, self.versions, rule_versions)
         claim["status"] = "active" if result.clean else "draft"
         return result
-
-    def _participant(self) -> dict[str, Any] | None:
-        chosen = None
-        for p in self.src.encounter.get("participant") or []:
-            ref = (p.get("individual") or {}).get("reference") or ""
-            if not ref.startswith("Practitioner"):
-                continue
-            types = {str(c["code"]) for t in p.get("type") or [] for c in _codings(t)}
-            if types & {"PPRF", "ATND", "PRF"}:
-                return dict(p["individual"])
-            chosen = chosen or dict(p["individual"])
-        return chosen
-
-    def _care_team_seq(self) -> list[int]:
-        return [1] if self._participant() else []
-
-    def _care_team(self) -> list[dict[str, Any]]:
-        who = self._participant()
-        if who is None:
-            return []
-        return [
-            {
-                "sequence": 1,
-                "provider": who,
-                "responsible": True,
-                "role": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/claimcareteamrole",
-                            "code": "primary",
-                        }
-                    ]
-                },
-            }
-        ]
-
-    def _provider(self) -> dict[str, Any]:
-        org = self.src.encounter.get("serviceProvider")
-        if org and org.get("reference"):
-            return dict(org)
-        who = self._participant()
-        if who is not None:
-            return who
-        self.problem(
-            "error",
-            "missing-provider",
-            "No billing provider: the Encounter has neither serviceProvider nor a"
-            " practitioner participant",
-            "Claim.provider",
-        )
-        return {"display": "unknown provider (missing on the Encounter)"}
-
-    def _insurance(self) -> list[dict[str, Any]]:
-        active = []
-        for cov in self.src.coverages:
-            if cov.get("status") != "active":
-                continue
-            period = cov.get("period") or {}
-            start, end = _day(period.get("start")), _day(period.get("end"))
-            if (start and start > self.dos) or (end and end < self.dos):
-                continue
-            active.append(cov)
-        active.sort(key=lambda c: (c.get("order") or 999, str(c.get("id"))))
-        if active:
-            return [
-                {"sequence": n + 1, "focal": n == 0, "coverage": {"reference": _ref(c)}}
-                for n, c in enumerate(active)
-            ]
-        self.problem(
-            "information",
-            "self-pay",
-            f"No Coverage of the patient is active on {self.dos}: the claim is self-pay",
-            "Claim.insurance[0]",
-        )
-        return [
-            {
-                "sequence": 1,
-                "focal": True,
-                "coverage": {
-                    "type": "Coverage",
-                    "identifier": {"system": SELF_PAY_SYSTEM, "value": "pay"},
-                    "display": "Self-pay (no active coverage on the date of service)",
-                },
-            }
-        ]
 
 
 def code_encounter(
