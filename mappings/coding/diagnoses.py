@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from mappings.coding.dx_conventions import Conventions
 from mappings.coding.dx_rules import dx_rules
+from mappings.coding.fhir_values import LEFT, RIGHT
 from mappings.coding.fhir_values import (
     codings as _codings,
 )
@@ -43,7 +44,6 @@ ICD10CM = systems.ICD10CM
 SCT = systems.SNOMED
 EXCLUDED_VERIFICATION = ("refuted", "entered-in-error")
 UNCERTAIN_VERIFICATION = ("provisional", "differential")
-LEFT, RIGHT = "7771000", "24028007"
 
 
 @dataclass(slots=True)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+# SNOMED CT laterality qualifiers (concept ids only) read from bodySite.
+LEFT, RIGHT, BOTH = "7771000", "24028007", "51440002"
+
 
 def day(text: str | None) -> date | None:
     if not text:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Protocol
 
+from mappings.coding.fhir_values import BOTH, LEFT, RIGHT
 from mappings.coding.fhir_values import (
     codings as _codings,
 )
@@ -37,7 +38,6 @@ CPT = systems.CPT
 HCPCS = systems.HCPCS
 SCT = systems.SNOMED
 LINE_SYSTEMS = (CPT, HCPCS)
-LEFT, RIGHT, BOTH = "7771000", "24028007", "51440002"
 
 
 class CoderLike(Protocol):

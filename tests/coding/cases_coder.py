@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.coding.cases import SCT, Case, at, cond, coverage, proc
+from tests.coding.gold import slug
 
 NUCC = "http://nucc.org/provider-taxonomy"
 SOPT = "urn:oid:2.16.840.1.113883.3.221.5"
@@ -31,7 +32,7 @@ class CoderCase(Case):
     def __post_init__(self) -> None:
         # Practitioners are per case (one store holds every case): dr1 renders this visit.
         if self.prior or self.roles:
-            me = f"Practitioner/{self.name.replace('_', '-')}-dr1"
+            me = f"Practitioner/{slug(self)}-dr1"
             self.encounter.setdefault(
                 "participant",
                 [

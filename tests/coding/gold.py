@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from datetime import date, timedelta
 from typing import Any
 
@@ -15,8 +16,13 @@ DR = "Practitioner/dr1"
 
 
 def slug(case: Case) -> str:
-    """The case name as a FHIR id prefix (ids allow letters, digits, '-' and '.')."""
-    return case.name.replace("_", "-")
+    """The case name as a FHIR id prefix (ids allow letters, digits, '-' and '.', at most
+    64 of them): a long name is cut and made unique with a hash of the whole name, so the
+    prefix plus a resource suffix stays a valid id."""
+    name = case.name.replace("_", "-")
+    if len(name) <= 40:
+        return name
+    return f"{name[:31]}-{hashlib.sha1(case.name.encode()).hexdigest()[:8]}"
 
 
 def resources(case: Case) -> dict[str, Any]:
