@@ -25,6 +25,11 @@ from tests.coding.gold import mismatches, resources, slug
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 CASES = BASE_CASES + CASES_CMS + CODER_CASES
+# FerretDB (the MongoDB test server) scans without indexes, so a store holding all 189
+# cases makes each generation's searches slower as it grows: the Mongo leg runs every
+# third case (all three sets, every payer kind), the SQLite leg all of them. The engine's
+# answers do not depend on the backend; the in-process gold run covers every case.
+MONGO_CASES = CASES[::3]
 IDENT = "https://billable.dev/fhir/claim-for-encounter"
 
 
@@ -98,12 +103,13 @@ def search(client: TestClient, query: str) -> list[dict[str, Any]]:
     return [e["resource"] for e in r.json().get("entry", []) if e["search"]["mode"] == "match"]
 
 
-def test_gold_set_through_the_api(manual: TestClient):
+def test_gold_set_through_the_api(manual: TestClient, settings: Settings):
     client = manual
-    for case in CASES:
+    cases = MONGO_CASES if settings.store_url.startswith("mongodb") else CASES
+    for case in cases:
         load(client, case, finished=False)
     problems = []
-    for case in CASES:
+    for case in cases:
         eid = f"{slug(case)}-e"
         claim, outcome = generate(client, eid)
         problems += mismatches(case, claim, outcome)
@@ -121,7 +127,7 @@ def test_gold_set_through_the_api(manual: TestClient):
     assert problems == [], "\n".join(problems)
     # The coders' work queue is an ordinary search.
     queue = search(client, "Task?status=requested&_count=100")
-    assert len(queue) == sum(1 for c in CASES if c.status == "draft")
+    assert len(queue) == sum(1 for c in cases if c.status == "draft")
 
 
 def test_auto_trigger_and_lifecycle(client: TestClient):
