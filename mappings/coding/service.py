@@ -578,5 +578,8 @@ class ClaimService:
         }
         pid = str(uuid.uuid4())
         provenance["id"] = pid
-        write, _ = self.repo.plan_write(ctx, "create", "Provenance", pid, provenance, 0)
+        # Provenance is server-written (clients may only read it): the engine's record of
+        # how it coded is planned under the engine's identity, on behalf of the caller.
+        engine = system_context(ctx.base_url)
+        write, _ = self.repo.plan_write(engine, "create", "Provenance", pid, provenance, 0)
         return write
