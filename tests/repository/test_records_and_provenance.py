@@ -163,3 +163,33 @@ async def test_reindex_goes_through_the_repository(smart_repo: Repository):
     assert done == 3
     page = await smart_repo.search(ctx, parse_conditional_search("Claim", "patient=p1", "t"))
     assert len(page.versions) == 2  # conditional queries ask for at most two
+
+
+def test_generate_claim_by_a_client_records_the_engines_provenance(seeded: TestClient):
+    """Provenance is server-written, yet ``$generate-claim`` asked by a SMART client (not
+    one of Billable's engines) codes the Encounter and records the engine's Provenance,
+    planned under the engine's identity on behalf of the client."""
+    feed = {**mint(seeded, "system/*.cruds", client_id="claims-feed"), **FHIR_JSON}
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "enc-p1",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": "Patient/p1"},
+        "period": {"start": "2026-11-02T09:00:00Z", "end": "2026-11-02T09:30:00Z"},
+    }
+    written = seeded.put("/fhir/Encounter/enc-p1", json=encounter, headers=feed)
+    assert written.status_code == 201, written.text
+    r = seeded.post("/fhir/Encounter/enc-p1/$generate-claim", headers=feed)
+    assert r.status_code == 200, r.text
+    claim = next(p["resource"] for p in r.json()["parameter"] if p["name"] == "claim")
+    found = seeded.get("/fhir/Provenance?_count=100", headers=feed).json()
+    mine = [
+        e["resource"]
+        for e in found.get("entry", [])
+        if any(t["reference"].startswith(f"Claim/{claim['id']}/") for t in e["resource"]["target"])
+    ]
+    assert len(mine) == 1
+    [agent] = mine[0]["agent"]
+    assert "coding engine" in agent["who"]["display"]
+    assert agent["onBehalfOf"]["identifier"]["value"] == "claims-feed"
