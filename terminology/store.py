@@ -112,10 +112,10 @@ def codesystem_from_json(data: dict[str, Any]) -> CodeSystemVersion:
                 parent.children.append(concept.code)
     meta = Meta.from_json(data["meta"])
     content = data.get("content", "complete")
-    if content == "fragment":
-        # codes Billable's rule tables emit that the shipped subsets lack
-        for code, display in SUPPLEMENT.get(meta.url, {}).items():
-            concepts.setdefault(code, Concept(code=code, display=display))
+    # Codes Billable's rule tables emit that a shipped release lacks (CPT modifiers, which
+    # the RVU file's code list does not carry; CDT numbers the maps use).
+    for code, display in SUPPLEMENT.get(meta.url, {}).items():
+        concepts.setdefault(code, Concept(code=code, display=display))
     return CodeSystemVersion(
         meta=meta,
         concepts=concepts,
