@@ -56,7 +56,9 @@ async def _warm_terminology(repo: Repository) -> None:
     ConceptMap resources in the store (see server.api.terminology)."""
     try:
         await asyncio.get_running_loop().run_in_executor(None, get_service().preload)
-        published = await terminology.publish_catalog(repo)
+        # One process at a time (``--workers``): the next finds the catalog unchanged.
+        async with repo.process_lock("terminology-catalog"):
+            published = await terminology.publish_catalog(repo)
         log.info("terminology ready; %d catalog resources published", published)
     except asyncio.CancelledError:
         raise

@@ -69,12 +69,12 @@ class RepositoryCore:
 
     def process_lock(self, name: str, key: str | None = None) -> ProcessLock:
         """A lock held across every process sharing this store on this host, for a
-        check-then-write of Billable's own engines (``name``; ``key`` picks one of 256
+        check-then-write of Billable's own engines (``name``; ``key`` picks one of 64
         stripes, e.g. per member)."""
         stripe = 0
         if key is not None:
             digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
-            stripe = 1 + int.from_bytes(digest, "big") % 256
+            stripe = 1 + int.from_bytes(digest, "big") % 64
         found = self._process_locks.get((name, stripe))
         if found is None:
             found = self._process_locks[(name, stripe)] = ProcessLock(
