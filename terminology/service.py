@@ -112,9 +112,17 @@ class TranslateMatch:
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     entries: tuple[Entry, ...]
+    # (kind, url) -> entries, filled on first use: every look-up asks for its system's.
+    _by: dict[tuple[str, str | None], list[Entry]] = field(default_factory=dict)
 
     def of(self, kind: str, url: str | None = None) -> list[Entry]:
-        return [e for e in self.entries if e.kind == kind and (url is None or e.meta.url == url)]
+        found = self._by.get((kind, url))
+        if found is None:
+            found = [
+                e for e in self.entries if e.kind == kind and (url is None or e.meta.url == url)
+            ]
+            self._by[(kind, url)] = found
+        return list(found)
 
 
 class TerminologyService(BillingTables):
