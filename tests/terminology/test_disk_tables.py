@@ -191,3 +191,21 @@ def test_processes_building_one_table_at_once_publish_one_complete_file(tmp_path
     ]
     table = disk_tables.TableFile(target)
     assert table.meta["count"] > 7000 and table.meta["layout"] == disk_build.LAYOUT
+
+
+def test_the_cache_command_builds_every_table_and_prunes_what_none_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from terminology.cli import cache_command
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BILLABLE_TERMINOLOGY_CACHE", str(cache))
+    path = _small_table(tmp_path, "first")
+    cache.mkdir()
+    stale = cache / f"codesystem-OLD.0123456789abcdef01234567{disk_build.SUFFIX}"
+    stale.write_bytes(b"")
+    service = TerminologyService(data_dir=tmp_path / "data", include_shipped=False)
+    assert cache_command(service, prune=True) == 0
+    assert disk_build.cache_file(path, "codesystem").exists()
+    assert not stale.exists()
+    assert "1 tables on disk" in capsys.readouterr().out
