@@ -357,17 +357,21 @@ def _wrk(url: str, ids: list[str], token: str, seconds: int, connections: int) -
 
 
 def worker_figures(
-    workdir: Path, seconds: int, connections: int, workers: tuple[int, ...] = (1, 2)
+    workdir: Path,
+    seconds: int,
+    connections: int,
+    workers: tuple[int, ...] = (1, 2),
+    auth: tuple[str, ...] = ("smart", "off"),
 ) -> list[dict[str, Any]]:
     if shutil.which("wrk") is None:
         return [{"workers": n, "error": "wrk not installed (Debian package wrk)"} for n in workers]
     store_url, ids = _seed(workdir, 500)
     rows = []
-    for n in workers:
-        server = Server(store_url, "--workers", str(n), "--coding", "manual")
+    for mode, n in ((m, n) for m in auth for n in workers):
+        server = Server(store_url, "--workers", str(n), "--coding", "manual", "--auth", mode)
         try:
             server.settle(quiet_s=1.0, limit_s=30)
-            token = subprocess.run(
+            token = "none" if mode == "off" else subprocess.run(
                 [sys.executable, "-m", "server.cli", "token", "--store", store_url,
                  "--scope", "system/Patient.rs", "--base-url", f"{server.base}/fhir"],
                 capture_output=True, text=True, check=True,
@@ -379,25 +383,34 @@ def worker_figures(
             cpu = _cpu_seconds(server.pids()) - cpu0
             found["server_cpu_us_per_request"] = cpu / max(found["requests"], 1) * 1e6
             found["rps_per_server_core"] = found["requests"] / cpu if cpu else float("nan")
-            rows.append({"workers": n, **found})
+            rows.append({"auth": mode, "workers": n, **found})
         finally:
             server.stop()
     return rows
 
 
 def figures(
-    baseline: str | None = None, seconds: int = 10, connections: int = 16, **_: object
+    baseline: str | None = None,
+    seconds: int = 10,
+    connections: int = 16,
+    only: str | None = None,
+    **_: object,
 ) -> dict[str, object]:
-    """The headline numbers (``bench/run_all.py`` imports this)."""
+    """The headline numbers (``bench/run_all.py`` imports this); ``only="workers"`` (or
+    idle, lookups, tables) measures one part."""
     workdir = Path(tempfile.mkdtemp(prefix="billable-footprint-"))
     try:
         out: dict[str, object] = {}
-        out.update(idle_figures(workdir))
-        out["lookups"] = _child(LOOKUP_CHILD)
-        if baseline:
-            out["lookups_baseline"] = _child(LOOKUP_CHILD, root=Path(baseline))
-        out["tables"] = table_figures()
-        out["workers"] = worker_figures(workdir, seconds, connections)
+        if only in (None, "idle"):
+            out.update(idle_figures(workdir))
+        if only in (None, "lookups"):
+            out["lookups"] = _child(LOOKUP_CHILD)
+            if baseline:
+                out["lookups_baseline"] = _child(LOOKUP_CHILD, root=Path(baseline))
+        if only in (None, "tables"):
+            out["tables"] = table_figures()
+        if only in (None, "workers"):
+            out["workers"] = worker_figures(workdir, seconds, connections)
         return out
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -408,50 +421,61 @@ def main() -> None:
     parser.add_argument("--baseline", help="another checkout to time the look-ups against")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--only", choices=("idle", "lookups", "tables", "workers"))
     args = parser.parse_args()
-    found = figures(args.baseline, args.seconds, args.connections)
-    for label, name in (("", "warm cache"), ("_cold_cache", "cold cache (builds it)")):
+    found = figures(args.baseline, args.seconds, args.connections, args.only)
+    report(found)
+
+
+def report(found: dict[str, Any]) -> None:
+    if "startup_s" in found:
+        for label, name in (("", "warm cache"), ("_cold_cache", "cold cache (builds it)")):
+            print(
+                f"start-up, {name}: /healthz after {found[f'startup{label}_s']:.2f} s wall,"
+                f" {found[f'startup{label}_cpu_s']:.2f} s CPU; terminology catalog published"
+                f" after {found[f'terminology_ready{label}_s']:.2f} s wall,"
+                f" {found[f'terminology_ready{label}_cpu_s']:.2f} s CPU; then idle RSS"
+                f" {found[f'idle_rss_auth_off{label}_mib']:.0f} MiB (auth off)"
+            )
         print(
-            f"start-up, {name}: /healthz after {found[f'startup{label}_s']:.2f} s wall,"
-            f" {found[f'startup{label}_cpu_s']:.2f} s CPU; terminology catalog published after"
-            f" {found[f'terminology_ready{label}_s']:.2f} s wall,"
-            f" {found[f'terminology_ready{label}_cpu_s']:.2f} s CPU; then idle RSS"
-            f" {found[f'idle_rss_auth_off{label}_mib']:.0f} MiB (auth off)"
+            f"idle RSS, SMART auth: {found['idle_rss_mib']:.0f} MiB"
+            f" (PSS {found['idle_pss_mib']:.0f}); 2 workers (all processes):"
+            f" RSS {found['idle_rss_2_workers_mib']:.0f} MiB,"
+            f" PSS {found['idle_pss_2_workers_mib']:.0f}"
         )
-    print(
-        f"idle RSS, SMART auth: {found['idle_rss_mib']:.0f} MiB (PSS {found['idle_pss_mib']:.0f});"
-        " 2 workers (all processes):"
-        f" RSS {found['idle_rss_2_workers_mib']:.0f} MiB, PSS {found['idle_pss_2_workers_mib']:.0f}"
-    )
-    print("\nmemory per table (MiB): on disk = view + 2,000 look-ups; parsed = the dicts")
-    print(f"{'table':58} {'on disk':>8} {'parsed':>8} {'file':>7}")
-    for row in found["tables"]:  # type: ignore[attr-defined]
-        print(
-            f"{row['table']:58} {row['on_disk_mib']:8.1f} {row['parsed_mib']:8.1f}"
-            f" {row['cache_mib']:7.1f}"
-        )
-    lookups: dict[str, float] = found["lookups"]  # type: ignore[assignment]
-    before: dict[str, float] = found.get("lookups_baseline") or {}  # type: ignore[assignment]
-    print(f"\n{'look-up (in-process, mean)':32} {'now':>10} {'baseline':>10}")
-    for key, value in lookups.items():
-        if key.endswith("_us"):
-            was = f"{before[key]:10.1f}" if key in before else f"{'':>10}"
-            print(f"{key:32} {value:10.1f} {was}")
-    for key in ("load_s", "rss_loaded_mib", "rss_after_lookups_mib"):
-        was = f"{before[key]:10.2f}" if key in before else f"{'':>10}"
-        print(f"{key:32} {lookups[key]:10.2f} {was}")
-    print("\nreads by id, SMART auth on (wrk, loopback; server CPU from /proc)")
-    print(
-        f"{'workers':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/req':>10} {'non-2xx':>7}"
-    )
-    for row in found["workers"]:  # type: ignore[attr-defined]
-        if "error" in row:
-            print(f"{row['workers']:>7} {row['error']}")
-            continue
-        print(
-            f"{row['workers']:>7} {row['rps']:8.0f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f}"
-            f" {row['server_cpu_us_per_request']:10.0f} {row['non_2xx']:7}"
-        )
+    if "tables" in found:
+        print("\nmemory per table (MiB): on disk = view + 2,000 look-ups; parsed = the dicts")
+        print(f"{'table':58} {'on disk':>8} {'parsed':>8} {'file':>7}")
+        for row in found["tables"]:
+            print(
+                f"{row['table']:58} {row['on_disk_mib']:8.1f} {row['parsed_mib']:8.1f}"
+                f" {row['cache_mib']:7.1f}"
+            )
+    if "lookups" in found:
+        lookups: dict[str, float] = found["lookups"]
+        before: dict[str, float] = found.get("lookups_baseline") or {}
+        print(f"\n{'look-up (in-process, CPU, mean)':32} {'now':>10} {'baseline':>10}")
+        for key, value in lookups.items():
+            if key.endswith("_us"):
+                was = f"{before[key]:10.1f}" if key in before else f"{'':>10}"
+                print(f"{key:32} {value:10.1f} {was}")
+        for key in ("load_s", "rss_loaded_mib", "rss_after_lookups_mib"):
+            was = f"{before[key]:10.2f}" if key in before else f"{'':>10}"
+            print(f"{key:32} {lookups[key]:10.2f} {was}")
+    if "workers" in found:
+        print("\nreads by id (wrk, loopback; server CPU from /proc, every server process)")
+        head = ("auth", "workers", "req/s", "p50 ms", "p99 ms", "CPU us/req", "non-2xx")
+        widths = (5, 7, 8, 7, 7, 10, 7)
+        print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
+        for row in found["workers"]:
+            if "error" in row:
+                print(f"{row['workers']:>13} {row['error']}")
+                continue
+            print(
+                f"{row['auth']:>5} {row['workers']:>7} {row['rps']:8.0f} {row['p50_ms']:7.2f}"
+                f" {row['p99_ms']:7.2f} {row['server_cpu_us_per_request']:10.0f}"
+                f" {row['non_2xx']:7}"
+            )
 
 
 if __name__ == "__main__":
