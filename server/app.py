@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI
 
 from mappings.coding.model import CodingConfig
@@ -53,7 +56,9 @@ async def _warm_terminology(repo: Repository) -> None:
     ConceptMap resources in the store (see server.api.terminology)."""
     try:
         await asyncio.get_running_loop().run_in_executor(None, get_service().preload)
-        published = await terminology.publish_catalog(repo)
+        # One process at a time (``--workers``): the next finds the catalog unchanged.
+        async with repo.process_lock("terminology-catalog"):
+            published = await terminology.publish_catalog(repo)
         log.info("terminology ready; %d catalog resources published", published)
     except asyncio.CancelledError:
         raise
@@ -151,3 +156,31 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(health.router)
     app.include_router(fhir)
     return app
+
+
+# ``billable serve --workers N``: the parent passes its settings to each worker process.
+WORKER_SETTINGS_ENV = "BILLABLE_WORKER_SETTINGS"
+
+
+def worker_settings_json(settings: Settings) -> str:
+    return orjson.dumps(dataclasses.asdict(settings)).decode()
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``billable serve --workers N`` (uvicorn calls this
+    factory in each process): the parent's settings, read back from the environment.
+
+    What each worker keeps for itself: its terminology views and caches (the on-disk
+    tables are shared through the OS page cache), its automatic-coding queue (a worker
+    codes the Encounters it committed), its rate-limit counters, and its $export runner.
+    What is shared goes through the store: writes (SQLite WAL, one writer at a time, each
+    commit checked against the versions it expects), the audit chain head, signing keys,
+    the pinned base URL; check-then-write sections hold a lock across the processes
+    (``server.repository.process_lock``). See docs/performance.md#workers."""
+    values = orjson.loads(os.environ[WORKER_SETTINGS_ENV])
+    known = {f.name for f in dataclasses.fields(Settings)}
+    given: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known
+    }
+    settings = Settings(**given)
+    return create_app(settings)

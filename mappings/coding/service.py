@@ -99,7 +99,8 @@ class ClaimService:
         self.config = config or CodingConfig()
         self._terminology = terminology
         self.auto = auto
-        self._lock = asyncio.Lock()
+        # Across the processes sharing the store too (``--workers``): two never code at once.
+        self._lock = repo.process_lock("coding")
         self._pending: dict[str, None] = {}
         self._worker: asyncio.Task[None] | None = None
         self.failures: list[tuple[str, str]] = []  # (encounter id, what went wrong)
