@@ -10,7 +10,8 @@ body stays decodable for as long as the row of its dictionary exists.
 
 Stored blob layout (the first byte says which):
 
-* ``{``...: the JSON itself (stores written before 0.4, or bodies too small to gain);
+* ``{``...: the JSON itself (stores written before 0.4, or bodies too small to gain;
+  any first byte above ``0x08``: JSON text never starts with a control character);
 * ``0x01`` + raw deflate: plain zlib (a type that has no dictionary yet);
 * ``0x02`` + varint dictionary id + raw deflate against that dictionary.
 
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS body_dictionaries (
 
 PLAIN = 0x01
 WITH_DICTIONARY = 0x02
+RESERVED = 0x08  # tags up to this are formats; JSON text never starts with one
 LEVEL = 6
 WINDOW = -15  # raw deflate: no zlib header or checksum (SQLite pages are checksummed
 # by nothing either; a corrupt stream still fails to inflate)
@@ -170,7 +172,7 @@ class BodyCodec:
                 decoder = self._decoder(c, did)
             unpacker = decoder.copy()
             return unpacker.decompress(blob[at:]) + unpacker.flush()
-        if tag == ord("{"):
+        if tag > RESERVED:  # JSON text as written before 0.4 (or by hand): served as is
             return blob
         raise BodyFormatError(f"stored body with unknown format tag {tag:#04x}")
 
