@@ -30,7 +30,7 @@ def render_search(query: SearchQuery) -> tuple[str, list[object], SQL | None]:
     args: list[object] = []
     single = query.types[0] if len(query.types) == 1 else None
     if single is not None:
-        where.append("r.type = ?")
+        where.append("r.type = ?")  # "+r.type" once a driver is known (below)
         args.append(single)
     elif query.types:
         where.append(f"r.type IN ({','.join('?' * len(query.types))})")
@@ -51,6 +51,9 @@ def render_search(query: SearchQuery) -> tuple[str, list[object], SQL | None]:
             if sub is None:
                 terms.append(driver)
             else:
+                # Drive by row id from the term's index range; the unary plus keeps SQLite
+                # from scanning the type's resources instead (it has no statistics).
+                where[1] = "+r.type = ?"
                 where.append(f"r.seq IN ({sub[0]})")
                 args.extend(sub[1])
         for term in terms:
