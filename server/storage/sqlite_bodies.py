@@ -162,6 +162,8 @@ class BodyCodec:
         """The JSON bytes of a stored blob (``None`` stays ``None``: a delete marker)."""
         if blob is None:
             return None
+        if isinstance(blob, str):  # TEXT written by hand into the column: JSON as is
+            return blob.encode()
         tag = blob[0] if blob else 0
         if tag == PLAIN:
             return zlib.decompress(blob[1:], WINDOW)
