@@ -100,6 +100,7 @@ class BodyCodec:
     def __init__(self) -> None:
         self._by_type: dict[str, tuple[int, bytes]] = {}  # writer: type -> newest dictionary
         self._pending: list[str] = []  # types whose dictionary is not committed yet
+        self._without: dict[str, int] = {}  # bodies written since open, per type without one
         self._decoders: dict[int, zlib._Decompress] = {}  # primed, copied per body
         self._lock = threading.Lock()
 
@@ -126,7 +127,14 @@ class BodyCodec:
                 by_type.setdefault(rtype, []).append(body)
         for rtype, sample in by_type.items():
             if len(sample) < TRAIN_MIN:
-                continue
+                # Types written a few at a time (a Claim per coded encounter): once enough
+                # of them are stored, train from the newest stored ones instead.
+                self._without[rtype] = self._without.get(rtype, 0) + len(sample)
+                if self._without[rtype] < TRAIN_MIN:
+                    continue
+                sample = self._stored_sample(c, rtype) + sample
+                if len(sample) < TRAIN_MIN:
+                    continue
             dictionary = train(sample)
             cur = c.execute(
                 "INSERT INTO body_dictionaries (type, dictionary, created) VALUES (?, ?, ?)",
@@ -135,6 +143,15 @@ class BodyCodec:
             assert cur.lastrowid is not None
             self._by_type[rtype] = (cur.lastrowid, dictionary)
             self._pending.append(rtype)
+
+    def _stored_sample(self, c: sqlite3.Connection, rtype: str) -> list[bytes]:
+        rows = c.execute(
+            "SELECT body FROM resource_versions WHERE type = ? AND body IS NOT NULL"
+            " ORDER BY last_updated DESC, seq DESC LIMIT 64",
+            (rtype,),
+        ).fetchall()
+        out = [self.decode(c, row[0]) for row in reversed(rows)]
+        return [b for b in out if b is not None]
 
     def committed(self) -> None:
         self._pending.clear()

@@ -173,3 +173,29 @@ async def test_closing_the_store_leaves_no_write_ahead_log_behind(tmp_path: Path
 def _wal_bytes(path: Path) -> int:
     wal = Path(f"{path}-wal")
     return wal.stat().st_size if wal.exists() else 0
+
+
+async def test_a_type_written_one_at_a_time_gets_a_dictionary_from_its_stored_bodies(
+    tmp_path: Path,
+):
+    path = tmp_path / "billable.db"
+    store = SQLiteStore(path)
+    await store.open()
+    clock = Clock()
+    written = []
+    try:
+        for i in range(40):  # one Claim per commit, as the coding engine writes them
+            w = write(clock, "Claim", f"c{i}", 1)
+            w = replace(w, body=w.body[:-1] + b',"text":"' + b"claim words " * 30 + b'"}')
+            await store.commit([w])
+            written.append(w)
+        for w in written:
+            found = await store.read("Claim", w.id)
+            assert found is not None and found.body == w.body
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        types = [r[0] for r in conn.execute("SELECT type FROM body_dictionaries")]
+        last = conn.execute("SELECT body FROM resource_versions WHERE id = 'c39'").fetchone()[0]
+    assert types == ["Claim"]
+    assert last[0] == 0x02  # compressed against the dictionary
