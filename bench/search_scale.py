@@ -246,12 +246,13 @@ def _cpu() -> float:
     return t.user + t.system
 
 
-async def time_store(db: Path, runs: int) -> dict[str, dict[str, float]]:
+async def time_store(db: Path, runs: int, url: str | None = None) -> dict[str, dict[str, float]]:
+    """Time the workload drawn from SQLite store ``db`` on ``url`` (default: ``db``)."""
     from server.repository.opened import opened
 
     workload = Workload(db)
     out: dict[str, dict[str, float]] = {}
-    async with opened(_url(db)) as repo:
+    async with opened(url or _url(db)) as repo:
         rng = random.Random(7)
         names = list(workload.queries(rng))
         wall: dict[str, list[float]] = {n: [] for n in names}
@@ -307,14 +308,32 @@ def explain(db: Path) -> list[str]:
     return lines
 
 
+def ferretdb_postgres(root: Path, runs: int) -> dict[str, object]:
+    """The 10k population loaded (and coded) into FerretDB on PostgreSQL, same queries."""
+    from bench.ferretdb_pg import ferretdb_on_postgres
+
+    small = root / "s10.db"
+    with ferretdb_on_postgres() as url:
+        started = time.perf_counter()
+        _cli("load", str(root / "s10-files"), "--quiet", "--store", url)
+        loaded = time.perf_counter() - started
+        _cli("code", "--quiet", "--store", url)
+        timings = asyncio.run(time_store(small, runs, url))
+    return {"load_s": loaded, **timings}
+
+
 def figures(
     sizes: str = "10k,100k,1m",
     runs: int = 100,
     root: Path | str = DEFAULT_ROOT,
     population: Path | str = DEFAULT_POPULATION,
+    mongo: bool = False,
 ) -> dict[str, object]:
-    """{size: {query: {p50_ms, p99_ms, cpu_ms, hits}}, plus store resource counts."""
+    """{size: {query: {p50_ms, p99_ms, cpu_ms, hits}}, plus store resource counts;
+    ``mongo``: also ``ferretdb-pg-10k``, the 10k store's data on FerretDB+PostgreSQL."""
     wanted = [s.strip().lower() for s in sizes.split(",") if s.strip()]
+    if mongo and "10k" not in wanted:
+        wanted.insert(0, "10k")
     paths = ensure_stores(Path(root), Path(population), wanted)
     out: dict[str, object] = {}
     for size in wanted:
@@ -326,6 +345,10 @@ def figures(
         ).fetchone()[0]
         conn.close()
         out[size] = {"resources": count, **asyncio.run(time_store(db, runs))}
+    if mongo:
+        pg = ferretdb_postgres(Path(root), max(5, runs // 10))
+        pg["resources"] = out["10k"]["resources"]  # type: ignore[index]
+        out["ferretdb-pg-10k"] = pg
     return out
 
 
@@ -336,24 +359,35 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--population", type=Path, default=DEFAULT_POPULATION)
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument(
+        "--mongo", action="store_true", help="also FerretDB 1.24 on PostgreSQL (10k store)"
+    )
     args = parser.parse_args()
-    f: dict[str, Any] = figures(args.sizes, args.runs, args.root, args.population)
+    f: dict[str, Any] = figures(args.sizes, args.runs, args.root, args.population, args.mongo)
     sizes = list(f)
     print("search p50 / p99 ms (wall, loaded machine) and CPU ms per query, by store size")
+    print(f"{'store':44}" + "".join(f"{s:>26}" for s in sizes))
     print(f"{'resources':44}" + "".join(f"{f[s]['resources']:>26,}" for s in sizes))
-    names = [n for n in f[sizes[0]] if n != "resources" and not n.startswith("_total")]
+    names = [
+        n for n in f[sizes[0]] if n not in ("resources", "load_s") and not n.startswith("_total")
+    ]
     for name in names:
         cells = ""
         for s in sizes:
             m = f[s][name]
-            cells += f"{m['p50_ms']:8.2f} /{m['p99_ms']:7.2f} ({m['cpu_ms']:5.2f})"
+            cells += f"{m['p50_ms']:9.2f} /{m['p99_ms']:8.2f} ({m['cpu_ms']:5.2f})"
         print(f"{name:44}{cells}")
+    if "ferretdb-pg-10k" in f:
+        print(
+            f"(ferretdb-pg-10k: load of the 10k files took {f['ferretdb-pg-10k']['load_s']:.0f} s)"
+        )
     for name in [n for n in f[sizes[0]] if n.startswith("_total")]:
         cells = "".join(
-            f"{f[s][name]['seconds']:11.3f} s {int(f[s][name]['matches']):>10,}" for s in sizes
+            f"{f[s][name]['seconds']:12.3f} s {int(f[s][name]['matches']):>11,}" for s in sizes
         )
         print(f"{name:44}{cells}")
     if args.explain:
+        sizes = [s for s in sizes if s in SIZES]
         largest = ensure_stores(args.root, args.population, [sizes[-1]])[sizes[-1]]
         print(f"\nquery plans on {largest.name}:")
         print("\n".join(explain(largest)))
