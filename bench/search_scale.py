@@ -242,8 +242,7 @@ async def run_query(repo: Repository, rtype: str, text: str, total: bool = False
 
 
 def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system
+    return time.process_time()  # every thread of this process (SQLite readers included)
 
 
 async def time_store(db: Path, runs: int, url: str | None = None) -> dict[str, dict[str, float]]:
@@ -291,7 +290,7 @@ async def time_store(db: Path, runs: int, url: str | None = None) -> dict[str, d
 
 def explain(db: Path) -> list[str]:
     """SQLite's plan of each benchmark query's page SQL."""
-    from server.storage.sqlite_search import render_search
+    from server.storage.sqlite_search import ORDERED_SCAN_FROM, render_search
 
     workload = Workload(db)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -299,7 +298,15 @@ def explain(db: Path) -> list[str]:
     try:
         for name, (rtype, text) in workload.queries(random.Random(3)).items():
             parsed = parse_search((rtype,), parse_qsl(text))
-            sql, args, _ = render_search(SearchQuery((rtype,), parsed.where, parsed.sort, 20))
+            query = SearchQuery((rtype,), parsed.where, parsed.sort, 20)
+            sql, args, _, probe = render_search(query)
+            if probe is not None:
+                capped = f"SELECT count(*) FROM (SELECT 1 FROM ({probe[0]}) LIMIT ?)"
+                if conn.execute(capped, [*probe[1], ORDERED_SCAN_FROM]).fetchone()[0] >= (
+                    ORDERED_SCAN_FROM
+                ):
+                    sql, args = render_search(query, ordered=True)[:2]
+                    name += " [ordered scan]"
             lines.append(f"{name}:")
             for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args):
                 lines.append(f"    {row[3]}")

@@ -36,7 +36,12 @@ from server.storage.port import (
 from server.storage.sqlite_bodies import BodyCodec, BodyFormatError
 from server.storage.sqlite_index import IndexWriter
 from server.storage.sqlite_schema import StoreLayoutError, prepare
-from server.storage.sqlite_search import chunks, render_include, render_search
+from server.storage.sqlite_search import (
+    ORDERED_SCAN_FROM,
+    chunks,
+    render_include,
+    render_search,
+)
 from server.storage.testhooks import pause_before_commit
 
 T = TypeVar("T")
@@ -235,10 +240,16 @@ class SQLiteStore:
         return await self._read(q)
 
     async def search(self, query: SearchQuery) -> SearchPage:
-        text, args, count_sql = render_search(query)
+        text, args, count_sql, probe = render_search(query)
 
         def q(c: sqlite3.Connection) -> SearchPage:
-            rows = c.execute(text, args).fetchall()
+            sql, values = text, args
+            if probe is not None:
+                capped = f"SELECT count(*) FROM (SELECT 1 FROM ({probe[0]}) LIMIT ?)"
+                many = c.execute(capped, [*probe[1], ORDERED_SCAN_FROM]).fetchone()[0]
+                if many >= ORDERED_SCAN_FROM:
+                    sql, values = render_search(query, ordered=True)[:2]
+            rows = c.execute(sql, values).fetchall()
             more = len(rows) > query.count
             rows = rows[: query.count]
             if query.before is not None:

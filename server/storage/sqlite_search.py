@@ -22,10 +22,23 @@ def chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def render_search(query: SearchQuery) -> tuple[str, list[object], SQL | None]:
-    """SQL of one page (``SELECT k..., seq``: sort keys, type, id, then the row) and of
-    the total count if asked."""
+# A driver matching at least this many resources is not worth materialising and sorting
+# for a page in id order: walking the type's (type, id) index and probing is cheaper.
+ORDERED_SCAN_FROM = 2000
+
+
+def render_search(
+    query: SearchQuery, ordered: bool = False
+) -> tuple[str, list[object], SQL | None, SQL | None]:
+    """SQL of one page (``SELECT k..., seq``: sort keys, type, id, then the row), of the
+    total count if asked, and of the driver's matches when the page could instead be read
+    in index order (``probe``: no ``_sort``; run ``SELECT count(*)`` over it, capped at
+    ``ORDERED_SCAN_FROM``, and render again with ``ordered=True`` when it reaches that).
+
+    ``ordered``: no driver; SQLite walks ``(type, id)`` in order, checking every term,
+    and stops at the page's end: cost follows the page, not the number of matches."""
     r = sql_render.Renderer()
+    probe: SQL | None = None
     where: list[str] = [f"r.{sql_render.CURRENT}"]
     args: list[object] = []
     single = query.types[0] if len(query.types) == 1 else None
@@ -44,7 +57,7 @@ def render_search(query: SearchQuery) -> tuple[str, list[object], SQL | None]:
             list(query.where.exprs) if isinstance(query.where, And) else [query.where]
         )
         driver = None
-        if single is not None:
+        if single is not None and not ordered:
             driver, terms = sql_render.split_driver(terms)
         if driver is not None and single is not None:
             sub = r.ids(driver, single)
@@ -56,6 +69,8 @@ def render_search(query: SearchQuery) -> tuple[str, list[object], SQL | None]:
                 where[1] = "+r.type = ?"
                 where.append(f"r.seq IN ({sub[0]})")
                 args.extend(sub[1])
+                if not query.sort:
+                    probe = sub
         for term in terms:
             sql, a = r.cond(term, "r", single)
             where.append(sql)
@@ -85,7 +100,7 @@ def render_search(query: SearchQuery) -> tuple[str, list[object], SQL | None]:
     )
     text += f" ORDER BY {order} LIMIT ?"
     outer_args.append(query.count + 1)
-    return text, outer_args, count_sql
+    return text, outer_args, count_sql, probe
 
 
 def render_include(spec: IncludeSpec, rtype: str, ids: list[str]) -> SQL | None:
