@@ -10,12 +10,12 @@ Stores (kept under ``--root``, built once and reused):
   ClaimResponses and EOBs;
 * ``s10``: the population's first patient files (and its organisations and
   practitioners), about 10k resources, loaded and coded the same way;
-* ``s1m``: ``s100`` replicated ten times. A 1,000-patient Synthea run takes hours on
-  this machine, so replicas 1-9 are copies of every resource of ``s100`` with every
-  UUID (resource ids, references, identifier values) rewritten per replica; written
-  through the repository (index extraction included, validation skipped: the copies
-  are of validated resources). Each patient's compartment therefore has the size of
-  a real one, and the store the size of a 1,000-patient population.
+* ``s1m``: ``s100`` replicated 7 times (1.0M resources, 700 patients). A 1,000-patient
+  Synthea run takes hours on this machine, so replicas 1-6 are copies of every resource
+  of ``s100`` with every UUID (resource ids, references, identifier values) rewritten
+  per replica; written through the repository (index extraction included, validation
+  skipped: the copies are of validated resources). Each patient's compartment
+  therefore has the size of a real one, and the store the size of a 1M population.
 
 Each query runs in process through the repository (parse -> expression tree -> SQL ->
 page -> _include), on random patients of replica 0; p50/p99 are wall times on a
@@ -50,7 +50,7 @@ from server.storage.port import SearchQuery
 DEFAULT_ROOT = Path(os.environ.get("BILLABLE_SCALE_ROOT", "/work/pop/storage/scale"))
 DEFAULT_POPULATION = Path(os.environ.get("BILLABLE_POPULATION", "/work/pop/synthea-100/fed"))
 SIZES = {"10k": "s10", "100k": "s100", "1m": "s1m"}
-REPLICAS = 10
+REPLICAS = 7  # copies of s100 (143.6k resources each): the first count past 1M
 SCT = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 CTX = RequestContext(base_url="http://bench/fhir", user="bench")
@@ -153,7 +153,7 @@ def ensure_stores(root: Path, population: Path, sizes: list[str]) -> dict[str, P
         print("building the 100k store (load + code)", file=sys.stderr)
         build_base(population, base)
     if "1m" in paths and not paths["1m"].exists():
-        print("building the 1M store (10 replicas of the 100k one)", file=sys.stderr)
+        print(f"building the 1M store ({REPLICAS} replicas of the 100k one)", file=sys.stderr)
         asyncio.run(build_replicas(base, paths["1m"]))
     return paths
 
