@@ -45,7 +45,7 @@ import orjson
 
 from server.repository import Repository, RequestContext
 from server.search.parse import Include, parse_search
-from server.storage.port import SearchQuery
+from server.storage.port import SearchQuery, StoredVersion
 
 DEFAULT_ROOT = Path(os.environ.get("BILLABLE_SCALE_ROOT", "/work/pop/storage/scale"))
 DEFAULT_POPULATION = Path(os.environ.get("BILLABLE_POPULATION", "/work/pop/synthea-100/fed"))
@@ -109,12 +109,23 @@ def _new_id(rid: str, k: int) -> str:
     return f"{rid}-r{k}"[-64:]
 
 
+async def _copied(target: Repository, version: StoredVersion, k: int) -> bool:
+    from server.errors import FhirError
+
+    try:
+        await target.read(CTX, version.resource_type, _new_id(version.id, k))
+        return True
+    except FhirError:
+        return False
+
+
 async def build_replicas(base: Path, db: Path, replicas: int = REPLICAS) -> None:
     """``db`` = ``base`` plus ``replicas - 1`` id-rewritten copies of every resource."""
     from server.repository.opened import opened
 
     partial = db.with_suffix(".partial")
-    shutil.copy(base, partial)
+    if not partial.exists():  # else resume: pages already copied are skipped
+        shutil.copy(base, partial)
     async with opened(_url(base)) as source, opened(_url(partial)) as target:
         for k in range(1, replicas):
             sub = _rewrite(k)
@@ -124,6 +135,8 @@ async def build_replicas(base: Path, db: Path, replicas: int = REPLICAS) -> None
             while True:
                 page = await source.search(CTX, SearchQuery((), count=1000, after=after))
                 writes = []
+                if page.versions and await _copied(target, page.versions[0], k):
+                    page.versions = []  # this page was copied by an interrupted run
                 for v in page.versions:
                     assert v.body is not None
                     resource = orjson.loads(UUID.sub(sub, v.body))
