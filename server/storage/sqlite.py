@@ -132,14 +132,13 @@ class SQLiteStore:
 
         def init() -> None:
             self._writer_conn = self._connect()
-            prepare(self._writer_conn)
+            try:
+                prepare(self._writer_conn)
+            except StoreLayoutError as exc:
+                raise StoreUnavailable(f"cannot use {self.path}: {exc}") from exc
             self._codec.load(self._writer_conn)
 
-        try:
-            await self._run(self._writer_pool, init)
-        except StoreLayoutError as exc:
-            await self.close()
-            raise StoreUnavailable(f"cannot use {self.path}: {exc}") from exc
+        await self._run(self._writer_pool, init)
 
     async def checkpoint(self, wait_ms: int = 30000) -> None:
         """Fold the WAL into the database file and truncate it (after big loads, on
