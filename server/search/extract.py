@@ -13,9 +13,11 @@ per word onwards so that a word inside the text matches),
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
-from server.search.fhirpath import reference_type
+from server.search.fhirpath import reference_type, relative_root_keys, root_keys
 from server.search.registry import SearchParam, registry
 from server.search.values import MAX_INSTANT, MIN_INSTANT, BadValue, date_range, normalise_string
 from server.storage.port import CompositePart, SearchIndex
@@ -59,9 +61,22 @@ def _text(c: _Collector, param: str, value: str) -> None:
     """A ``:text`` row for the text and for each of its words onwards: string search is
     "starts with", and ``code:text=bronchitis`` must find "Acute bronchitis (disorder)"
     (R4 ``:text`` searches the text, not only its beginning; HAPI and Firely match words)."""
+    strings = c.strings
+    for norm, exact in _text_rows(value):
+        strings[(param, norm, exact)] = None
+
+
+@lru_cache(maxsize=16384)
+def _text_rows(value: str) -> tuple[tuple[str, str], ...]:
+    """(normalised, exact) of each word-suffix of ``value``. Cached: codings repeat their
+    display text on every resource that carries them (the same few thousand texts make up
+    most of a clinical feed), and this is the most costly row to build."""
     words = value.split()
+    out: list[tuple[str, str]] = []
     for i in range(len(words)):
-        _string(c, param, " ".join(words[i:]))
+        exact = " ".join(words[i:])
+        out.append((normalise_string(exact), exact))
+    return tuple(out)
 
 
 def token_values(node: Any) -> list[tuple[str | None, str]]:
@@ -265,21 +280,76 @@ def _composite(c: _Collector, param: SearchParam, node: Any, resource: Any) -> N
         c.comps[(param.code, combo)] = None
 
 
+@dataclass(frozen=True, slots=True)
+class _TypePlan:
+    """The indexed parameters of one resource type, in registry order, and which of them
+    each top-level key of a resource can feed (``fhirpath.root_keys``)."""
+
+    params: tuple[SearchParam, ...]
+    by_key: dict[str, tuple[int, ...]]
+    always: tuple[int, ...]  # evaluated whatever the keys (no root key, _lastUpdated)
+    # Composites over the whole resource (``Observation``): a row needs a value of every
+    # component, so each needs one of the keys its component reads.
+    whole: tuple[tuple[int, tuple[frozenset[str], ...]], ...]
+
+
+@cache
+def _plan(rtype: str) -> _TypePlan:
+    params = tuple(
+        p
+        for p in registry().params(rtype).values()
+        if p.evaluate is not None and p.code not in _SKIP
+    )
+    by_key: dict[str, list[int]] = {}
+    always: list[int] = []
+    whole: list[tuple[int, tuple[frozenset[str], ...]]] = []
+    for i, param in enumerate(params):
+        keys = root_keys(param.expression, rtype) if param.expression else None
+        if keys is None and param.type == "composite" and param.expression == rtype:
+            needs = [relative_root_keys(str(comp.param.expression)) for comp in param.components]
+            if needs and all(n is not None for n in needs):
+                whole.append((i, tuple(n for n in needs if n is not None)))
+                continue
+        if keys is None or param.code == "_lastUpdated":
+            always.append(i)
+            continue
+        for key in keys:
+            by_key.setdefault(key, []).append(i)
+    return _TypePlan(params, {k: tuple(v) for k, v in by_key.items()}, tuple(always), tuple(whole))
+
+
+def _params_for(resource: dict[str, Any], rtype: str) -> list[SearchParam]:
+    """The parameters that can yield a value for ``resource`` (the others yield nothing:
+    none of the elements their expressions start from is present), in registry order."""
+    plan = _plan(rtype)
+    chosen = set(plan.always)
+    by_key = plan.by_key
+    for key in resource:
+        found = by_key.get(key)
+        if found is not None:
+            chosen.update(found)
+    for i, needs in plan.whole:
+        if all(not keys.isdisjoint(resource) for keys in needs):
+            chosen.add(i)
+    params = plan.params
+    return [params[i] for i in sorted(chosen)]
+
+
 def extract_index_values(resource: dict[str, Any], last_updated: str | None = None) -> SearchIndex:
     """Every search index value of ``resource`` (``meta.lastUpdated`` may be given apart)."""
     rtype = resource.get("resourceType")
     c = _Collector()
     if not isinstance(rtype, str):
         return c.result()
-    for param in registry().params(rtype).values():
-        if param.evaluate is None or param.code in _SKIP:
-            continue
+    for param in _params_for(resource, rtype):
         if param.code == "_lastUpdated" and last_updated is not None:
             lo, hi = date_range(last_updated)
             c.dates[("_lastUpdated", lo, hi)] = None
             continue
+        evaluate = param.evaluate
+        assert evaluate is not None  # the plan holds evaluable parameters only
         try:
-            nodes = param.evaluate(resource)
+            nodes = evaluate(resource)
         except (TypeError, AttributeError, ValueError):
             continue  # malformed data is not indexed; validation owns rejecting it
         if param.type == "composite":
