@@ -63,9 +63,11 @@ class Entry:
         return orjson.dumps(self._resource) if self._resource is not None else None
 
     def release(self) -> None:
-        """Keep the resource as compact JSON only (large bundles)."""
+        """Keep the resource as compact JSON only (large bundles). Copied to a bytes
+        object of its exact size: the one orjson returns keeps its growth buffer (a 2 KB
+        resource held that way costs about 8 KB)."""
         if self._resource is not None:
-            self.compact = orjson.dumps(self._resource)
+            self.compact = memoryview(orjson.dumps(self._resource)).tobytes()
             self._resource = None
 
     @property

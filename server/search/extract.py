@@ -41,15 +41,33 @@ class _Collector:
 
     def result(self) -> SearchIndex:
         return SearchIndex(
-            tokens=list(self.tokens),
-            strings=list(self.strings),
-            references=list(self.refs),
-            dates=list(self.dates),
-            numbers=list(self.numbers),
-            quantities=list(self.quantities),
-            uris=list(self.uris),
-            composites=list(self.comps),
+            tokens=_shared(self.tokens),
+            strings=tuple(self.strings),  # mostly the shared rows of ``_text_rows``
+            references=_shared(self.refs),
+            dates=tuple(self.dates),
+            numbers=tuple(self.numbers),
+            quantities=tuple(self.quantities),
+            uris=_shared(self.uris),
+            composites=tuple(self.comps),
         )
+
+
+# Rows seen recently, each kept once: the resources of one patient repeat the same rows
+# (``subject`` = the patient, ``encounter``, category and code tokens, ``:text`` words),
+# and a transaction holds every row of its writes until the commit: sharing them halves
+# the memory of a 40,000-entry bundle's index (tuples, not lists: no spare capacity).
+# Bounded: forgotten past ``_SHARED_LIMIT`` rows.
+_SHARED_ROWS: dict[Any, Any] = {}
+_SHARED_LIMIT = 200_000
+
+
+def _shared(rows: dict[Any, None]) -> tuple[Any, ...]:
+    if not rows:
+        return ()  # the one empty tuple: most resources fill few of the eight kinds
+    table = _SHARED_ROWS
+    if len(table) > _SHARED_LIMIT:
+        table.clear()
+    return tuple([table.setdefault(row, row) for row in rows])
 
 
 def _string(c: _Collector, param: str, value: str) -> None:
@@ -62,20 +80,21 @@ def _text(c: _Collector, param: str, value: str) -> None:
     "starts with", and ``code:text=bronchitis`` must find "Acute bronchitis (disorder)"
     (R4 ``:text`` searches the text, not only its beginning; HAPI and Firely match words)."""
     strings = c.strings
-    for norm, exact in _text_rows(value):
-        strings[(param, norm, exact)] = None
+    for row in _text_rows(param, value):
+        strings[row] = None
 
 
-@lru_cache(maxsize=16384)
-def _text_rows(value: str) -> tuple[tuple[str, str], ...]:
-    """(normalised, exact) of each word-suffix of ``value``. Cached: codings repeat their
-    display text on every resource that carries them (the same few thousand texts make up
-    most of a clinical feed), and this is the most costly row to build."""
+@lru_cache(maxsize=32768)
+def _text_rows(param: str, value: str) -> tuple[tuple[str, str, str], ...]:
+    """The rows ``(param, normalised, exact)`` of each word-suffix of ``value``. Cached:
+    codings repeat their display text on every resource that carries them (the same few
+    thousand texts make up most of a clinical feed), this is the most costly row to
+    build, and the cached row objects are shared by every index that holds them."""
     words = value.split()
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, str]] = []
     for i in range(len(words)):
         exact = " ".join(words[i:])
-        out.append((normalise_string(exact), exact))
+        out.append((param, normalise_string(exact), exact))
     return tuple(out)
 
 
@@ -108,7 +127,7 @@ def _token(c: _Collector, param: str, node: Any) -> None:
     for system, code in token_values(node):
         c.tokens[(param, system if isinstance(system, str) else None, code)] = None
     if isinstance(node, dict):
-        text_param = param + ":text"
+        text_param = _TEXT_NAMES.get(param) or _TEXT_NAMES.setdefault(param, param + ":text")
         if isinstance(node.get("text"), str):
             _text(c, text_param, node["text"])
         if isinstance(node.get("display"), str):
@@ -126,6 +145,7 @@ def _token(c: _Collector, param: str, node: Any) -> None:
                     c.tokens[(param + ":of-type", coding.get("system"), key)] = None
 
 
+_TEXT_NAMES: dict[str, str] = {}  # param -> "param:text", one string object each
 _NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
 _ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
 

@@ -107,6 +107,7 @@ def test_text_rows_are_one_per_word_suffix_and_the_cache_returns_the_same_rows()
         {"resourceType": "Condition", "code": {"text": "Acute viral Bronchitis"}}, LAST_UPDATED
     )
     rows = [row for row in first.strings if row[0] == "code:text"]
+    assert first.strings[0] is again.strings[0]  # one row object, shared
     assert rows == [
         ("code:text", "acute viral bronchitis", "Acute viral Bronchitis"),
         ("code:text", "viral bronchitis", "viral Bronchitis"),
