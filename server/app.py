@@ -123,7 +123,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     install_error_handlers(app)
     # Inside the security middleware: its 413s and 500s get headers and an AuditEvent.
     app.add_middleware(ErrorMiddleware)
-    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_body_bytes,
+        bundle_limit=settings.max_bundle_bytes,
+    )
     if security is not None:  # OAuth routes before the generic FHIR routes; middleware
         security.install(app)
         # Outermost: an error in the security middleware itself still gets the headers.

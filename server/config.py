@@ -21,6 +21,8 @@ class Settings:
     # Public FHIR base URL when behind a proxy; by default derived from each request.
     base_url: str | None = None
     max_body_bytes: int = 16 * MIB
+    # POST [base] (transaction and batch Bundles): a real patient's history is ~100 MB.
+    max_bundle_bytes: int = 128 * MIB
     default_count: int = 20
     max_count: int = 1000
     # Load every terminology table in the background at start-up (the CLI turns it on;
@@ -97,6 +99,8 @@ class Settings:
             values["adjudication"] = env["BILLABLE_ADJUDICATION"]
         if "BILLABLE_MAX_BODY_MB" in env:
             values["max_body_bytes"] = int(float(env["BILLABLE_MAX_BODY_MB"]) * MIB)
+        if "BILLABLE_MAX_BUNDLE_MB" in env:
+            values["max_bundle_bytes"] = int(float(env["BILLABLE_MAX_BUNDLE_MB"]) * MIB)
         if "BILLABLE_EXPORT_DIR" in env:
             values["export_dir"] = env["BILLABLE_EXPORT_DIR"]
         if "BILLABLE_EXPORT_FILE_MB" in env:
