@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from server.audit.prepared import PreparedEvents
 from server.audit.seal import AuditSeal
 from server.instants import format_micros
-from server.storage.port import VersionConflict, Write
+from server.storage.port import StoredVersion, VersionConflict, Write
 from terminology.billable_systems import AUDIT_SUBTYPE, AUDIT_SUBTYPES
 
 if TYPE_CHECKING:
@@ -193,6 +194,10 @@ class AuditTrail:
         self.seal = seal
         self._lock = asyncio.Lock()
         self._pending: list[tuple[AuditRecord, asyncio.Future[str]]] = []
+        self._prepared = PreparedEvents()
+        # The head as this trail last committed it: the next commit expects its version,
+        # and only a conflict (another process appended) makes it read the head again.
+        self._head: StoredVersion | None = None
 
     async def append(self, record: AuditRecord) -> str:
         """Write one event at the end of the chain; returns its id."""
@@ -215,7 +220,8 @@ class AuditTrail:
     async def _commit(self, records: list[AuditRecord]) -> list[str]:
         key_id = self.seal.key_id
         for _attempt in range(50):
-            head = await self.records.read(HEAD_TYPE, HEAD_ID)
+            head = self._head or await self.records.read(HEAD_TYPE, HEAD_ID)
+            self._head = None  # read again after any failure
             head_value = orjson.loads(head.body) if head and head.body else None
             seq = int(head_value["seq"]) if head_value else 0
             previous = head_value["hash"] if head_value else GENESIS
@@ -237,7 +243,9 @@ class AuditTrail:
                 ]
                 previous = self.seal.mac(previous, canonical(event))
                 event["extension"].append({"url": HASH_URL, "valueString": previous})
-                writes.append(self.records.write(EVENT_TYPE, rid, 0, event, recorded))
+                # Validated and indexed through the template of its kind (prepared.py).
+                index = self._prepared.index(record, event, recorded)
+                writes.append(Write(EVENT_TYPE, rid, 0, 1, recorded, orjson.dumps(event), index))
                 ids.append(rid)
             head_version = head.version if head is not None else 0
             new_head = {"seq": seq, "hash": previous, "keyed_after": keyed_after}
@@ -249,6 +257,15 @@ class AuditTrail:
             except VersionConflict:  # another process appended first: rebuild on its head
                 await asyncio.sleep(0.001)
                 continue
+            head_write = writes[0]
+            self._head = StoredVersion(
+                HEAD_TYPE,
+                HEAD_ID,
+                head_write.version,
+                head_write.last_updated,
+                False,
+                head_write.body,
+            )
             self.seal.write_anchor(seq, previous, keyed_after)
             return ids
         raise RuntimeError("audit trail: too many concurrent appends")

@@ -133,7 +133,7 @@ class SecurityMiddleware:
         grants: Grants | None = None
         refusal: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None
 
-        if path not in UNPINNED_PATHS:
+        if path not in UNPINNED_PATHS and not self.security.base_pinned:
             await self.security.pin_base(_request_base(scope))
         if method != "OPTIONS" and not is_public(path):
             grants, refusal = await self._authenticate(scope, headers)

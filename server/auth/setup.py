@@ -209,6 +209,10 @@ class Security:
             raise RuntimeError("the public base URL is not pinned yet")
         return self._base
 
+    @property
+    def base_pinned(self) -> bool:
+        return self._base is not None
+
     async def pin_base(self, seen: str) -> str:
         """The one public FHIR base URL, never the Host header of each request.
 
