@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -298,8 +299,12 @@ def sample_paths(base: str, token: str | None, per_type: int) -> list[str]:
 # -- profile --------------------------------------------------------------------------------
 
 
+_LINE = re.compile(r":\d+\)$")
+
+
 def top_frames(collapsed: Path, count: int = 15) -> list[tuple[str, float, float]]:
-    """(frame, % of samples as the leaf, % of samples anywhere on the stack)."""
+    """(function, % of samples as the leaf, % of samples anywhere on the stack), by the
+    leaf share; samples are taken only while a thread holds the GIL (``--gil``)."""
     own: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
     total = 0
@@ -307,7 +312,7 @@ def top_frames(collapsed: Path, count: int = 15) -> list[tuple[str, float, float
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
             continue
-        frames = stack.split(";")
+        frames = [_LINE.sub(")", f) for f in stack.split(";")]  # by function, not line
         samples = int(n)
         total += samples
         own[frames[-1]] += samples
@@ -340,6 +345,22 @@ def profiling(pid: int, out: Path | None, seconds: float) -> Iterator[None]:
 
 # -- the figures ----------------------------------------------------------------------------
 
+# Runs `billable serve` from another source tree (``--baseline-tree``: an earlier release,
+# e.g. ``git archive main | tar -x -C DIR``), on plain asyncio and h11 as it had them.
+BASELINE_LAUNCHER = (
+    "-c",
+    "import os, sys; sys.path.insert(0, os.environ['READ_PERF_TREE']);"
+    " sys.modules['uvloop'] = sys.modules['httptools'] = None;"
+    " from server.cli import main; sys.exit(main())",
+)
+
+
+def _server_options(baseline_tree: str | Path | None) -> dict[str, Any]:
+    if baseline_tree is None:
+        return {}
+    tree = str(Path(baseline_tree).resolve())
+    return {"extra_env": {"READ_PERF_TREE": tree}, "launcher": BASELINE_LAUNCHER}
+
 
 def figures(
     population: str | Path = DEFAULT_POPULATION,
@@ -348,6 +369,7 @@ def figures(
     per_type: int = 200,
     auth_off: bool = True,
     profile: str | Path | None = None,
+    baseline_tree: str | Path | None = None,
     **_ignored: Any,
 ) -> dict[str, object]:
     """Headline figures of reads by id (auth on unless the key says otherwise)."""
@@ -363,7 +385,8 @@ def figures(
         url = f"sqlite:///{copy}"
         key = register_client(url, Path(tmp))
         paths_file = Path(tmp) / "paths.txt"
-        with running_server(url, ("--auth", "smart")) as (base, pid):
+        options = _server_options(baseline_tree)
+        with running_server(url, ("--auth", "smart"), **options) as (base, pid):
             token = access_token(base, key)
             paths = sample_paths(base, token, per_type)
             paths_file.write_text("\n".join(paths) + "\n")
@@ -377,7 +400,7 @@ def figures(
                     )
             audited = _audit_events(base, token)
         if auth_off:
-            with running_server(url, ("--auth", "off")) as (base, pid):
+            with running_server(url, ("--auth", "off"), **options) as (base, pid):
                 wait_until_idle(pid)
                 run_wrk(wrk, base, paths_file, None, 10, 2)
                 runs["off 10"] = measured_run(wrk, base, pid, paths_file, None, 10, duration)
@@ -439,6 +462,9 @@ def main() -> None:
     parser.add_argument("--per-type", type=int, default=200, help="ids sampled per type")
     parser.add_argument("--profile", type=Path, help="py-spy collapsed stacks of the 10-client run")
     parser.add_argument("--no-auth-off", action="store_true", help="skip the --auth off run")
+    parser.add_argument(
+        "--baseline-tree", type=Path, help="run the server from this source tree (before/after)"
+    )
     args = parser.parse_args()
     values = figures(
         population=args.population,
@@ -447,6 +473,7 @@ def main() -> None:
         per_type=args.per_type,
         auth_off=not args.no_auth_off,
         profile=args.profile,
+        baseline_tree=args.baseline_tree,
     )
     print_table(values)
     if args.profile and args.profile.exists():

@@ -12,7 +12,7 @@ else, and any path another route claims (``CodeSystem/{id}`` of the terminology 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,16 +33,27 @@ Shape = tuple[str | None, ...]  # path segments after /fhir: a literal, or None 
 PREFIX = "/fhir/"
 
 
+def _api_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """(full path, route) of every route, through included routers (which FastAPI keeps
+    nested, with their prefix in ``include_context``, or flattens, by release)."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            context = getattr(route, "include_context", None)
+            yield from _api_routes(nested.routes, prefix + str(getattr(context, "prefix", "")))
+        elif isinstance(route, APIRoute):
+            yield prefix + route.path, route
+
+
 def route_shapes(app: FastAPI) -> set[Shape]:
     """The segment shapes of every GET route under /fhir other than read and vread."""
     shapes: set[Shape] = set()
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or "GET" not in (route.methods or ()):
+    for path, route in _api_routes(app.router.routes):
+        if "GET" not in (route.methods or ()) or route.endpoint in (read.read, read.vread):
             continue
-        if route.endpoint in (read.read, read.vread) or not route.path.startswith(PREFIX):
-            continue
-        segments = route.path[len(PREFIX) :].split("/")
-        shapes.add(tuple(None if s.startswith("{") else s for s in segments))
+        if path.startswith(PREFIX):
+            segments = path[len(PREFIX) :].split("/")
+            shapes.add(tuple(None if s.startswith("{") else s for s in segments))
     return shapes
 
 

@@ -171,13 +171,17 @@ def _filled(template: _Template, entity_id: str | None, stamp: tuple[int, int]) 
     index = template.index
     assert index is not None
     references = index.references
-    if entity_id is not None:
-        references = [
-            (param, rtype, entity_id if rid == PLACEHOLDER_ID else rid, url)
-            for param, rtype, rid, url in references
-        ]
-    dates = [
-        (param, *stamp) if (lo, hi) == template.stamp else (param, lo, hi)
-        for param, lo, hi in index.dates
-    ]
+    if entity_id is not None:  # rows that become equal are one row, as in the generic code
+        references = list(
+            dict.fromkeys(
+                (param, rtype, entity_id if rid == PLACEHOLDER_ID else rid, url)
+                for param, rtype, rid, url in references
+            )
+        )
+    dates = list(
+        dict.fromkeys(
+            (param, *stamp) if (lo, hi) == template.stamp else (param, lo, hi)
+            for param, lo, hi in index.dates
+        )
+    )
     return replace(index, references=references, dates=dates)

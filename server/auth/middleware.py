@@ -143,6 +143,10 @@ class SecurityMiddleware:
                 429, "throttled", "Too many requests; slow down", [(b"retry-after", b"5")]
             )
         state["grants"] = grants
+        if path not in UNAUDITED_PATHS and method != "OPTIONS":
+            # Tells the audit trail's group commit that this request's record will come.
+            self.security.audit.expect()
+            state["audit_expected"] = True
 
         async def audited_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -164,20 +168,24 @@ class SecurityMiddleware:
                 return
             await send(message)
 
-        if refusal is not None:
-            status, body, extra = refusal
-            ok = await self._audit(scope, path, method, remote, grants, status, state)
-            if not ok:
-                refusal = _refusal(503, "transient", "The audit trail is unavailable", [])
-            await _send_plain(send, refusal, path, https)
-            return
         try:
-            await self.app(scope, receive, audited_send)
-        except Exception:
-            # An unhandled error becomes a 500 outside this middleware: audit it here.
-            if not state.get("response_started"):
-                await self._audit(scope, path, method, remote, grants, 500, state)
-            raise
+            if refusal is not None:
+                status, body, extra = refusal
+                ok = await self._audit(scope, path, method, remote, grants, status, state)
+                if not ok:
+                    refusal = _refusal(503, "transient", "The audit trail is unavailable", [])
+                await _send_plain(send, refusal, path, https)
+                return
+            try:
+                await self.app(scope, receive, audited_send)
+            except Exception:
+                # An unhandled error becomes a 500 outside this middleware: audit it here.
+                if not state.get("response_started"):
+                    await self._audit(scope, path, method, remote, grants, 500, state)
+                raise
+        finally:
+            if state.pop("audit_expected", False):  # ended without an audit record
+                self.security.audit.unexpect()
 
     async def _authenticate(
         self, scope: Scope, headers: dict[str, str]
@@ -236,7 +244,7 @@ class SecurityMiddleware:
             + (f": {state['audit_note']}" if state.get("audit_note") else ""),
         )
         try:
-            await self.security.audit.append(record)
+            await self.security.audit.append(record, expected=state.pop("audit_expected", False))
         except Exception:
             log.exception("audit append failed for %s %s", method, path)
             return False
