@@ -115,6 +115,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if warm_up is not None:
                 warm_up.cancel()
             await app.state.bulk.stop()
+            if security is not None:
+                await security.audit.close()  # queued audit records go to the store first
             await repository.close()
 
     app = FastAPI(

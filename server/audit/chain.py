@@ -260,7 +260,23 @@ class AuditTrail:
             except TimeoutError:
                 return
 
-    async def _commit(self, records: list[AuditRecord]) -> list[str]:
+    journaled = False  # records are committed before ``append`` returns
+
+    async def flushed(self) -> None:
+        """Return once every appended record is in the store (always, here)."""
+
+    async def close(self) -> None:
+        """Nothing is queued here (see ``server.audit.queue`` for the journal)."""
+
+    async def _commit(
+        self,
+        records: list[AuditRecord],
+        instants: list[str] | None = None,
+        journal_mark: tuple[str, int] | None = None,
+    ) -> list[str]:
+        """Seal and commit ``records`` after the head; ``instants``: when each happened
+        (default: now); ``journal_mark``: (journal id, last line number) to record in
+        the head in the same commit, so a journal is never replayed twice."""
         key_id = self.seal.key_id
         for _attempt in range(50):
             head = self._head or await self.records.read(HEAD_TYPE, HEAD_ID)
@@ -271,15 +287,16 @@ class AuditTrail:
             # The first keyed commit on a chain of an older release marks where keying
             # began; the anchor (outside the store) keeps that number from then on.
             keyed_after = int(head_value.get("keyed_after", seq)) if head_value else 0
-            recorded = _instant(time.time())
+            stored_at = _instant(time.time())
             writes: list[Write] = []
             ids: list[str] = []
-            for record in records:
+            for index_in_batch, record in enumerate(records):
                 seq += 1
                 rid = event_id(seq)
+                recorded = instants[index_in_batch] if instants else stored_at
                 event = build_event(record, recorded)
                 event["id"] = rid
-                event["meta"] = {"versionId": "1", "lastUpdated": recorded}
+                event["meta"] = {"versionId": "1", "lastUpdated": stored_at}
                 event["extension"] = [
                     {"url": PREVIOUS_HASH_URL, "valueString": previous},
                     {"url": KEY_URL, "valueString": key_id},
@@ -287,13 +304,19 @@ class AuditTrail:
                 previous = self.seal.mac(previous, canonical(event))
                 event["extension"].append({"url": HASH_URL, "valueString": previous})
                 # Validated and indexed through the template of its kind (prepared.py).
-                index = self._prepared.index(record, event, recorded)
-                writes.append(Write(EVENT_TYPE, rid, 0, 1, recorded, orjson.dumps(event), index))
+                index = self._prepared.index(record, event, recorded, stored_at)
+                body = orjson.dumps(event)
+                writes.append(Write(EVENT_TYPE, rid, 0, 1, stored_at, body, index))
                 ids.append(rid)
             head_version = head.version if head is not None else 0
-            new_head = {"seq": seq, "hash": previous, "keyed_after": keyed_after}
+            new_head: dict[str, Any] = {"seq": seq, "hash": previous, "keyed_after": keyed_after}
+            journals = dict(head_value.get("journals", {})) if head_value else {}
+            if journal_mark is not None:
+                journals[journal_mark[0]] = journal_mark[1]
+            if journals:
+                new_head["journals"] = journals
             writes.insert(
-                0, self.records.write(HEAD_TYPE, HEAD_ID, head_version, new_head, recorded)
+                0, self.records.write(HEAD_TYPE, HEAD_ID, head_version, new_head, stored_at)
             )
             try:
                 await self.records.commit(writes)

@@ -29,7 +29,8 @@ from server.validation import validate_resource
 if TYPE_CHECKING:
     from server.audit.chain import AuditRecord
 
-TEMPLATE_INSTANT = "2000-01-01T00:00:00.000000Z"
+TEMPLATE_INSTANT = "2000-01-01T00:00:00.000000Z"  # stands for ``recorded``
+TEMPLATE_UPDATED = "2000-01-02T00:00:00.000000Z"  # stands for ``meta.lastUpdated``
 PLACEHOLDER_ID = "billable-audit-placeholder-id"
 PLACEHOLDER_VERSION = "billable-audit-placeholder-version"
 PLACEHOLDER_TEXT = "billable-audit-placeholder-text"
@@ -54,6 +55,7 @@ MAX_TEMPLATES = 4096
 class _Template:
     index: SearchIndex | None  # None: the placeholders cannot be replaced exactly
     stamp: tuple[int, int]  # the date range of TEMPLATE_INSTANT
+    updated: tuple[int, int]  # the date range of TEMPLATE_UPDATED
 
 
 def _template_of(record: AuditRecord) -> tuple[tuple[object, ...], str | None] | None:
@@ -115,21 +117,30 @@ class PreparedEvents:
         self._templates: dict[tuple[object, ...], _Template] = {}
         self._stamp: tuple[str, tuple[int, int]] = ("", (0, 0))  # the last instant seen
 
-    def index(self, record: AuditRecord, event: dict[str, Any], recorded: str) -> SearchIndex:
-        """The search index of ``event`` (built from ``record`` at ``recorded``), which
-        is valid R4; raises ``FhirError`` as ``validate_resource`` would."""
+    def index(
+        self,
+        record: AuditRecord,
+        event: dict[str, Any],
+        recorded: str,
+        last_updated: str | None = None,
+    ) -> SearchIndex:
+        """The search index of ``event`` (built from ``record`` at ``recorded``, stored
+        at ``last_updated``, by default the same), which is valid R4; raises
+        ``FhirError`` as ``validate_resource`` would."""
+        last_updated = last_updated or recorded
         shaped = _template_of(record)
         if shaped is None:
-            return _generic(event, recorded)
+            return _generic(event, last_updated)
         key, entity_id = shaped
         template = self._templates.get(key)
         if template is None:
             template = self._make(key, event)
         if template.index is None:
-            return _generic(event, recorded)
-        if self._stamp[0] != recorded:  # the events of one commit share their instant
-            self._stamp = (recorded, date_range(recorded))
-        return _filled(template, entity_id, self._stamp[1])
+            return _generic(event, last_updated)
+        if self._stamp[0] != last_updated:  # the events of one commit share it
+            self._stamp = (last_updated, date_range(last_updated))
+        stamp = self._stamp[1] if recorded == last_updated else date_range(recorded)
+        return _filled(template, entity_id, stamp, self._stamp[1])
 
     def _make(self, key: tuple[object, ...], event: dict[str, Any]) -> _Template:
         from server.audit.chain import AuditRecord, build_event
@@ -152,10 +163,14 @@ class PreparedEvents:
             if name in event:
                 sample[name] = event[name]
         if isinstance(sample.get("meta"), dict):
-            sample["meta"] = {**sample["meta"], "lastUpdated": TEMPLATE_INSTANT}
+            sample["meta"] = {**sample["meta"], "lastUpdated": TEMPLATE_UPDATED}
         validate_resource(sample)
-        index = extract_index_values(sample, TEMPLATE_INSTANT)
-        template = _Template(index if _replaceable(index) else None, date_range(TEMPLATE_INSTANT))
+        index = extract_index_values(sample, TEMPLATE_UPDATED)
+        template = _Template(
+            index if _replaceable(index) else None,
+            date_range(TEMPLATE_INSTANT),
+            date_range(TEMPLATE_UPDATED),
+        )
         if len(self._templates) >= self.max_templates:
             self._templates.clear()  # bounded: a flood of odd paths cannot grow it
         self._templates[key] = template
@@ -167,7 +182,12 @@ def _generic(event: dict[str, Any], recorded: str) -> SearchIndex:
     return extract_index_values(event, recorded)
 
 
-def _filled(template: _Template, entity_id: str | None, stamp: tuple[int, int]) -> SearchIndex:
+def _filled(
+    template: _Template,
+    entity_id: str | None,
+    stamp: tuple[int, int],
+    updated: tuple[int, int],
+) -> SearchIndex:
     index = template.index
     assert index is not None
     references = index.references
@@ -178,10 +198,8 @@ def _filled(template: _Template, entity_id: str | None, stamp: tuple[int, int]) 
                 for param, rtype, rid, url in references
             )
         )
+    replaced = {template.stamp: stamp, template.updated: updated}
     dates = list(
-        dict.fromkeys(
-            (param, *stamp) if (lo, hi) == template.stamp else (param, lo, hi)
-            for param, lo, hi in index.dates
-        )
+        dict.fromkeys((param, *replaced.get((lo, hi), (lo, hi))) for param, lo, hi in index.dates)
     )
     return replace(index, references=references, dates=dates)

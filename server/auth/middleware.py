@@ -78,6 +78,15 @@ class RateLimiter:
         return True
 
 
+def reads_audit_events(path: str, query: bytes) -> bool:
+    """Whether a request may read AuditEvents (their type, included or in a compartment,
+    or every type at once)."""
+    return "AuditEvent" in path or b"AuditEvent" in query or path in SYSTEM_PATHS or "$" in path
+
+
+SYSTEM_PATHS = frozenset({"/fhir", "/fhir/", "/fhir/_history", "/fhir/_search"})
+
+
 def describe(method: str, path: str, query: str) -> tuple[str, str, str | None, str | None]:
     """(action, interaction, entity reference, query) of a request, for the AuditEvent."""
     if path.startswith("/auth/"):
@@ -168,6 +177,12 @@ class SecurityMiddleware:
                 return
             await send(message)
 
+        if (
+            self.security.audit.journaled
+            and refusal is None
+            and reads_audit_events(path, scope.get("query_string", b""))
+        ):
+            await self.security.audit.flushed()  # every answered request is in the store
         try:
             if refusal is not None:
                 status, body, extra = refusal
