@@ -362,6 +362,46 @@ def _server_options(baseline_tree: str | Path | None) -> dict[str, Any]:
     return {"extra_env": {"READ_PERF_TREE": tree}, "launcher": BASELINE_LAUNCHER}
 
 
+# The two ways a request's audit record is made durable (docs/security.md): committed to
+# the store before the answer (the default), or queued in the crash-safe local journal.
+AUDIT_MODES = {"committed": {}, "journal": {"BILLABLE_AUDIT_JOURNAL": "1"}}
+
+
+def _auth_runs(
+    wrk: str,
+    store: Path,
+    mode: str,
+    duration: float,
+    per_type: int,
+    profile: Path | None,
+    baseline_tree: str | Path | None,
+) -> tuple[dict[str, dict[str, float]], int, object, Path]:
+    """1- and 10-client runs with auth on, on a fresh copy of the store."""
+    runs: dict[str, dict[str, float]] = {}
+    with fresh_copy(store) as copy, tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{copy}"
+        key = register_client(url, Path(tmp))
+        paths_file = Path(tmp) / "paths.txt"
+        options = _server_options(baseline_tree)
+        options["extra_env"] = {**options.get("extra_env", {}), **AUDIT_MODES[mode]}
+        with running_server(url, ("--auth", "smart"), **options) as (base, pid):
+            token = access_token(base, key)
+            paths = sample_paths(base, token, per_type)
+            paths_file.write_text("\n".join(paths) + "\n")
+            wait_until_idle(pid)
+            run_wrk(wrk, base, paths_file, token, 10, 2)  # warm-up
+            for clients in (1, 10):
+                out = profile if clients == 10 else None
+                with profiling(pid, out, duration):
+                    runs[f"{clients}"] = measured_run(
+                        wrk, base, pid, paths_file, token, clients, duration
+                    )
+            audited = _audit_events(base, token)
+        kept = Path(tempfile.mkstemp(prefix="read-perf-paths-", suffix=".txt")[1])
+        shutil.copyfile(paths_file, kept)
+    return runs, len(paths), audited, kept
+
+
 def figures(
     population: str | Path = DEFAULT_POPULATION,
     patients: int = 0,
@@ -370,67 +410,62 @@ def figures(
     auth_off: bool = True,
     profile: str | Path | None = None,
     baseline_tree: str | Path | None = None,
+    modes: tuple[str, ...] = ("committed", "journal"),
     **_ignored: Any,
 ) -> dict[str, object]:
-    """Headline figures of reads by id (auth on unless the key says otherwise)."""
+    """Headline figures of reads by id with auth on, for each audit mode, and auth off."""
     population = Path(population)
     wrk = locate_wrk()
     if wrk is None:
         return {"skipped": "wrk not found (apt-get install wrk)"}
     if not population.is_dir():
         return {"skipped": f"no population at {population}"}
+    if baseline_tree is not None:
+        modes = ("committed",)  # an earlier release has no journal
     store = loaded_store(population, patients)
-    runs: dict[str, dict[str, float]] = {}
-    with fresh_copy(store) as copy, tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{copy}"
-        key = register_client(url, Path(tmp))
-        paths_file = Path(tmp) / "paths.txt"
-        options = _server_options(baseline_tree)
-        with running_server(url, ("--auth", "smart"), **options) as (base, pid):
-            token = access_token(base, key)
-            paths = sample_paths(base, token, per_type)
-            paths_file.write_text("\n".join(paths) + "\n")
-            wait_until_idle(pid)
-            run_wrk(wrk, base, paths_file, token, 10, 2)  # warm-up
-            for clients in (1, 10):
-                out = Path(profile) if profile and clients == 10 else None
-                with profiling(pid, out, duration):
-                    runs[f"auth {clients}"] = measured_run(
-                        wrk, base, pid, paths_file, token, clients, duration
-                    )
-            audited = _audit_events(base, token)
-        if auth_off:
+    result: dict[str, object] = {}
+    paths_file: Path | None = None
+    for mode in modes:
+        out = Path(f"{profile}.{mode}") if profile else None
+        runs, sampled, audited, paths_file = _auth_runs(
+            wrk, store, mode, duration, per_type, out, baseline_tree
+        )
+        one, ten = runs["1"], runs["10"]
+        tag = f"read, auth on, audit {mode}"
+        result["read: ids sampled (round-robin)"] = sampled
+        result.update(
+            {
+                f"{tag}: requests/s per server core (10 clients)": round(ten["rps_per_core"]),
+                f"{tag}: server CPU µs/request (10 clients)": round(ten["cpu_us_per_request"]),
+                f"{tag}: server CPU µs/request (1 client)": round(one["cpu_us_per_request"]),
+                f"{tag}: p50 ms, 1 client": round(one["p50_ms"], 2),
+                f"{tag}: p99 ms, 1 client": round(one["p99_ms"], 2),
+                f"{tag}: p50 ms, 10 clients": round(ten["p50_ms"], 2),
+                f"{tag}: p99 ms, 10 clients": round(ten["p99_ms"], 2),
+                f"{tag}: requests/s wall, 10 clients (loaded machine)": round(ten["rps_wall"]),
+                f"{tag}: non-2xx answers": int(one["bad_status"] + ten["bad_status"]),
+                f"{tag}: AuditEvents in the store after the runs": audited,
+            }
+        )
+        if out is not None:
+            result[f"{tag}: profile (py-spy collapsed stacks)"] = str(out)
+    if auth_off and paths_file is not None:
+        with fresh_copy(store) as copy:
+            url = f"sqlite:///{copy}"
+            options = _server_options(baseline_tree)
             with running_server(url, ("--auth", "off"), **options) as (base, pid):
                 wait_until_idle(pid)
                 run_wrk(wrk, base, paths_file, None, 10, 2)
-                runs["off 10"] = measured_run(wrk, base, pid, paths_file, None, 10, duration)
-    one, ten = runs["auth 1"], runs["auth 10"]
-    result: dict[str, object] = {
-        "read: resources in store (sampled ids)": len(paths),
-        "read auth on: requests/s per server core (10 clients)": round(ten["rps_per_core"]),
-        "read auth on: server CPU µs/request (10 clients)": round(ten["cpu_us_per_request"]),
-        "read auth on: p50 ms, 1 client": round(one["p50_ms"], 2),
-        "read auth on: p99 ms, 1 client": round(one["p99_ms"], 2),
-        "read auth on: p50 ms, 10 clients": round(ten["p50_ms"], 2),
-        "read auth on: p99 ms, 10 clients": round(ten["p99_ms"], 2),
-        "read auth on: max ms, 10 clients": round(ten["max_ms"], 1),
-        "read auth on: requests/s wall, 1 client (loaded machine)": round(one["rps_wall"]),
-        "read auth on: requests/s wall, 10 clients (loaded machine)": round(ten["rps_wall"]),
-        "read auth on: server CPU µs/request (1 client)": round(one["cpu_us_per_request"]),
-        "read auth on: non-2xx answers": int(one["bad_status"] + ten["bad_status"]),
-        "read auth on: audit events written": audited,
-    }
-    if "off 10" in runs:
-        off = runs["off 10"]
-        result["read auth off: requests/s per server core (10 clients)"] = round(
+                off = measured_run(wrk, base, pid, paths_file, None, 10, duration)
+        result["read, auth off: requests/s per server core (10 clients)"] = round(
             off["rps_per_core"]
         )
-        result["read auth off: server CPU µs/request (10 clients)"] = round(
+        result["read, auth off: server CPU µs/request (10 clients)"] = round(
             off["cpu_us_per_request"]
         )
-        result["read auth off: p50 ms, 10 clients"] = round(off["p50_ms"], 2)
-    if profile:
-        result["profile (py-spy collapsed stacks)"] = str(profile)
+        result["read, auth off: p50 ms, 10 clients"] = round(off["p50_ms"], 2)
+    if paths_file is not None:
+        paths_file.unlink(missing_ok=True)
     return result
 
 
@@ -463,6 +498,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="py-spy collapsed stacks of the 10-client run")
     parser.add_argument("--no-auth-off", action="store_true", help="skip the --auth off run")
     parser.add_argument(
+        "--modes", default="committed,journal", help="audit modes to measure (comma-separated)"
+    )
+    parser.add_argument(
         "--baseline-tree", type=Path, help="run the server from this source tree (before/after)"
     )
     args = parser.parse_args()
@@ -474,12 +512,14 @@ def main() -> None:
         auth_off=not args.no_auth_off,
         profile=args.profile,
         baseline_tree=args.baseline_tree,
+        modes=tuple(args.modes.split(",")),
     )
     print_table(values)
-    if args.profile and args.profile.exists():
-        print("\ntop frames (% of samples as leaf, % anywhere on the stack):")
-        for frame, leaf, anywhere in top_frames(args.profile):
-            print(f"  {leaf:5.1f}%  {anywhere:5.1f}%  {frame}")
+    for name, value in values.items():
+        if name.endswith("profile (py-spy collapsed stacks)") and Path(str(value)).exists():
+            print(f"\ntop frames of {value} (% of samples as leaf, % anywhere on the stack):")
+            for frame, leaf, anywhere in top_frames(Path(str(value))):
+                print(f"  {leaf:5.1f}%  {anywhere:5.1f}%  {frame}")
 
 
 if __name__ == "__main__":

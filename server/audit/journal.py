@@ -22,7 +22,6 @@ import fcntl
 import logging
 import os
 import secrets
-from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,7 +86,9 @@ class AuditJournal:
         if self._fd is None:
             raise JournalUnavailable("the audit journal is not open")
         number = self.last + 1
-        line = orjson.dumps([number, recorded, *astuple(record)]) + b"\n"
+        r = record
+        fields = (r.action, r.interaction, r.status, r.client_id, r.user, r.remote_addr)
+        line = orjson.dumps([number, recorded, *fields, r.entity, r.query, r.description]) + b"\n"
         written = os.write(self._fd, line)
         if written != len(line):
             raise OSError(f"short write to the audit journal {self.path}")

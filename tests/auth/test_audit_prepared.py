@@ -103,3 +103,16 @@ def test_templates_are_bounded_so_odd_paths_cannot_grow_them():
         record = AuditRecord("R", "read", 404, "payer", None, "127.0.0.1", f"Type{n}x/1")
         prepared.index(record, _event(record, INSTANTS[0], n + 1), INSTANTS[0])
     assert len(prepared._templates) <= 8
+
+
+@pytest.mark.parametrize("record", RECORDS[:6], ids=lambda r: f"{r.interaction}")
+def test_an_event_stored_later_than_it_happened_is_indexed_by_both_instants(record):
+    """The journal commits a record after its request: ``date`` is when it happened,
+    ``_lastUpdated`` when it was stored."""
+    prepared = PreparedEvents()
+    happened, stored = INSTANTS
+    for seq in (1, 2):
+        event = _event(record, happened, seq)
+        event["meta"]["lastUpdated"] = stored
+        expected = _generic(event, stored)
+        assert _rows(prepared.index(record, event, happened, stored)) == _rows(expected)
