@@ -8,7 +8,7 @@ Options are passed to a module only if its ``figures`` takes them.
 
 Usage:
     python -m bench.run_all [--population DIR] [--only read_perf,footprint] [--quick]
-                            [--json OUT]
+                            [--set MODULE.OPTION=VALUE ...] [--json OUT]
 
 ``make bench`` runs it. The figures are taken on whatever else the machine is doing:
 wall-clock rates and latencies on a shared machine move with its load, server CPU per
@@ -42,6 +42,19 @@ MODULES = (
 )
 
 
+# --quick: smaller runs of each bench (a smoke run of the whole table in minutes).
+QUICK = {
+    "ingest_perf": {"patients": 10},
+    "big_bundle": {"megabytes": 20, "entries": 8000},
+    "store_size": {"reads": 500},
+    "read_perf": {"duration": 3.0, "per_type": 50},
+    "search_scale": {"sizes": "10k", "runs": 20},
+    "footprint": {"seconds": 3},
+    "x12_bench": {"claims": 200},
+    "coder_app_bench": {"tasks": 1000, "runs": 10},
+}
+
+
 def _accepted(function: Any, options: dict[str, Any]) -> dict[str, Any]:
     """The options ``function`` takes (all of them if it takes ``**kwargs``)."""
     parameters = inspect.signature(function).parameters.values()
@@ -72,6 +85,35 @@ def run_module(name: str, options: dict[str, Any]) -> tuple[str, dict[str, objec
     return "ok", values
 
 
+def flatten(values: dict[str, object], prefix: str = "") -> list[tuple[str, object]]:
+    """Nested figures (``{size: {query: {p50_ms: ...}}}``) as ``size / query / p50_ms``."""
+    out: list[tuple[str, object]] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.extend(flatten(value, name + " / "))
+        else:
+            out.append((name, value))
+    return out
+
+
+def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``module.option=value`` (repeatable) → {module: {option: value}}; numbers parsed."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, _, text = item.partition("=")
+        module, _, option = target.partition(".")
+        value: Any = text
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                continue
+        chosen.setdefault(module, {})[option] = value
+    return chosen
+
+
 def print_table(rows: list[tuple[str, str, str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     line = "  ".join("-" * w for w in widths)
@@ -97,11 +139,18 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated module names (default: all)")
     parser.add_argument("--quick", action="store_true", help="shorter runs (duration 3 s)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODULE.OPTION=VALUE",
+        help="an option of one bench's figures(), e.g. search_scale.sizes=10k,100k",
+    )
     args = parser.parse_args()
     chosen = set(args.only.split(",")) if args.only else None
-    options: dict[str, Any] = {"population": args.population}
-    if args.quick:
-        options.update(duration=3.0, quick=True)
+    # The population goes to each bench under the name its figures() uses for it.
+    common: dict[str, Any] = {"population": args.population, "folder": args.population}
+    overrides = _parse_sets(args.set)
     if not args.population.is_dir():
         print(f"run_all: no population at {args.population}", file=sys.stderr)
 
@@ -112,14 +161,16 @@ def main() -> int:
             continue
         print(f"run_all: {name} ({about}) ...", file=sys.stderr, flush=True)
         started = time.monotonic()
+        options = {**common, **(QUICK.get(name, {}) if args.quick else {})}
+        options.update(overrides.get(name, {}))
         status, values = run_module(name, options)
         seconds = time.monotonic() - started
         report[name] = {"status": status, "seconds": round(seconds, 1), "figures": values}
         if status != "ok" or not values:
             rows.append((name, about, status))
             continue
-        for figure, value in values.items():
-            rows.append((name, str(figure), _shown(value)))
+        for figure, value in flatten(values):
+            rows.append((name, figure, _shown(value)))
     print(f"population: {args.population}")
     print_table(rows)
     if args.json:
