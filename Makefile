@@ -15,7 +15,7 @@ MAVEN_REPO ?= $(HOME)/.cache/billable/m2
 JUDGE_DIR  := tests/conformance/validator
 JUDGE      := $(JUDGE_DIR)/target/billable-conformance-1.0.0.jar
 
-.PHONY: serve test lint typecheck unit ferretdb judge conformance clean
+.PHONY: serve test lint typecheck unit ferretdb judge conformance bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,16 @@ conformance: $(STAMP) ferretdb judge
 	  $(PY) -m pytest -q -m conformance tests/conformance
 
 test: lint typecheck unit conformance
+
+# One table of every performance figure (issues 17 and 18) on a Synthea population:
+# `make bench POPULATION=/path/to/fed` (bench/run_all.py; BENCH_ARGS="--only read_perf").
+# The read bench drives wrk (Debian package; installed here when apt-get can) and py-spy.
+POPULATION ?= /work/pop/synthea-100/fed
+bench: $(STAMP)
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  echo "wrk not found (apt-get install wrk): the read figures will be skipped"
+	@$(VENV)/bin/py-spy --version >/dev/null 2>&1 || $(PY) -m pip install --quiet py-spy || true
+	$(PY) -m bench.run_all --population $(POPULATION) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

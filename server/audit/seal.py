@@ -55,6 +55,8 @@ class AuditSeal:
     def __init__(self, key: bytes | None, anchor_file: Path) -> None:
         self.key = key
         self.anchor_file = anchor_file
+        # The keyed state is set up once; each event's MAC starts from a copy of it.
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256) if key is not None else None
         self._anchored = 0
         self._fd: int | None = None
         self._keyed_after: int | None = None
@@ -97,9 +99,12 @@ class AuditSeal:
         return hashlib.sha256(b"billable-audit-key\n" + self.key).hexdigest()[:16]
 
     def mac(self, previous: str, canonical: bytes) -> str:
-        if self.key is None:
+        if self._keyed is None:
             raise RuntimeError("no audit key: events cannot be sealed")
-        return hmac.new(self.key, previous.encode() + canonical, hashlib.sha256).hexdigest()
+        keyed = self._keyed.copy()
+        keyed.update(previous.encode())
+        keyed.update(canonical)
+        return keyed.hexdigest()
 
     # -- the anchor ----------------------------------------------------------------------
 
