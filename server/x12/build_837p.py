@@ -18,8 +18,8 @@ from server.x12.loops_837 import (
     line_date,
     practitioner_npi,
     responsible_practitioner,
-    subscriber_and_payer,
     submitter_receiver,
+    subscriber_and_payer,
 )
 from server.x12.parties import Parties
 from server.x12.segments import Segments, clean
@@ -68,14 +68,26 @@ def build_837p(
     report.need(items or None, "2400", "SV1", "", "at least one service line", "Claim.item")
     charge = sum(float((i.get("net") or {}).get("value") or 0) for i in items)
     pos = next((code_in(i.get("locationCodeableConcept")) for i in items), None)
-    report.need(pos, "2300", "CLM", "05-1", "place of service",
-                "Claim.item.locationCodeableConcept")  # fmt: skip
-    body.add("CLM", clean(pcn, 20), amount(charge), "", "", [pos or "", "B", frequency.code],
-             "Y", "A", "Y", "Y")  # fmt: skip
+    report.need(
+        pos, "2300", "CLM", "05-1", "place of service", "Claim.item.locationCodeableConcept"
+    )
+    body.add(
+        "CLM",
+        clean(pcn, 20),
+        amount(charge),
+        "",
+        "",
+        [pos or "", "B", frequency.code],
+        "Y",
+        "A",
+        "Y",
+        "Y",
+    )
     frequency_reference(body, frequency, report)
     codes = diagnosis_codes(claim)
-    report.need(codes or None, "2300", "HI", "01-2", "principal diagnosis (ICD-10-CM)",
-                "Claim.diagnosis")  # fmt: skip
+    report.need(
+        codes or None, "2300", "HI", "01-2", "principal diagnosis (ICD-10-CM)", "Claim.diagnosis"
+    )
     if len(codes) > MAX_DIAGNOSES:
         report.notes.append(
             f"HI: {len(codes)} diagnoses, the 837P carries the first {MAX_DIAGNOSES}"
@@ -87,26 +99,48 @@ def build_837p(
         npi = practitioner_npi(who, "2310B", "rendering provider", report, where)
         last, first, middle = human_name(who)
         report.need(last, "2310B", "NM1", "03", "rendering provider last name", f"{where}.name")
-        body.add("NM1", "82", "1", clean(last or "", 60), clean(first or "", 35),
-                 clean(middle or "", 25), "", "", "XX", npi or "")  # fmt: skip
+        body.add(
+            "NM1",
+            "82",
+            "1",
+            clean(last or "", 60),
+            clean(first or "", 35),
+            clean(middle or "", 25),
+            "",
+            "",
+            "XX",
+            npi or "",
+        )
     positions = hi_index(claim)
     for n, item in enumerate(items, start=1):
         where_item = f"Claim.item[{n - 1}]"
         code, composite = procedure_composite(item)
-        report.need(code, "2400", "SV1", "01-2", "procedure code",
-                    f"{where_item}.productOrService")  # fmt: skip
+        report.need(code, "2400", "SV1", "01-2", "procedure code", f"{where_item}.productOrService")
         pointers = [
             str(positions[s])
             for s in item.get("diagnosisSequence") or []
             if s in positions and positions[s] <= MAX_DIAGNOSES
         ][:4]
-        report.need(pointers or None, "2400", "SV1", "07-1", "diagnosis pointer",
-                    f"{where_item}.diagnosisSequence")  # fmt: skip
+        report.need(
+            pointers or None,
+            "2400",
+            "SV1",
+            "07-1",
+            "diagnosis pointer",
+            f"{where_item}.diagnosisSequence",
+        )
         line_pos = code_in(item.get("locationCodeableConcept"))
         body.add("LX", str(n))
-        body.add("SV1", composite, amount((item.get("net") or {}).get("value")), "UN",
-                 quantity((item.get("quantity") or {}).get("value") or 1),
-                 line_pos if line_pos and line_pos != pos else "", "", pointers)  # fmt: skip
+        body.add(
+            "SV1",
+            composite,
+            amount((item.get("net") or {}).get("value")),
+            "UN",
+            quantity((item.get("quantity") or {}).get("value") or 1),
+            line_pos if line_pos and line_pos != pos else "",
+            "",
+            pointers,
+        )
         day = line_date(item, claim)
         report.need(day, "2400", "DTP", "03", "date of service", f"{where_item}.servicedDate")
         body.add("DTP", "472", "D8", day or "")

@@ -32,9 +32,7 @@ async def next_control_number(repo: Repository, key: str = INTERCHANGE) -> int:
         if number > MAX_CONTROL:
             raise ControlNumbersExhausted(f"X12 control numbers of {key!r} are used up")
         try:
-            await repo.records.commit(
-                [repo.records.write(CONTROL, key, version, {"last": number})]
-            )
+            await repo.records.commit([repo.records.write(CONTROL, key, version, {"last": number})])
         except VersionConflict:
             continue
         return number

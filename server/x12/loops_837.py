@@ -50,19 +50,45 @@ class Frequency:
 def header(body: Segments, reference: str, moment: datetime) -> None:
     """BHT: purpose 00 original, transaction type CH chargeable."""
     body.add(
-        "BHT", "0019", "00", clean(reference, 30), moment.strftime("%Y%m%d"),
-        moment.strftime("%H%M"), "CH",
-    )  # fmt: skip
+        "BHT",
+        "0019",
+        "00",
+        clean(reference, 30),
+        moment.strftime("%Y%m%d"),
+        moment.strftime("%H%M"),
+        "CH",
+    )
 
 
 def submitter_receiver(body: Segments, parties: Parties) -> None:
     """1000A submitter (with its EDI contact) and 1000B receiver."""
-    body.add("NM1", "41", "2", clean(parties.submitter_name, 60), "", "", "", "", "46",
-             clean(parties.submitter_id, 80))  # fmt: skip
-    body.add("PER", "IC", clean(parties.submitter_contact, 60), "TE",
-             clean(parties.submitter_phone, 256))  # fmt: skip
-    body.add("NM1", "40", "2", clean(parties.receiver_name, 60), "", "", "", "", "46",
-             clean(parties.receiver_id, 80))  # fmt: skip
+    body.add(
+        "NM1",
+        "41",
+        "2",
+        clean(parties.submitter_name, 60),
+        "",
+        "",
+        "",
+        "",
+        "46",
+        clean(parties.submitter_id, 80),
+    )
+    body.add(
+        "PER", "IC", clean(parties.submitter_contact, 60), "TE", clean(parties.submitter_phone, 256)
+    )
+    body.add(
+        "NM1",
+        "40",
+        "2",
+        clean(parties.receiver_name, 60),
+        "",
+        "",
+        "",
+        "",
+        "46",
+        clean(parties.receiver_id, 80),
+    )
 
 
 def _address_segments(body: Segments, addr: Address) -> None:
@@ -76,7 +102,8 @@ def _need_address(
     report.need(addr.line1, loop, "N3", "01", f"{who} address line", f"{where}.address.line")
     report.need(addr.city, loop, "N4", "01", f"{who} city", f"{where}.address.city")
     report.need(addr.state, loop, "N4", "02", f"{who} state", f"{where}.address.state")
-    zip_ok = addr.zip if addr.zip and len(addr.zip) in ((9,) if nine_digit_zip else (5, 9)) else None
+    lengths = (9,) if nine_digit_zip else (5, 9)
+    zip_ok = addr.zip if addr.zip and len(addr.zip) in lengths else None
     what = f"{who} ZIP code" + (" of nine digits (ZIP+4)" if nine_digit_zip else "")
     report.need(zip_ok, loop, "N4", "03", what, f"{where}.address.postalCode")
 
@@ -91,33 +118,72 @@ def billing_provider(body: Segments, parts: ClaimParts, parties: Parties, report
         body.add("PRV", "BI", "PXC", clean(parties.billing_taxonomy, 50))
     person = (provider or {}).get("resourceType") == "Practitioner"
     npi = identifier(provider, NPI_SYSTEM) or parties.billing_npi
-    report.need(npi, "2010AA", "NM1", "09", "billing provider NPI",
-                f"{where}.identifier.where(system='{NPI_SYSTEM}') or x12_billing_npi")  # fmt: skip
+    report.need(
+        npi,
+        "2010AA",
+        "NM1",
+        "09",
+        "billing provider NPI",
+        f"{where}.identifier.where(system='{NPI_SYSTEM}') or x12_billing_npi",
+    )
     if npi and not npi_is_valid(npi):
-        report.need(None, "2010AA", "NM1", "09", f"a valid billing provider NPI ({npi!r} fails"
-                    " the NPI check digit)", f"{where}.identifier")  # fmt: skip
+        report.need(
+            None,
+            "2010AA",
+            "NM1",
+            "09",
+            f"a valid billing provider NPI ({npi!r} fails the NPI check digit)",
+            f"{where}.identifier",
+        )
     if person:
         last, first, middle = human_name(provider)
         report.need(last, "2010AA", "NM1", "03", "billing provider last name", f"{where}.name")
-        body.add("NM1", "85", "1", clean(last or "", 60), clean(first or "", 35),
-                 clean(middle or "", 25), "", "", "XX", npi or "")  # fmt: skip
+        body.add(
+            "NM1",
+            "85",
+            "1",
+            clean(last or "", 60),
+            clean(first or "", 35),
+            clean(middle or "", 25),
+            "",
+            "",
+            "XX",
+            npi or "",
+        )
     else:
         name = (provider or {}).get("name") or parties.billing_name
-        report.need(name, "2010AA", "NM1", "03", "billing provider name",
-                    f"{where}.name or x12_billing_name")  # fmt: skip
+        report.need(
+            name,
+            "2010AA",
+            "NM1",
+            "03",
+            "billing provider name",
+            f"{where}.name or x12_billing_name",
+        )
         body.add("NM1", "85", "2", clean(name or "", 60), "", "", "", "", "XX", npi or "")
     addr = address(provider)
-    configured = Address(parties.billing_address, None, parties.billing_city,
-                         parties.billing_state, parties.billing_zip)  # fmt: skip
+    configured = Address(
+        parties.billing_address,
+        None,
+        parties.billing_city,
+        parties.billing_state,
+        parties.billing_zip,
+    )
     if parties.billing_address and not (addr.line1 and addr.zip and len(addr.zip) == 9):
         addr = configured
-    _need_address(report, addr, "2010AA", "billing provider", f"{where} or x12_billing_*",
-                  nine_digit_zip=True)  # fmt: skip
+    _need_address(
+        report, addr, "2010AA", "billing provider", f"{where} or x12_billing_*", nine_digit_zip=True
+    )
     _address_segments(body, addr)
     ein = tax_id(provider) or parties.billing_tax_id
-    report.need(ein, "2010AA", "REF", "02", "billing provider tax id (EIN)",
-                f"{where}.identifier.where(system='urn:oid:2.16.840.1.113883.4.4')"
-                " or x12_billing_tax_id")  # fmt: skip
+    report.need(
+        ein,
+        "2010AA",
+        "REF",
+        "02",
+        "billing provider tax id (EIN)",
+        f"{where}.identifier.where(system='urn:oid:2.16.840.1.113883.4.4') or x12_billing_tax_id",
+    )
     body.add("REF", "EI", clean(ein or "", 50))
 
 
@@ -126,16 +192,22 @@ def filing_indicator(parts: ClaimParts, institutional: bool, report: Report) -> 
     Coverage has no type, said in the report's notes."""
     code = code_in((parts.coverage or {}).get("type"), SOPT)
     if code is None:
-        report_note(report, "SBR09 claim filing indicator: the Coverage has no Source of"
-                    " Payment Typology type; sent as CI (commercial insurance)")  # fmt: skip
+        report_note(
+            report,
+            "SBR09 claim filing indicator: the Coverage has no Source of"
+            " Payment Typology type; sent as CI (commercial insurance)",
+        )
         return "CI"
     if code.startswith("1"):
         return "MA" if institutional else "MB"
     for prefix in (code[:2], code[:1]):
         if prefix in SOPT_FILING:
             return SOPT_FILING[prefix]
-    report_note(report, f"SBR09: Source of Payment Typology {code} has no filing indicator;"
-                " sent as ZZ (mutually defined)")  # fmt: skip
+    report_note(
+        report,
+        f"SBR09: Source of Payment Typology {code} has no filing indicator;"
+        " sent as ZZ (mutually defined)",
+    )
     return "ZZ"
 
 
@@ -143,8 +215,9 @@ def report_note(report: Report, note: str) -> None:
     report.notes.append(note)
 
 
-def _demographics(body: Segments, person: dict[str, Any] | None, loop: str, where: str,
-                  report: Report) -> None:  # fmt: skip
+def _demographics(
+    body: Segments, person: dict[str, Any] | None, loop: str, where: str, report: Report
+) -> None:
     birth = d8((person or {}).get("birthDate"))
     report.need(birth, loop, "DMG", "02", "birth date", f"{where}.birthDate")
     gender = {"male": "M", "female": "F"}.get(str((person or {}).get("gender")), "U")
@@ -157,8 +230,14 @@ def subscriber_and_payer(
     """2000B/2010BA/2010BB, then 2000C/2010CA when the patient is not the subscriber."""
     coverage = parts.coverage
     cov_ref = "Claim.insurance.coverage"
-    report.need(coverage, "2000B", "SBR", "", "the focal Coverage (self-pay claims are not"
-                " sent as 837s)", cov_ref)  # fmt: skip
+    report.need(
+        coverage,
+        "2000B",
+        "SBR",
+        "",
+        "the focal Coverage (self-pay claims are not sent as 837s)",
+        cov_ref,
+    )
     self_ = parts.subscriber_is_patient
     body.add("HL", "2", "1", "22", "0" if self_ else "1")
     insurance = parts.claim.get("insurance") or [{}]
@@ -167,9 +246,18 @@ def subscriber_and_payer(
     for cls in (coverage or {}).get("class") or []:
         if code_in(cls.get("type")) == "group":
             group = cls.get("value")
-    body.add("SBR", RESPONSIBILITY.get(int(focal.get("sequence") or 1), "T"),
-             "18" if self_ else "", clean(group or "", 50), "", "", "", "", "",
-             filing_indicator(parts, institutional, report))  # fmt: skip
+    body.add(
+        "SBR",
+        RESPONSIBILITY.get(int(focal.get("sequence") or 1), "T"),
+        "18" if self_ else "",
+        clean(group or "", 50),
+        "",
+        "",
+        "",
+        "",
+        "",
+        filing_indicator(parts, institutional, report),
+    )
     sub = parts.subscriber
     sub_where = "Coverage.subscriber" if not self_ else "Claim.patient"
     last, first, middle = human_name(sub)
@@ -178,8 +266,18 @@ def subscriber_and_payer(
         (i.get("value") for i in (coverage or {}).get("identifier") or [] if i.get("value")), None
     )
     report.need(member, "2010BA", "NM1", "09", "subscriber member id", "Coverage.subscriberId")
-    body.add("NM1", "IL", "1", clean(last or "", 60), clean(first or "", 35),
-             clean(middle or "", 25), "", "", "MI", clean(member or "", 80))  # fmt: skip
+    body.add(
+        "NM1",
+        "IL",
+        "1",
+        clean(last or "", 60),
+        clean(first or "", 35),
+        clean(middle or "", 25),
+        "",
+        "",
+        "MI",
+        clean(member or "", 80),
+    )
     if self_:
         addr = address(sub)
         _need_address(report, addr, "2010BA", "subscriber", sub_where)
@@ -192,18 +290,40 @@ def subscriber_and_payer(
         None,
     ) or (payer_ref.get("identifier") or {}).get("value")
     report.need(payer_name, "2010BB", "NM1", "03", "payer name", "Coverage.payor.display")
-    report.need(payer_id, "2010BB", "NM1", "09", "payer id",
-                "Coverage.payor (Organization.identifier or Reference.identifier)")  # fmt: skip
-    body.add("NM1", "PR", "2", clean(payer_name or "", 60), "", "", "", "", "PI",
-             clean(payer_id or "", 80))  # fmt: skip
+    report.need(
+        payer_id,
+        "2010BB",
+        "NM1",
+        "09",
+        "payer id",
+        "Coverage.payor (Organization.identifier or Reference.identifier)",
+    )
+    body.add(
+        "NM1",
+        "PR",
+        "2",
+        clean(payer_name or "", 60),
+        "",
+        "",
+        "",
+        "",
+        "PI",
+        clean(payer_id or "", 80),
+    )
     if not self_:
         rel = code_in((coverage or {}).get("relationship")) or "other"
         body.add("HL", "3", "2", "23", "0")
         body.add("PAT", RELATIONSHIP.get(rel, "G8"))
         plast, pfirst, pmiddle = human_name(parts.patient)
         report.need(plast, "2010CA", "NM1", "03", "patient last name", "Patient.name.family")
-        body.add("NM1", "QC", "1", clean(plast or "", 60), clean(pfirst or "", 35),
-                 clean(pmiddle or "", 25))  # fmt: skip
+        body.add(
+            "NM1",
+            "QC",
+            "1",
+            clean(plast or "", 60),
+            clean(pfirst or "", 35),
+            clean(pmiddle or "", 25),
+        )
         addr = address(parts.patient)
         _need_address(report, addr, "2010CA", "patient", "Patient")
         _address_segments(body, addr)
@@ -223,9 +343,14 @@ def diagnosis_codes(claim: dict[str, Any]) -> list[str]:
 def frequency_reference(body: Segments, frequency: Frequency, report: Report) -> None:
     """REF*F8 payer claim control number, required with frequency 7 and 8."""
     if frequency.code in ("7", "8"):
-        report.need(frequency.original_reference, "2300", "REF", "02",
-                    "payer claim control number of the claim replaced or voided",
-                    "ClaimResponse.identifier (from the 835 of the original claim)")  # fmt: skip
+        report.need(
+            frequency.original_reference,
+            "2300",
+            "REF",
+            "02",
+            "payer claim control number of the claim replaced or voided",
+            "ClaimResponse.identifier (from the 835 of the original claim)",
+        )
         body.add("REF", "F8", clean(frequency.original_reference or "", 50))
 
 
@@ -233,11 +358,18 @@ def practitioner_npi(
     who: dict[str, Any] | None, loop: str, role: str, report: Report, where: str
 ) -> str | None:
     npi = identifier(who, NPI_SYSTEM)
-    report.need(npi, loop, "NM1", "09", f"{role} NPI",
-                f"{where}.identifier.where(system='{NPI_SYSTEM}')")  # fmt: skip
+    report.need(
+        npi, loop, "NM1", "09", f"{role} NPI", f"{where}.identifier.where(system='{NPI_SYSTEM}')"
+    )
     if npi and not npi_is_valid(npi):
-        report.need(None, loop, "NM1", "09", f"a valid {role} NPI ({npi!r} fails the check"
-                    " digit)", f"{where}.identifier")  # fmt: skip
+        report.need(
+            None,
+            loop,
+            "NM1",
+            "09",
+            f"a valid {role} NPI ({npi!r} fails the check digit)",
+            f"{where}.identifier",
+        )
     return npi
 
 

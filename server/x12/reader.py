@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -61,17 +62,24 @@ def _params() -> pyx12.params.ParamsBase:
 def validate(text: str) -> list[Problem]:
     """Every error pyx12 finds in ``text`` (empty: valid against its guide)."""
     out = io.StringIO()
+    logged = _Collect()
+    pyx12_log = logging.getLogger("pyx12")
+    pyx12_log.addHandler(logged)
     try:
+        # pyx12 only logs the errors it cannot attach to a segment (GS elements, a missing
+        # ST loop): they are collected and reported too.
         ok = pyx12.x12n_document.x12n_document(
             _params(), io.StringIO(text), fd_997=None, fd_html=None, fd_json=out
         )
     except pyx12.errors.EngineError as exc:
         return [Problem(None, None, None, "engine", str(exc))]
+    finally:
+        pyx12_log.removeHandler(logged)
     raw = out.getvalue()
     if not raw:
         # pyx12 could not read it as X12 at all (it logs why): name what we can see.
         return [Problem("ISA", 1, None, "isa", _not_x12(text))]
-    problems = list(_problems(json.loads(raw)))
+    problems = list(_problems(json.loads(raw))) + list(_printed(logged.lines))
     if not ok and not problems:
         problems.append(Problem(None, None, None, "invalid", "pyx12 rejected the document"))
     return problems
@@ -82,6 +90,29 @@ def _not_x12(text: str) -> str:
     if start != "ISA":
         return f"an X12 interchange starts with an ISA segment, not {start!r}"
     return "the ISA segment must be 106 characters with ISA12 00501 (fixed-width fields)"
+
+
+_PRINTED = re.compile(r"Line:(\d+) (?:SEG|ELE):(\d+) - (.*)")
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _printed(lines: list[str]) -> Iterator[Problem]:
+    for line in lines:
+        found = _PRINTED.search(line)
+        if found:
+            message = found.group(3)
+            ref = re.search(r"\(([A-Z0-9]{2,3}\d\d(?:-\d+)?)\)", message)
+            element = ref.group(1) if ref else None
+            segment = re.match(r"[A-Z0-9]{2,3}?(?=\d\d)", element).group(0) if element else None  # type: ignore[union-attr]
+            yield Problem(segment, int(found.group(1)), element, "printed", message)
 
 
 def _problems(doc: dict[str, object]) -> Iterator[Problem]:
@@ -101,15 +132,22 @@ def _problems(doc: dict[str, object]) -> Iterator[Problem]:
                 for seg in st.get("segments") or []:
                     sid, count = seg.get("seg_id"), seg.get("seg_count")
                     for e in seg.get("errors") or []:
-                        yield Problem(sid, count, None, str(e["err_cde"]), str(e["err_str"]),
-                                      e.get("err_val"))  # fmt: skip
+                        yield Problem(
+                            sid, count, None, str(e["err_cde"]), str(e["err_str"]), e.get("err_val")
+                        )
                     for ele in seg.get("elements") or []:
                         ref = f"{sid}{int(ele['ele_pos']):02d}"
                         if ele.get("subele_pos"):
                             ref += f"-{int(ele['subele_pos'])}"
                         for e in ele.get("errors") or []:
-                            yield Problem(sid, count, ref, str(e["err_cde"]),
-                                          str(e["err_str"]), e.get("err_val"))  # fmt: skip
+                            yield Problem(
+                                sid,
+                                count,
+                                ref,
+                                str(e["err_cde"]),
+                                str(e["err_str"]),
+                                e.get("err_val"),
+                            )
 
 
 def invalid(problems: list[Problem], what: str = "The X12 document") -> FhirError:

@@ -1,0 +1,87 @@
+"""What Billable has sent and heard back, kept as internal records (``repo.records``).
+
+* ``x-billable-x12-sent`` (key: Claim id): the last 837 of the claim in a batch: its
+  digest (so an unchanged claim is not sent again), frequency, interchange and
+  transaction control numbers, and the acknowledgements (999/277CA) received for it.
+* ``x-billable-x12-pcn`` (key: patient control number): the Claim a CLM01/CLP01 names,
+  for ids longer than the 20 characters CLM01 allows.
+* ``x-billable-x12-interchange`` (key: ISA13): the claims of each transaction set, so a
+  999 that answers a group and transaction set finds its claims.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.repository import Repository
+from server.storage.port import VersionConflict, Write
+
+SENT = "x-billable-x12-sent"
+PCN = "x-billable-x12-pcn"
+INTERCHANGE = "x-billable-x12-interchange"
+
+
+class Ledger:
+    def __init__(self, repo: Repository) -> None:
+        self.records = repo.records
+
+    async def sent(self, claim_id: str) -> tuple[int, dict[str, Any]] | None:
+        return await self.records.get(SENT, claim_id)
+
+    async def claim_of_pcn(self, pcn: str) -> str | None:
+        found = await self.records.get(PCN, pcn)
+        return str(found[1]["claim"]) if found else None
+
+    async def interchange(self, control_number: int) -> dict[str, Any] | None:
+        found = await self.records.get(INTERCHANGE, str(control_number))
+        return found[1] if found else None
+
+    async def remember_pcns(self, pairs: dict[str, str]) -> None:
+        """Record pcn -> claim id (once; a pcn never changes its claim)."""
+        writes = []
+        for pcn, claim_id in pairs.items():
+            current = await self.records.read(PCN, pcn)
+            if current is None:
+                writes.append(self.records.write(PCN, pcn, 0, {"claim": claim_id}))
+        if writes:
+            try:
+                await self.records.commit(writes)
+            except VersionConflict:  # someone recorded them meanwhile: the same mapping
+                pass
+
+    async def sent_writes(
+        self, entries: dict[str, dict[str, Any]], control_number: int, kind: str
+    ) -> list[Write]:
+        """The records of a batch just written: per claim, and the interchange's claims."""
+        writes = []
+        for claim_id, entry in entries.items():
+            current = await self.records.get(SENT, claim_id)
+            expected = current[0] if current else 0
+            acks = current[1].get("acks", []) if current else []
+            writes.append(self.records.write(SENT, claim_id, expected, {**entry, "acks": acks}))
+        transactions = {e["transaction"]: claim_id for claim_id, e in entries.items()}
+        writes.append(
+            self.records.write(
+                INTERCHANGE,
+                str(control_number),
+                0,
+                {"kind": kind, "transactions": transactions},
+            )
+        )
+        return writes
+
+    async def add_ack(self, claim_id: str, ack: dict[str, Any]) -> bool:
+        """Append an acknowledgement to the claim's sent record (once); whether it is new."""
+        for _attempt in range(20):
+            current = await self.records.get(SENT, claim_id)
+            version, value = current if current else (0, {"claim_id": claim_id, "acks": []})
+            acks = list(value.get("acks") or [])
+            if ack in acks:
+                return False
+            value = {**value, "acks": [*acks, ack]}
+            try:
+                await self.records.commit([self.records.write(SENT, claim_id, version, value)])
+            except VersionConflict:
+                continue
+            return True
+        raise RuntimeError(f"x12 ledger of Claim/{claim_id}: too many concurrent changes")
