@@ -36,39 +36,34 @@ class Ledger:
         found = await self.records.get(INTERCHANGE, str(control_number))
         return found[1] if found else None
 
-    async def remember_pcns(self, pairs: dict[str, str]) -> None:
-        """Record pcn -> claim id (once; a pcn never changes its claim)."""
-        writes = []
-        for pcn, claim_id in pairs.items():
-            current = await self.records.read(PCN, pcn)
-            if current is None:
-                writes.append(self.records.write(PCN, pcn, 0, {"claim": claim_id}))
-        if writes:
-            try:
-                await self.records.commit(writes)
-            except VersionConflict:  # someone recorded them meanwhile: the same mapping
-                pass
-
-    async def sent_writes(
-        self, entries: dict[str, dict[str, Any]], control_number: int, kind: str
-    ) -> list[Write]:
-        """The records of a batch just written: per claim, and the interchange's claims."""
+    async def sent_writes(self, entries: dict[str, dict[str, Any]]) -> list[Write]:
+        """The records of a batch just written, one per claim."""
         writes = []
         for claim_id, entry in entries.items():
             current = await self.records.get(SENT, claim_id)
             expected = current[0] if current else 0
             acks = current[1].get("acks", []) if current else []
             writes.append(self.records.write(SENT, claim_id, expected, {**entry, "acks": acks}))
-        transactions = {e["transaction"]: claim_id for claim_id, e in entries.items()}
-        writes.append(
-            self.records.write(
-                INTERCHANGE,
-                str(control_number),
-                0,
-                {"kind": kind, "transactions": transactions},
-            )
-        )
         return writes
+
+    async def remember_interchange(
+        self, control_number: int, kind: str, claims: list[str], pcns: dict[str, str]
+    ) -> None:
+        """Which claim each transaction set of a new interchange carries (for its 999),
+        and the claims' patient control numbers (for 277CAs and 835s)."""
+        transactions = {f"{n:04d}": claim_id for n, claim_id in enumerate(claims, start=1)}
+        writes = [
+            self.records.write(
+                INTERCHANGE, str(control_number), 0, {"kind": kind, "transactions": transactions}
+            )
+        ]
+        for pcn, claim_id in pcns.items():
+            if await self.records.read(PCN, pcn) is None:
+                writes.append(self.records.write(PCN, pcn, 0, {"claim": claim_id}))
+        try:
+            await self.records.commit(writes)
+        except VersionConflict:  # a pcn recorded meanwhile: the same mapping; retry without
+            await self.records.commit(writes[:1])
 
     async def add_ack(self, claim_id: str, ack: dict[str, Any]) -> bool:
         """Append an acknowledgement to the claim's sent record (once); whether it is new."""

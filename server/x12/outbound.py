@@ -174,7 +174,12 @@ class X12Out:
             "HC",
             version,
         )
-        await self.ledger.remember_pcns({b.pcn: b.parts.claim_id for b in built})
+        await self.ledger.remember_interchange(
+            number,
+            kind,
+            [b.parts.claim_id for b in built],
+            {b.pcn: b.parts.claim_id for b in built},
+        )
         return Document(kind, built[0].payer_key, number, envelope.wrap(bodies), list(built))
 
     async def claim_document(self, ctx: RequestContext, claim_id: str) -> Document:
@@ -245,7 +250,7 @@ class X12Out:
                 }
                 for n, b in enumerate(doc.claims, start=1)
             }
-            writes = await self.ledger.sent_writes(entries, doc.control_number, doc.kind)
+            writes = await self.ledger.sent_writes(entries)
             await self.repo.records.commit(writes)
 
     async def _candidates(self, ctx: RequestContext, since: str | None) -> list[str]:
