@@ -79,7 +79,13 @@ def validate(text: str) -> list[Problem]:
     if not raw:
         # pyx12 could not read it as X12 at all (it logs why): name what we can see.
         return [Problem("ISA", 1, None, "isa", _not_x12(text))]
-    problems = list(_problems(json.loads(raw))) + list(_printed(logged.lines))
+    problems = list(_problems(json.loads(raw)))
+    reported = {p.message for p in problems}
+    problems += [
+        p
+        for p in _printed(logged.lines)
+        if not any(p.message.startswith(r) or r.startswith(p.message) for r in reported)
+    ]
     if not ok and not problems:
         problems.append(Problem(None, None, None, "invalid", "pyx12 rejected the document"))
     return problems
@@ -111,7 +117,8 @@ def _printed(lines: list[str]) -> Iterator[Problem]:
             message = found.group(3)
             ref = re.search(r"\(([A-Z0-9]{2,3}\d\d(?:-\d+)?)\)", message)
             element = ref.group(1) if ref else None
-            segment = re.match(r"[A-Z0-9]{2,3}?(?=\d\d)", element).group(0) if element else None  # type: ignore[union-attr]
+            split = re.fullmatch(r"([A-Z0-9]{2,3})\d\d(?:-\d+)?", element) if element else None
+            segment = split.group(1) if split else None
             yield Problem(segment, int(found.group(1)), element, "printed", message)
 
 
