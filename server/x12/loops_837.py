@@ -228,16 +228,7 @@ def subscriber_and_payer(
     body: Segments, parts: ClaimParts, report: Report, institutional: bool
 ) -> None:
     """2000B/2010BA/2010BB, then 2000C/2010CA when the patient is not the subscriber."""
-    coverage = parts.coverage
-    cov_ref = "Claim.insurance.coverage"
-    report.need(
-        coverage,
-        "2000B",
-        "SBR",
-        "",
-        "the focal Coverage (self-pay claims are not sent as 837s)",
-        cov_ref,
-    )
+    coverage = parts.coverage  # present: ``outbound`` refuses a claim without one
     self_ = parts.subscriber_is_patient
     body.add("HL", "2", "1", "22", "0" if self_ else "1")
     insurance = parts.claim.get("insurance") or [{}]

@@ -116,6 +116,17 @@ class X12Out:
         builder = build_837i.build_837i if kind == "837I" else build_837p.build_837p
         pcn = patient_control_number_of(parts.claim_id)
         report = Report(parts.claim_id)
+        if parts.coverage is None:
+            # Self-pay, or a Coverage the caller cannot read: there is no one to bill.
+            report.need(
+                None,
+                "2000B",
+                "SBR",
+                "",
+                "a Coverage to bill (a self-pay claim has no 837)",
+                "Claim.insurance.coverage",
+            )
+            return Built(parts, kind, pcn, frequency, Segments(), "", report)
         # The digest ignores what changes between sendings (moment, reference, frequency).
         plain = builder(parts, self.parties, pcn, Frequency(), "0", FIXED_MOMENT, Report(""))
         digest = hashlib.sha256("~".join(plain.items[1:]).encode()).hexdigest()
@@ -206,6 +217,9 @@ class X12Out:
             except FhirError as exc:
                 result.not_billable.append((claim_id, str(exc)))
                 continue
+            if parts.coverage is None:
+                result.not_billable.append((claim_id, "self-pay: no Coverage to bill"))
+                continue
             sent = await self.ledger.sent(claim_id)
             status = parts.claim.get("status")
             if status == "cancelled" and (sent is None or not sent[1].get("digest")):
@@ -214,17 +228,20 @@ class X12Out:
                 result.unchanged.append(claim_id)
                 continue
             try:
-                built = self.build_parts(parts, await self.frequency(ctx, parts))
+                built = self.build_parts(parts, Frequency())
             except FhirError as exc:  # a claim type without an 837 form
                 result.not_billable.append((claim_id, str(exc)))
-                continue
-            if built.report.missing:
-                result.refused.append(built.report)
                 continue
             if payers and not any(p in (built.payer_key, _payer_name(parts)) for p in payers):
                 continue
             if sent is not None and sent[1].get("digest") == built.digest and status != "cancelled":
                 result.unchanged.append(claim_id)
+                continue
+            frequency = await self.frequency(ctx, parts)
+            if frequency != built.frequency:
+                built = self.build_parts(parts, frequency)
+            if built.report.missing:
+                result.refused.append(built.report)
                 continue
             groups.setdefault((built.payer_key, built.kind), []).append(built)
         for (_payer, _kind), claims in sorted(groups.items()):
