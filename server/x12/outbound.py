@@ -143,8 +143,11 @@ class X12Out:
             if code_in(related.get("relationship")) == "prior":
                 ref = (related.get("claim") or {}).get("reference") or ""
                 prior = ref.split("/")[-1]
-                if prior:
-                    return Frequency("7", await self.payer_icn(ctx, prior))
+                # A replacement only of a claim the payer has (sent, or paid by an 835);
+                # a prior claim that never left is not replaced: this one is the original.
+                icn = await self.payer_icn(ctx, prior) if prior else None
+                if icn is not None or (prior and await self.ledger.sent(prior) is not None):
+                    return Frequency("7", icn)
         sent = await self.ledger.sent(parts.claim_id)
         if sent is not None and sent[1].get("digest"):
             return Frequency("7", await self.payer_icn(ctx, parts.claim_id))

@@ -225,3 +225,39 @@ def test_a_body_that_is_not_x12_is_a_400(client: TestClient):
         "/fhir/$import-x12", content=b"{}", headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 415
+
+
+def test_a_claim_replacing_a_paid_claim_is_sent_as_frequency_7_with_the_payers_number(
+    client: TestClient, sent: dict[str, Any]
+):
+    code, charge = paid_line(sent)
+    pcn = patient_control_number_of(sent["id"])
+    replacement = {k: v for k, v in sent.items() if k not in ("id", "meta")}
+    replacement["related"] = [
+        {
+            "claim": {"reference": f"Claim/{sent['id']}"},
+            "relationship": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/related-claim-relationship",
+                        "code": "prior",
+                    }
+                ]
+            },
+        }
+    ]
+    r = client.post(
+        "/fhir/Claim", json=replacement, headers={"Content-Type": "application/fhir+json"}
+    )
+    assert r.status_code == 201, r.text
+    new_id = r.json()["id"]
+    # Before the payer has the original's number, it is an original claim of its own.
+    assert client.get(f"/fhir/Claim/{new_id}/$x12").headers["x-x12-frequency"] == "1"
+    post(
+        client,
+        remit([Clp(pcn, "1", charge, charge, D(0), "ICN-FIRST", [Line(code, charge, charge)])]),
+    )
+    r = client.get(f"/fhir/Claim/{new_id}/$x12")
+    assert r.headers["x-x12-frequency"] == "7"
+    assert "REF*F8*ICN-FIRST~" in r.text and ":B:7*" in r.text
+    assert reader.validate(r.text) == []
