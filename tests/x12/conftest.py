@@ -51,30 +51,38 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
-def put(client: TestClient, resource: dict[str, Any]) -> dict[str, Any]:
+def put(
+    client: TestClient, resource: dict[str, Any], headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     r = client.put(
-        f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource, headers=FHIR_JSON
+        f"/fhir/{resource['resourceType']}/{resource['id']}",
+        json=resource,
+        headers={**FHIR_JSON, **(headers or {})},
     )
     assert r.status_code in (200, 201), r.text
     body: dict[str, Any] = r.json()
     return body
 
 
-def load_claim(client: TestClient, case: Case, **changes: Any) -> dict[str, Any]:
+def load_claim(
+    client: TestClient, case: Case, headers: dict[str, str] | None = None, **changes: Any
+) -> dict[str, Any]:
     """Store the case (with the parties an 837 needs) and generate its Claim."""
     r = with_x12_parties(resources(case))
     for res in [ORGANIZATION, PRACTITIONER, r["patient"], *r["conditions"], *r["procedures"]]:
-        put(client, res)
+        put(client, res, headers)
     for cov in r["coverages"]:
         if changes.get("without_member_id"):
             cov.pop("subscriberId", None)
-        put(client, cov)
+        put(client, cov, headers)
     if r["prior"]:
-        put(client, r["prior"])
+        put(client, r["prior"], headers)
     for res in r["extras"]:
-        put(client, res)
-    put(client, r["encounter"])
-    resp = client.post(f"/fhir/Encounter/{slug(case)}-e/$generate-claim", headers=FHIR_JSON)
+        put(client, res, headers)
+    put(client, r["encounter"], headers)
+    resp = client.post(
+        f"/fhir/Encounter/{slug(case)}-e/$generate-claim", headers={**FHIR_JSON, **(headers or {})}
+    )
     assert resp.status_code == 200, resp.text
     claim: dict[str, Any] = next(
         p["resource"] for p in resp.json()["parameter"] if p["name"] == "claim"
