@@ -8,6 +8,7 @@ and ledger records alike, are committed together through the repository, or none
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,10 +72,11 @@ def _groups(segs: list[reader.Seg]) -> list[tuple[str, list[reader.Seg]]]:
 async def import_x12(repo: Repository, ctx: RequestContext, text: str) -> ImportResult:
     """Post ``text`` (an 835, 999 or 277CA interchange); raise 400 when it is invalid."""
     text = text.lstrip("\ufeff \r\n\t")
-    problems = reader.validate(text)
+    # Validation walks the guide's map for every segment: off the event loop.
+    problems = await asyncio.to_thread(reader.validate, text)
     if problems:
         raise reader.invalid(problems)
-    segs = reader.segments(text)
+    segs = await asyncio.to_thread(reader.segments, text)
     isa = segs[0]
     source = f"{isa['ISA06'].strip()}/{isa['ISA13']}"
     for _attempt in range(5):

@@ -64,19 +64,3 @@ class Ledger:
             await self.records.commit(writes)
         except VersionConflict:  # a pcn recorded meanwhile: the same mapping; retry without
             await self.records.commit(writes[:1])
-
-    async def add_ack(self, claim_id: str, ack: dict[str, Any]) -> bool:
-        """Append an acknowledgement to the claim's sent record (once); whether it is new."""
-        for _attempt in range(20):
-            current = await self.records.get(SENT, claim_id)
-            version, value = current if current else (0, {"claim_id": claim_id, "acks": []})
-            acks = list(value.get("acks") or [])
-            if ack in acks:
-                return False
-            value = {**value, "acks": [*acks, ack]}
-            try:
-                await self.records.commit([self.records.write(SENT, claim_id, version, value)])
-            except VersionConflict:
-                continue
-            return True
-        raise RuntimeError(f"x12 ledger of Claim/{claim_id}: too many concurrent changes")

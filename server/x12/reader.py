@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -59,8 +60,18 @@ def _params() -> pyx12.params.ParamsBase:
     return pyx12.params.ParamsBase()
 
 
+# pyx12's loggers are process-wide: one validation at a time collects its own messages.
+_VALIDATING = threading.Lock()
+
+
 def validate(text: str) -> list[Problem]:
-    """Every error pyx12 finds in ``text`` (empty: valid against its guide)."""
+    """Every error pyx12 finds in ``text`` (empty: valid against its guide). CPU-bound:
+    the server calls it in a worker thread (``asyncio.to_thread``)."""
+    with _VALIDATING:
+        return _validate(text)
+
+
+def _validate(text: str) -> list[Problem]:
     out = io.StringIO()
     logged = _Collect()
     pyx12_log = logging.getLogger("pyx12")

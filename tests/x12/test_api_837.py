@@ -83,3 +83,11 @@ def test_unknown_claim_is_404(client: TestClient):
     r = client.get("/fhir/Claim/nope/$x12")
     assert r.status_code == 404
     assert r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_capability_statement_lists_the_x12_operations(client: TestClient):
+    statement = client.get("/fhir/metadata").json()
+    rest = statement["rest"][0]
+    assert "import-x12" in [o["name"] for o in rest.get("operation", [])]
+    claim = next(r for r in rest["resource"] if r["type"] == "Claim")
+    assert "x12" in [o["name"] for o in claim.get("operation", [])]

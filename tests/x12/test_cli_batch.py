@@ -109,6 +109,8 @@ def test_a_synthea_population_batch_validates_and_is_sent_once(
 ):
     asyncio.run(load_population(tmp_path, store_url))
     out = tmp_path / "out"
+    assert main(["x12", "837", "--store", store_url, "--payer", "NO-SUCH-PAYER", str(out)]) == 0
+    assert "0 claim(s) in 0 file(s)" in capsys.readouterr().err  # --payer filters
     files, summary = run_837(store_url, out, capsys)
     assert files, summary
     sent = 0
