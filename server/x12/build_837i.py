@@ -24,6 +24,7 @@ from server.x12.loops_837 import (
     header,
     line_date,
     practitioner_npi,
+    referring_provider,
     responsible_practitioner,
     submitter_receiver,
     subscriber_and_payer,
@@ -227,6 +228,7 @@ def build_837i(
             "XX",
             npi or "",
         )
+    referring_provider(body, parts, "2310F", report)
     for n, item in enumerate(items, start=1):
         where_item = f"Claim.item[{n - 1}]"
         revenue = code_in(item.get("revenue"), REVENUE) or code_in(item.get("revenue"))

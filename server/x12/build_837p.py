@@ -17,6 +17,7 @@ from server.x12.loops_837 import (
     header,
     line_date,
     practitioner_npi,
+    referring_provider,
     responsible_practitioner,
     submitter_receiver,
     subscriber_and_payer,
@@ -94,6 +95,7 @@ def build_837p(
         )
     if codes:
         body.add("HI", *[["ABK" if n == 0 else "ABF", c] for n, c in enumerate(codes[:12])])
+    referring_provider(body, parts, "2310A", report)
     who, where = responsible_practitioner(parts)
     if who is not None and (parts.provider or {}).get("resourceType") != "Practitioner":
         npi = practitioner_npi(who, "2310B", "rendering provider", report, where)

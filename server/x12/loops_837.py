@@ -364,14 +364,44 @@ def practitioner_npi(
     return npi
 
 
+def _role(member: dict[str, Any]) -> str | None:
+    return code_in(member.get("role"))
+
+
 def responsible_practitioner(parts: ClaimParts) -> tuple[dict[str, Any] | None, str]:
-    """The care team's responsible (or first) member and its reference."""
-    team = parts.claim.get("careTeam") or []
+    """The care team's responsible (or first) member who did the work (not the
+    referring provider), and its reference."""
+    team = [m for m in parts.claim.get("careTeam") or [] if _role(m) != "referring"]
     member = next((m for m in team if m.get("responsible")), team[0] if team else None)
     if member is None:
         return None, "Claim.careTeam"
     ref = (member.get("provider") or {}).get("reference") or "Claim.careTeam.provider"
     return parts.care_team.get(int(member.get("sequence") or 0)), ref
+
+
+def referring_provider(body: Segments, parts: ClaimParts, loop: str, report: Report) -> None:
+    """NM1*DN: the care team member whose role is ``referring`` (CARIN's
+    C4BBClaimCareTeamRole), when the Claim has one; its NPI is then required."""
+    member = next((m for m in parts.claim.get("careTeam") or [] if _role(m) == "referring"), None)
+    if member is None:
+        return
+    where = (member.get("provider") or {}).get("reference") or "Claim.careTeam.provider"
+    who = parts.care_team.get(int(member.get("sequence") or 0))
+    npi = practitioner_npi(who, loop, "referring provider", report, where)
+    last, first, middle = human_name(who)
+    report.need(last, loop, "NM1", "03", "referring provider last name", f"{where}.name")
+    body.add(
+        "NM1",
+        "DN",
+        "1",
+        clean(last or "", 60),
+        clean(first or "", 35),
+        clean(middle or "", 25),
+        "",
+        "",
+        "XX",
+        npi or "",
+    )
 
 
 def line_date(item: dict[str, Any], claim: dict[str, Any]) -> str | None:

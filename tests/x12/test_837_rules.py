@@ -187,3 +187,34 @@ def test_values_with_delimiters_are_cleaned_and_amounts_are_x12_decimals():
     )
     assert reader.validate(document([built.body])) == []
     assert (amount(110), amount(12.5), amount("0.005")) == ("110", "12.5", "0.01")
+
+
+def test_a_referring_provider_on_the_care_team_is_loop_2310a_before_the_rendering_one():
+    claim = professional_claim()
+    claim["careTeam"].append(
+        {
+            "sequence": 2,
+            "provider": {"reference": "Practitioner/d2"},
+            "role": {"coding": [{"code": "referring"}]},
+        }
+    )
+    referrer = {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": NPI_SYSTEM, "value": "1234567893"}],
+        "name": [{"family": "Referrer", "given": ["Rae"]}],
+    }
+    built = out().build_parts(parts(claim, care_team={1: DOCTOR, 2: referrer}), Frequency())
+    segs = lines(built.body)
+    dn = segs.index("NM1*DN*1*Referrer*Rae****XX*1234567893")
+    assert dn < segs.index("NM1*82*1*Smith*Ann****XX*1245319599")
+    assert reader.validate(document([built.body])) == []
+    claim["type"] = {"coding": [{"code": "institutional"}]}
+    claim["subType"] = {"coding": [{"code": "outpatient"}]}
+    claim["billablePeriod"] = {"start": "2026-03-02", "end": "2026-03-02"}
+    claim["item"][0]["revenue"] = {"coding": [{"code": "0510"}]}
+    built = out().build_parts(parts(claim, care_team={1: DOCTOR, 2: referrer}), Frequency())
+    segs = lines(built.body)
+    assert segs.index("NM1*71*1*Smith*Ann****XX*1245319599") < segs.index(
+        "NM1*DN*1*Referrer*Rae****XX*1234567893"
+    )
+    assert reader.validate(document([built.body], build_837i.VERSION)) == []
