@@ -32,6 +32,7 @@ from server.api import (
     search,
     terminology,
     update,
+    x12,
 )
 from server.api.direct_read import DirectReads
 from server.api.errors import install_error_handlers
@@ -176,6 +177,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Adjudication: Claim/$submit, CoverageEligibilityRequest create and $submit.
     fhir.include_router(claim_submit.router)
     fhir.include_router(eligibility.router)
+    # X12 5010: Claim/{id}/$x12 (837 out) and $import-x12 (835/999/277CA in).
+    fhir.include_router(x12.router)
     # Terminology operations, and CodeSystem/ConceptMap reads with content (before generics).
     fhir.include_router(terminology.router)
     app.state.capability_hooks = [
@@ -184,6 +187,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         export.capability_hook,
         claim_submit.capability_hook,
         eligibility.capability_hook,
+        x12.capability_hook,
     ]
     for module in INTERACTION_MODULES:
         fhir.include_router(module.router)

@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     add_code_arguments(
         commands.add_parser("code", help="code stored encounters (claims, then adjudication)")
     )
+    from server.x12.cli import add_x12_arguments
+
+    add_x12_arguments(commands.add_parser("x12", help="837 batches out, 835/999/277CA in"))
     from server.auth.cli import add_commands
 
     add_commands(commands)
@@ -264,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.coding_cli import code_command
 
         return code_command(args)
+    if args.command == "x12":
+        from server.x12.cli import x12_command
+
+        return x12_command(args)
     from server.auth.cli import COMMANDS, run
 
     if args.command in COMMANDS:
