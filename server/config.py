@@ -58,6 +58,10 @@ class Settings:
     export_dir: str = "./data/export"
     export_file_max_bytes: int = 128 * MIB
     export_expiry_seconds: int = 3600
+    # The coders' web app at /app (docs/coder-app.md): on unless BILLABLE_CODER_APP=off;
+    # the OAuth client id it signs in as (registered with `billable clients add`).
+    coder_app: bool = True
+    coder_app_client: str = "billable-coder-app"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -103,5 +107,9 @@ class Settings:
             values["export_file_max_bytes"] = int(float(env["BILLABLE_EXPORT_FILE_MB"]) * MIB)
         if "BILLABLE_EXPORT_EXPIRY" in env:
             values["export_expiry_seconds"] = int(env["BILLABLE_EXPORT_EXPIRY"])
+        if "BILLABLE_CODER_APP" in env:
+            values["coder_app"] = env["BILLABLE_CODER_APP"].lower() not in ("off", "0", "false")
+        if "BILLABLE_CODER_APP_CLIENT" in env:
+            values["coder_app_client"] = env["BILLABLE_CODER_APP_CLIENT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)  # type: ignore[arg-type]
