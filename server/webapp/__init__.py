@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from server.config import Settings
 
 Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
+ASGIApp = Callable[
+    [Scope, Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]
+]
 
 PREFIX = "/app"
 # What a coder's work needs (SMART v2): read everything a claim is made from, write the

@@ -108,8 +108,7 @@ def stacked_bars(
             f"{_fmt(total, money)}</text>"
         )
     desc = "; ".join(
-        f"{label}: "
-        + ", ".join(f"{name} {_fmt(values.get(name, 0.0), money)}" for name in series)
+        f"{label}: " + ", ".join(f"{name} {_fmt(values.get(name, 0.0), money)}" for name in series)
         for label, values in rows
     )
     return _svg(width, height, title, desc, "".join(parts))
@@ -126,23 +125,27 @@ def line_chart(
     high = 100.0 if percent else (max(v for _, v in points) or 1.0)
     step = plot_w / max(1, len(points) - 1)
     parts: list[str] = []
+    unit = "%" if percent else ""
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = top_pad + plot_h * (1 - tick)
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{width - 16}" y2="{y:.1f}" stroke="{GRID}"'
             f' stroke-width="0.5"/><text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end"'
-            f' font-size="11" fill="{TEXT}">{_fmt(high * tick, False)}{"%" if percent else ""}</text>'
+            f' font-size="11" fill="{TEXT}">{_fmt(high * tick, False)}{unit}</text>'
         )
     coords = [
-        (left + i * step, top_pad + plot_h * (1 - value / high)) for i, (_, value) in enumerate(points)
+        (left + i * step, top_pad + plot_h * (1 - value / high))
+        for i, (_, value) in enumerate(points)
     ]
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-    parts.append(f'<polyline points="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="2.5"/>')
-    every = max(1, len(points) // 8)
+    parts.append(
+        f'<polyline points="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="2.5"/>'
+    )
+    every = max(1, -(-len(points) // 7))  # at most 7 labels: they never overlap
     for i, ((label, value), (x, y)) in enumerate(zip(points, coords, strict=True)):
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{PALETTE[0]}"><title>{escape(label)}:'
-            f' {_fmt(value, False)}{"%" if percent else ""}</title></circle>'
+            f" {_fmt(value, False)}{'%' if percent else ''}</title></circle>"
         )
         if i % every == 0 or i == len(points) - 1:
             parts.append(
@@ -154,4 +157,7 @@ def line_chart(
 
 
 def _empty(width: int) -> str:
-    return f'<text x="{width // 2}" y="24" text-anchor="middle" font-size="13" fill="{TEXT}">No data yet</text>'
+    return (
+        f'<text x="{width // 2}" y="24" text-anchor="middle" font-size="13"'
+        f' fill="{TEXT}">No data yet</text>'
+    )

@@ -124,7 +124,9 @@ class ClaimView:
         return any(e.code == "override-stale" and e.severity == "error" for e in self.edits)
 
 
-def _coding(concept: dict[str, Any] | None, systems_: tuple[str, ...] | None = None) -> dict[str, Any]:
+def _coding(
+    concept: dict[str, Any] | None, systems_: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     for c in (concept or {}).get("coding") or []:
         if systems_ is None or c.get("system") in systems_:
             return dict(c)
@@ -179,9 +181,7 @@ def engine_provenance(
     return None
 
 
-async def _translations(
-    fhir: FhirClient, code: str, target: str, day: str
-) -> list[dict[str, str]]:
+async def _translations(fhir: FhirClient, code: str, target: str, day: str) -> list[dict[str, str]]:
     params = [("system", systems.SNOMED), ("code", code), ("target", target)]
     if day:
         params.append(("date", day))
@@ -248,7 +248,9 @@ async def load_claim(fhir: FhirClient, claim_id: str) -> ClaimView | None:
     version = str((claim.get("meta") or {}).get("versionId") or "")
     encounter_id = str(((claim.get("identifier") or [{}])[0]).get("value") or "")
     tasks, provenances, decisions, responses = await asyncio.gather(
-        fhir.search("Task", [("focus", f"Claim/{claim_id}"), ("code", f"{TASK_CODE}|review-claim")]),
+        fhir.search(
+            "Task", [("focus", f"Claim/{claim_id}"), ("code", f"{TASK_CODE}|review-claim")]
+        ),
         fhir.search("Provenance", [("target", f"Claim/{claim_id}"), ("_count", "100")]),
         fhir.search(
             "Basic",
@@ -262,7 +264,11 @@ async def load_claim(fhir: FhirClient, claim_id: str) -> ClaimView | None:
         str((e.get("what") or {}).get("reference") or "")
         for e in (provenance or {}).get("entity") or []
     ]
-    wanted = [r for r in entity_refs if r.split("/", 1)[0] in ("Encounter", "Patient", "Condition", "Procedure")]
+    wanted = [
+        r
+        for r in entity_refs
+        if r.split("/", 1)[0] in ("Encounter", "Patient", "Condition", "Procedure")
+    ]
     if not wanted:  # no Provenance readable: the current versions
         wanted = [f"Encounter/{encounter_id}", str((claim.get("patient") or {}).get("reference"))]
     sources = await fhir.read_many(wanted)
@@ -273,8 +279,12 @@ async def load_claim(fhir: FhirClient, claim_id: str) -> ClaimView | None:
     conditions = by_type.get("Condition", [])
     procedures = by_type.get("Procedure", [])
     if provenance is None:
-        conditions = matches(await fhir.search("Condition", [("encounter", f"Encounter/{encounter_id}")]))
-        procedures = matches(await fhir.search("Procedure", [("encounter", f"Encounter/{encounter_id}")]))
+        conditions = matches(
+            await fhir.search("Condition", [("encounter", f"Encounter/{encounter_id}")])
+        )
+        procedures = matches(
+            await fhir.search("Procedure", [("encounter", f"Encounter/{encounter_id}")])
+        )
     tables = [
         str((e.get("what") or {}).get("display"))
         for e in (provenance or {}).get("entity") or []
@@ -284,22 +294,40 @@ async def load_claim(fhir: FhirClient, claim_id: str) -> ClaimView | None:
     day = str((claim.get("billablePeriod") or {}).get("start") or "")[:10]
     diagnoses = _diagnoses(claim)
     lines = _lines(claim, diagnoses, edits)
-    dx_traces, line_traces = await asyncio.gather(
-        _trace_codes(fhir, [d.code for d in diagnoses], conditions, (systems.ICD10CM,), systems.ICD10CM, day),
-        _trace_codes(fhir, [ln.code for ln in lines], procedures, LINE_SYSTEMS, "", day),
-    )
     parsed = [
         (str(b["id"]), o)
         for b in matches(decisions, "Basic")
         if (o := parse_override(b)) is not None
     ]
     parsed.sort(key=lambda pair: (pair[1].recorded, pair[0]))
+    # Replaced codes are traced too: the coder's code came from the engine's.
+    replaced_dx = [o.target for _, o in parsed if o.action == "dx-code"]
+    replaced_lines = [o.target for _, o in parsed if o.action == "line-code"]
+    dx_traces, line_traces = await asyncio.gather(
+        _trace_codes(
+            fhir,
+            [d.code for d in diagnoses] + replaced_dx,
+            conditions,
+            (systems.ICD10CM,),
+            systems.ICD10CM,
+            day,
+        ),
+        _trace_codes(
+            fhir, [ln.code for ln in lines] + replaced_lines, procedures, LINE_SYSTEMS, "", day
+        ),
+    )
     for d in diagnoses:
-        d.traces = dx_traces.get(d.code, []) + _decided(parsed, d.code, ("dx-code",))
+        d.traces = _with_decisions(dx_traces, parsed, d.code, "dx-code")
     for ln in lines:
-        ln.traces = line_traces.get(ln.code, []) + _decided(parsed, ln.code, ("line-code",))
+        ln.traces = _with_decisions(line_traces, parsed, ln.code, "line-code")
         if not ln.traces and ln.code.startswith("99"):
-            ln.traces = [Trace("rule", ln.code, "visit level from the E/M rules (em-levels.csv, CPT E/M guidelines)")]
+            ln.traces = [
+                Trace(
+                    "rule",
+                    ln.code,
+                    "visit level from the E/M rules (em-levels.csv, CPT E/M guidelines)",
+                )
+            ]
     patient = sources.get(str((claim.get("patient") or {}).get("reference")))
     if patient is None and claim.get("patient", {}).get("reference"):
         patient = await fhir.read(str(claim["patient"]["reference"]))
@@ -320,12 +348,17 @@ async def load_claim(fhir: FhirClient, claim_id: str) -> ClaimView | None:
     )
 
 
-def _decided(decisions: list[tuple[str, Override]], code: str, actions: tuple[str, ...]) -> list[Trace]:
-    return [
-        Trace(f"Basic/{bid}", o.target, f"replaced by coder {o.author}: {o.reason}")
-        for bid, o in decisions
-        if o.action in actions and o.value.upper() == code.upper()
-    ]
+def _with_decisions(
+    traces: dict[str, list[Trace]], decisions: list[tuple[str, Override]], code: str, action: str
+) -> list[Trace]:
+    """The code's own sources, or those of the code a coder replaced with it, then the
+    decision itself."""
+    out = list(traces.get(code, []))
+    for bid, o in decisions:
+        if o.action == action and o.value.upper() == code.upper():
+            out += traces.get(o.target, [])
+            out.append(Trace(f"Basic/{bid}", o.target, f"replaced by coder {o.author}: {o.reason}"))
+    return out
 
 
 def _diagnoses(claim: dict[str, Any]) -> list[DiagnosisRow]:

@@ -95,7 +95,9 @@ async def build(fhir: FhirClient, payer_names: dict[str, str]) -> Dashboard:
         insurance = claim.get("insurance") or [{}]
         coverage = str((insurance[0].get("coverage") or {}).get("reference") or "")
         payer_ref = payer_of.get(coverage, "")
-        payer = payer_names.get(payer_ref.split("/", 1)[-1], payer_ref.split("/", 1)[-1]) or "Self-pay"
+        payer = (
+            payer_names.get(payer_ref.split("/", 1)[-1], payer_ref.split("/", 1)[-1]) or "Self-pay"
+        )
         dollars[payer][status] += float((claim.get("total") or {}).get("value") or 0.0)
 
     edits: Counter[str] = Counter()

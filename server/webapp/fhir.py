@@ -63,13 +63,20 @@ class FhirClient:
         body: dict[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        query = ("?" + urlencode(list(params.items()) if isinstance(params, Mapping) else list(params))) if params else ""
+        query = (
+            ("?" + urlencode(list(params.items()) if isinstance(params, Mapping) else list(params)))
+            if params
+            else ""
+        )
         content = orjson.dumps(body) if body is not None else None
         extra = dict(headers or {})
         if content is not None:
             extra["Content-Type"] = FHIR_JSON
         return await self.http.request(
-            method, "/fhir/" + path.lstrip("/") + query, content=content, headers=self._headers(extra)
+            method,
+            "/fhir/" + path.lstrip("/") + query,
+            content=content,
+            headers=self._headers(extra),
         )
 
     async def call(

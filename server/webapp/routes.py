@@ -9,6 +9,7 @@ that says what the server said, with the status it gave.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +72,9 @@ class CoderWeb:
     def __init__(self, main: FastAPI, settings: Settings) -> None:
         self.main = main
         self.settings = settings
-        self.signin = SignIn(getattr(settings, "coder_app_client", "billable-coder-app"), CODER_SCOPES)
+        self.signin = SignIn(
+            getattr(settings, "coder_app_client", "billable-coder-app"), CODER_SCOPES
+        )
         self.templates = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -117,9 +120,21 @@ class CoderWeb:
         if time.monotonic() - stamp < PAYER_CACHE_S and names:
             return names
         try:
-            found = await fhir.search_all(
-                "Organization", [("type", PAYER_TYPE), ("_elements", "name"), ("_count", "200")]
+            # Payers: organizations typed as payers, and every one a Coverage names.
+            typed, paying = await asyncio.gather(
+                fhir.search_all(
+                    "Organization", [("type", PAYER_TYPE), ("_elements", "name"), ("_count", "200")]
+                ),
+                fhir.search_all(
+                    "Organization",
+                    [
+                        ("_has:Coverage:payor:status", "active,cancelled,draft"),
+                        ("_elements", "name"),
+                        ("_count", "200"),
+                    ],
+                ),
             )
+            found = typed + paying
         except FhirCallError:
             return names
         names = {str(o["id"]): str(o.get("name") or o["id"]) for o in found}
@@ -155,10 +170,14 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
         form = {k: str(v) for k, v in (await request.form()).items()}
         return form if form.get("csrf") == session.csrf else None
 
-    def failed(session: Session | None, error: FhirCallError | str, status: int = 400) -> HTMLResponse:
+    def failed(
+        session: Session | None, error: FhirCallError | str, status: int = 400
+    ) -> HTMLResponse:
         message = error.message if isinstance(error, FhirCallError) else error
         code = error.status if isinstance(error, FhirCallError) else status
-        return state.render("message.html", code, session=session, title="Not done", message=message)
+        return state.render(
+            "message.html", code, session=session, title="Not done", message=message
+        )
 
     # -- sign-in -------------------------------------------------------------------------
 
@@ -187,7 +206,9 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
                 await state.http(request), "/auth", params.get("state", ""), params.get("code", "")
             )
         except ValueError as exc:
-            return state.render("message.html", 400, session=None, title="Sign-in failed", message=str(exc))
+            return state.render(
+                "message.html", 400, session=None, title="Sign-in failed", message=str(exc)
+            )
         response = RedirectResponse(f"{PREFIX}/", 303)
         _set_cookie(response, request, sid)
         return response
@@ -236,7 +257,9 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
             payers=sorted(names.items(), key=lambda kv: kv[1]),
             edit_codes=sorted(k for k, v in ISSUE_TYPES.items() if v != "informational"),
             sorts=SORTS,
-            next_url=f"{PREFIX}/?" + urlencode({**base_query, "cursor": following}) if following else None,
+            next_url=f"{PREFIX}/?" + urlencode({**base_query, "cursor": following})
+            if following
+            else None,
             first_url=f"{PREFIX}/?" + urlencode(base_query) if cursor else None,
             notice=NOTICES.get(request.query_params.get("done", "")),
             hx=request.headers.get("hx-request") == "true",
@@ -258,7 +281,9 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
                 task["status"] = "accepted"
             task["lastModified"] = _now()
             version = str((task.get("meta") or {}).get("versionId") or "")
-            await fhir.call("PUT", f"Task/{task_id}", body=task, headers={"If-Match": f'W/"{version}"'})
+            await fhir.call(
+                "PUT", f"Task/{task_id}", body=task, headers={"If-Match": f'W/"{version}"'}
+            )
         except FhirCallError as exc:
             return failed(session, exc)
         claim_id = str((task.get("focus") or {}).get("reference") or "").split("/", 1)[-1]
@@ -302,7 +327,9 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
         params = {p["name"]: p.get("resource") for p in answer.get("parameter") or []}
         return params
 
-    async def claim_action(request: Request, claim_id: str) -> tuple[Session, FhirClient, dict[str, str], dict[str, Any]] | Response:
+    async def claim_action(
+        request: Request, claim_id: str
+    ) -> tuple[Session, FhirClient, dict[str, str], dict[str, Any]] | Response:
         who = await signed_in(request)
         if isinstance(who, Response):
             return who
@@ -424,7 +451,10 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
                 submit = {
                     "resourceType": "Parameters",
                     "parameter": [
-                        {"name": "claim", "valueReference": {"reference": f"Claim/{released['id']}"}}
+                        {
+                            "name": "claim",
+                            "valueReference": {"reference": f"Claim/{released['id']}"},
+                        }
                     ],
                 }
                 await fhir.call("POST", "Claim/$submit", body=submit)
@@ -475,7 +505,9 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
             task["status"] = "on-hold"
             task["statusReason"] = {"text": f"Documentation query: {question}"[:500]}
             task["input"] = [
-                i for i in task.get("input") or [] if (i.get("type") or {}).get("text") != "documentation query"
+                i
+                for i in task.get("input") or []
+                if (i.get("type") or {}).get("text") != "documentation query"
             ] + [
                 {
                     "type": {"text": "documentation query"},
@@ -484,7 +516,9 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
             ]
             task["lastModified"] = _now()
             version = str((task.get("meta") or {}).get("versionId") or "")
-            await fhir.call("PUT", f"Task/{task['id']}", body=task, headers={"If-Match": f'W/"{version}"'})
+            await fhir.call(
+                "PUT", f"Task/{task['id']}", body=task, headers={"If-Match": f'W/"{version}"'}
+            )
         except FhirCallError as exc:
             return failed(session, exc)
         return _back("/", "queried")
@@ -504,9 +538,7 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
             )
             rows = rows_of(bundle, names)
             tasks = {t["id"]: t for t in matches(bundle, "Task")}
-            request_of = {
-                tid: _query_ref(task) for tid, task in tasks.items() if _query_ref(task)
-            }
+            request_of = {tid: _query_ref(task) for tid, task in tasks.items() if _query_ref(task)}
             answers: dict[str, list[dict[str, Any]]] = {}
             requests: dict[str, dict[str, Any]] = {}
             if request_of:
@@ -520,7 +552,7 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
         items = [
             {
                 "row": row,
-                "question": _payload((requests.get(request_of.get(row.task_id, "")) or {})),
+                "question": _payload(requests.get(request_of.get(row.task_id, "")) or {}),
                 "answers": [_payload(a) for a in answers.get(request_of.get(row.task_id, ""), [])],
             }
             for row in rows
@@ -571,7 +603,9 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
             task.pop("statusReason", None)
             task["lastModified"] = _now()
             version = str((task.get("meta") or {}).get("versionId") or "")
-            await fhir.call("PUT", f"Task/{task_id}", body=task, headers={"If-Match": f'W/"{version}"'})
+            await fhir.call(
+                "PUT", f"Task/{task_id}", body=task, headers={"If-Match": f'W/"{version}"'}
+            )
         except FhirCallError as exc:
             return failed(session, exc)
         return _back("/queries", "answered" if text else "resumed")
