@@ -83,9 +83,12 @@ def test_a_coder_signs_in_fixes_a_code_releases_the_claim_and_sees_the_numbers_c
     assert _kpi(driver, "open") == "2"
     before_clean = _kpi(driver, "clean")
 
-    # Filter by edit: only the header-code claim is held by code-not-billable.
-    driver.get(f"{served.base}/app/?edit=code-not-billable")
-    assert _queue_patients(driver) == [marvin]
+    # Filter by edit (htmx re-renders the results as the select changes, and the URL
+    # follows): only the header-code claim is held by code-not-billable.
+    driver.get(f"{served.base}/app/")
+    Select(driver.find_element(_by("ID"), "f-edit")).select_by_value("code-not-billable")
+    _wait(driver, lambda d: "edit=code-not-billable" in d.current_url)
+    _wait(driver, lambda d: _queue_patients(d) == [marvin])
 
     # Keyboard: j moves to the first claim, Enter opens it.
     body = driver.find_element(_by("TAG_NAME"), "body")
