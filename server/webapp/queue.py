@@ -111,6 +111,12 @@ def task_search(
     return params
 
 
+def count_search(f: QueueFilter, username: str) -> list[tuple[str, str]]:
+    """How many Tasks the queue holds with these filters (``_summary=count``)."""
+    kept = [(k, v) for k, v in task_search(f, username) if k not in ("_sort", "_count", "_include")]
+    return [*kept, ("_summary", "count")]
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     task_id: str

@@ -31,6 +31,7 @@ from server.webapp.fhir import FhirCallError, FhirClient, matches, next_query
 from server.webapp.queue import (
     SORTS,
     QueueFilter,
+    count_search,
     payer_label,
     rows_of,
     task_search,
@@ -253,6 +254,7 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
             page="queue",
             session=session,
             rows=rows_of(bundle, names),
+            count_url=f"{PREFIX}/queue-count?" + urlencode(base_query),
             filter=f,
             payers=sorted(names.items(), key=lambda kv: kv[1]),
             edit_codes=sorted(k for k, v in ISSUE_TYPES.items() if v != "informational"),
@@ -263,6 +265,27 @@ def build_web(main: FastAPI, settings: Settings) -> FastAPI:
             first_url=f"{PREFIX}/?" + urlencode(base_query) if cursor else None,
             notice=NOTICES.get(request.query_params.get("done", "")),
             hx=request.headers.get("hx-request") == "true",
+        )
+
+    @web.get(f"{PREFIX}/queue-count")
+    async def queue_count(request: Request) -> Response:
+        """How many claims match the filters: loaded after the page (htmx), because a
+        count reads every matching Task while a page reads 25."""
+        who = await signed_in(request)
+        if isinstance(who, Response):
+            return who
+        session, fhir = who
+        f = QueueFilter.from_query(request.query_params)
+        try:
+            total = (await fhir.search("Task", count_search(f, session.username))).get("total")
+        except FhirCallError as exc:
+            return failed(session, exc)
+        text = f"{total} claim{'' if total == 1 else 's'} to review" if total is not None else ""
+        if request.headers.get("hx-request") != "true":  # the link, without JavaScript
+            return state.render("message.html", session=session, title="Queue", message=text)
+        return HTMLResponse(
+            f'<p class="count" id="queue-count" role="status">{_html(text)}</p>',
+            headers=PAGE_HEADERS,
         )
 
     @web.post(f"{PREFIX}/task/{{task_id}}/assign")

@@ -75,6 +75,8 @@ def test_a_coder_signs_in_fixes_a_code_releases_the_claim_and_sees_the_numbers_c
     assert "coder1" in driver.find_element(_by("ID"), "signed-in-as").text
     patients = _queue_patients(driver)
     assert len(patients) == 2, patients
+    # The count comes after the page (htmx), so that the page never waits for it.
+    _wait(driver, lambda d: d.find_element(_by("ID"), "queue-count").text == "2 claims to review")
     marvin = next(p for p in patients if p.startswith("Marvin"))
     _shot(driver, "queue")
 
