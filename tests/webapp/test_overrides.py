@@ -225,3 +225,21 @@ def test_a_decision_without_a_reason_cannot_be_recorded() -> None:
     assert "a reason is required" in check_decision("dx-code", "E11", "E11.9", " ")
     assert check_decision("units", "99213", "0", "x") == ["units are a whole number from 1 to 999"]
     assert check_decision("teleport", "", "", "x") == ["unknown action 'teleport'"]
+
+
+def test_order_pointer_and_drop_decisions_renumber_the_claim_by_code(client: TestClient) -> None:
+    eid = load(client, case("procedure_reason_pointer_first"))
+    claim, _ = generate(client, eid)
+    dx = [d["diagnosisCodeableConcept"]["coding"][0]["code"] for d in claim["diagnosis"]]
+    assert dx == ["I10", "E78.5"]
+    decide(client, eid, claim["id"], "dx-order", "E78.5", "1", "the visit was for the lipids")
+    decide(client, eid, claim["id"], "pointer", "99213", "E78.5", "only the lipids were addressed")
+    decide(client, eid, claim["id"], "drop-line", "93000", reason="ECG billed by the cardiologist")
+    claim, outcome = generate(client, eid)
+    dx = [d["diagnosisCodeableConcept"]["coding"][0]["code"] for d in claim["diagnosis"]]
+    assert dx == ["E78.5", "I10"]
+    assert [i["productOrService"]["coding"][0]["code"] for i in claim["item"]] == ["99213"]
+    assert claim["item"][0]["diagnosisSequence"] == [1], "points to E78.5, now first"
+    assert claim["total"]["value"] == claim["item"][0]["net"]["value"]
+    assert edits(outcome) == ["coder-hold"]
+    assert edits(outcome, "information").count("coder-override") == 3
