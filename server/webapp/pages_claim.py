@@ -47,6 +47,7 @@ async def claim_page(request: Request, claim_id: str) -> Response:
         payer=payer,
         actions=ACTIONS,
         notice=NOTICES.get(request.query_params.get("done", "")),
+        target=request.query_params.get("target", "")[:20],
     )
 
 

@@ -10,6 +10,8 @@ says what the server said, with the status it gave. The pages: ``pages_queue``,
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from server.config import Settings
 
 router = APIRouter()
+BOARD_CACHE_S = 60.0
 
 
 def build_web(main: FastAPI, settings: Settings) -> FastAPI:
@@ -99,8 +102,22 @@ async def dashboard_page(request: Request) -> Response:
     if isinstance(who, Response):
         return who
     session, fhir = who
-    try:
-        board = await dashboard.build(fhir, await state.payer_names(fhir))
-    except FhirCallError as exc:
-        return failed(request, session, exc)
-    return state.render("dashboard.html", page="dashboard", session=session, board=board)
+    # Built from every claim: kept for a minute per coder (their own actions, and
+    # "Refresh", rebuild it at once).
+    cached = state.boards.get(session.username)
+    if (
+        cached
+        and time.monotonic() - cached[0] < BOARD_CACHE_S
+        and not request.query_params.get("fresh")
+    ):
+        _, board, stamp = cached
+    else:
+        try:
+            board = await dashboard.build(fhir, await state.payer_names(fhir))
+        except FhirCallError as exc:
+            return failed(request, session, exc)
+        stamp = datetime.now(UTC).strftime("%H:%M:%S UTC")
+        state.boards[session.username] = (time.monotonic(), board, stamp)
+    return state.render(
+        "dashboard.html", page="dashboard", session=session, board=board, stamp=stamp
+    )

@@ -71,6 +71,8 @@ class CoderWeb:
         self.templates.globals["prefix"] = PREFIX
         self._http: httpx.AsyncClient | None = None
         self._payers: tuple[float, dict[str, str]] = (0.0, {})
+        # username -> (monotonic time, dashboard, "HH:MM:SS UTC") (routes.dashboard_page)
+        self.boards: dict[str, tuple[float, Any, str]] = {}
 
     @property
     def security(self) -> Any:
@@ -159,7 +161,10 @@ async def signed_in(request: Request) -> tuple[Session, FhirClient] | Response:
 async def form_of(request: Request, session: Session) -> dict[str, str] | None:
     """The posted form, or None when its CSRF token is not this session's."""
     form = {k: str(v) for k, v in (await request.form()).items()}
-    return form if form.get("csrf") == session.csrf else None
+    if form.get("csrf") != session.csrf:
+        return None
+    state_of(request).boards.pop(session.username, None)  # a change: fresh numbers next
+    return form
 
 
 def failed(
