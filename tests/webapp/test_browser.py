@@ -58,6 +58,19 @@ def _sign_in(driver: Any, served: Served) -> None:
     _wait(driver, lambda d: d.find_element(_by("ID"), "signed-in-as"))
 
 
+UNLABELLED = (
+    "return Array.from(document.querySelectorAll("
+    "'input:not([type=hidden]), select, textarea, button'))"
+    ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')"
+    " && !(e.textContent || '').trim()).map(e => e.outerHTML)"
+)
+
+
+def _unlabelled_controls(driver: Any) -> list[str]:
+    """Form controls a screen reader could not name (WCAG 2.1 1.3.1 / 4.1.2)."""
+    return list(driver.execute_script(UNLABELLED))
+
+
 def _fill(driver: Any, element_id: str, text: str) -> None:
     field = driver.find_element(_by("ID"), element_id)
     field.clear()
@@ -78,6 +91,7 @@ def test_a_coder_signs_in_fixes_a_code_releases_the_claim_and_sees_the_numbers_c
     # The count comes after the page (htmx), so that the page never waits for it.
     _wait(driver, lambda d: d.find_element(_by("ID"), "queue-count").text == "2 claims to review")
     marvin = next(p for p in patients if p.startswith("Marvin"))
+    assert _unlabelled_controls(driver) == []
     _shot(driver, "queue")
 
     # The dashboard before: two claims in the queue.
@@ -105,6 +119,7 @@ def test_a_coder_signs_in_fixes_a_code_releases_the_claim_and_sees_the_numbers_c
     assert "code-not-billable" in driver.find_element(_by("ID"), "edits").text
     # The trace: E11 was given by the EHR on the visit's Condition.
     assert "given by the EHR" in driver.find_element(_by("ID"), "diagnoses").text
+    assert _unlabelled_controls(driver) == []
 
     # Override the code, with a reason: the claim is regenerated with it and held.
     Select(driver.find_element(_by("ID"), "d-action")).select_by_value("dx-code")
