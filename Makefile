@@ -15,7 +15,7 @@ MAVEN_REPO ?= $(HOME)/.cache/billable/m2
 JUDGE_DIR  := tests/conformance/validator
 JUDGE      := $(JUDGE_DIR)/target/billable-conformance-1.0.0.jar
 
-.PHONY: serve test lint typecheck unit ferretdb judge conformance bench clean
+.PHONY: serve test lint typecheck unit ferretdb browser judge conformance bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,19 @@ ferretdb:
 	  bash tests/support/build-ferretdb.sh $(FERRETDB_VERSION) $(FERRETDB); \
 	else echo "Go not found: the MongoDB tests will be skipped"; fi
 
+# Chromium and its driver from Debian's packages, for the coder app's browser tests
+# (tests/webapp); Selenium is pointed at these binaries and downloads nothing itself.
+CHROMIUM     ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if [ -x "$(CHROMIUM)" ] && [ -x "$(CHROMEDRIVER)" ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium and chromium-driver"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
+	else echo "apt-get not found: install Chromium and chromedriver for the browser tests"; exit 1; fi
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server mappings terminology tests bench
 	$(VENV)/bin/ruff format --check server mappings terminology tests bench
@@ -49,8 +62,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy server mappings terminology
 
-unit: $(STAMP) ferretdb
-	BILLABLE_FERRETDB_BIN=$(FERRETDB) $(PY) -m pytest -q -m "not conformance"
+unit: $(STAMP) ferretdb browser
+	BILLABLE_REQUIRE_BROWSER=1 BILLABLE_CHROMIUM=$(CHROMIUM) BILLABLE_CHROMEDRIVER=$(CHROMEDRIVER) \
+	  BILLABLE_FERRETDB_BIN=$(FERRETDB) $(PY) -m pytest -q -m "not conformance"
 
 $(JUDGE): $(JUDGE_DIR)/pom.xml $(wildcard $(JUDGE_DIR)/src/main/java/org/billable/conformance/*.java)
 	@command -v mvn >/dev/null || { echo "Maven (mvn) and Java 17 are needed for the judge"; exit 1; }

@@ -45,6 +45,7 @@ from server.config import Settings
 from server.repository import Repository
 from server.storage.factory import create_store
 from server.storage.port import Store
+from server.webapp import install as install_coder_app
 from terminology.service import get_service
 
 log = logging.getLogger("billable")
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         fhir.include_router(module.router)
     app.include_router(health.router)
     app.include_router(fhir)
+    install_coder_app(app, settings)  # /app: the coders' web app (server/webapp)
     return app
 
 

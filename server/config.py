@@ -80,6 +80,10 @@ class Settings:
     x12_billing_city: str | None = None
     x12_billing_state: str | None = None
     x12_billing_zip: str | None = None  # nine digits (5010: no PO box ZIP+4 of 0000)
+    # The coders' web app at /app (docs/coder-app.md): on unless BILLABLE_CODER_APP=off;
+    # the OAuth client id it signs in as (registered with `billable clients add`).
+    coder_app: bool = True
+    coder_app_client: str = "billable-coder-app"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -130,5 +134,9 @@ class Settings:
         for f in fields(cls):
             if f.name.startswith("x12_") and f"BILLABLE_{f.name.upper()}" in env:
                 values[f.name] = env[f"BILLABLE_{f.name.upper()}"]
+        if "BILLABLE_CODER_APP" in env:
+            values["coder_app"] = env["BILLABLE_CODER_APP"].lower() not in ("off", "0", "false")
+        if "BILLABLE_CODER_APP_CLIENT" in env:
+            values["coder_app_client"] = env["BILLABLE_CODER_APP_CLIENT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)  # type: ignore[arg-type]
