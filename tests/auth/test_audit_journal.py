@@ -32,6 +32,7 @@ from server.auth.setup import audit_seal
 from server.config import Settings
 from server.repository import Repository
 from server.storage.factory import create_store, sqlite_path
+from server.storage.sqlite_bodies import BodyCodec
 from tests.auth.conftest import BASE, mint
 
 # The server, with the flusher held back so that records are only in the journal.
@@ -65,11 +66,14 @@ def _wait_up(base: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def _events_naming(store_url: str, marker: str) -> list[dict]:
+    # Straight from the database file (bodies are compressed: decoded by the store's codec).
+    codec = BodyCodec()
     with sqlite3.connect(sqlite_path(store_url)) as db:
+        codec.load(db)
         rows = db.execute(
             "SELECT body FROM resource_versions WHERE type = 'AuditEvent' AND is_current = 1"
         ).fetchall()
-    events = [orjson.loads(row[0]) for row in rows]
+        events = [orjson.loads(codec.decode(db, row[0]) or b"null") for row in rows]
     return [e for e in events if marker in orjson.dumps(e).decode()]
 
 
