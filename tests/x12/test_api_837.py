@@ -91,3 +91,18 @@ def test_the_capability_statement_lists_the_x12_operations(client: TestClient):
     assert "import-x12" in [o["name"] for o in rest.get("operation", [])]
     claim = next(r for r in rest["resource"] if r["type"] == "Claim")
     assert "x12" in [o["name"] for o in claim.get("operation", [])]
+
+
+def test_concurrent_allocations_never_share_a_control_number(client: TestClient):
+    import asyncio
+
+    from server.x12.control import next_control_number
+
+    repo = client.app.state.repository  # type: ignore[attr-defined]
+
+    async def many() -> list[int]:
+        return list(await asyncio.gather(*(next_control_number(repo) for _ in range(12))))
+
+    assert client.portal is not None
+    numbers = client.portal.call(many)
+    assert sorted(numbers) == list(range(1, 13))

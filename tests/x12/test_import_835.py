@@ -261,3 +261,22 @@ def test_a_claim_replacing_a_paid_claim_is_sent_as_frequency_7_with_the_payers_n
     assert r.headers["x-x12-frequency"] == "7"
     assert "REF*F8*ICN-FIRST~" in r.text and ":B:7*" in r.text
     assert reader.validate(r.text) == []
+
+
+def test_provider_level_adjustments_are_details_and_an_unbalanced_payment_is_said(
+    client: TestClient, sent: dict[str, Any]
+):
+    code, charge = paid_line(sent)
+    pcn = patient_control_number_of(sent["id"])
+    claims = [Clp(pcn, "1", charge, charge, D(0), "ICN-PLB", [Line(code, charge, charge)])]
+    text = remit(claims, plb=[("WO", "OVERPAY-1", D("5.00"))])
+    outcome = post(client, text)
+    assert not [i for i in outcome["issue"] if i["severity"] == "warning"]
+    [pr] = search(client, "PaymentReconciliation?identifier=CHK10001")
+    assert pr["paymentAmount"]["value"] == float(charge - 5)
+    plb = [d for d in pr["detail"] if d["identifier"]["value"] == "WO:OVERPAY-1"]
+    assert plb[0]["type"]["coding"][0]["code"] == "adjustment"
+    assert plb[0]["amount"]["value"] == -5.0
+    unbalanced = text.replace(f"BPR*I*{charge - 5}*", f"BPR*I*{charge + 1}*")
+    outcome = post(client, unbalanced)
+    assert any("BPR02" in i["diagnostics"] for i in outcome["issue"] if i["severity"] == "warning")
