@@ -205,8 +205,16 @@ def population_files(population: Path, patients: int) -> tuple[list[Path], list[
 def loaded_store(population: Path, patients: int) -> Path:
     """An SQLite file with the population loaded (built once, then reused from the cache)."""
     shared, people = population_files(population, patients)
+    # The storage layout is part of the key: a store of an older layout would be upgraded
+    # on every copy's first open.
+    try:
+        from server.storage.sqlite_schema import LAYOUT
+    except ImportError:
+        LAYOUT = 0
     key = hashlib.sha256(
-        "\n".join(f"{f.name}:{f.stat().st_size}" for f in shared + people).encode()
+        "\n".join(
+            [f"layout={LAYOUT}"] + [f"{f.name}:{f.stat().st_size}" for f in shared + people]
+        ).encode()
     ).hexdigest()[:12]
     target = cache_dir() / f"read-perf-{population.name}-{len(people)}-{key}.db"
     if target.exists():

@@ -42,6 +42,9 @@ MODULES = (
 )
 
 
+# The name under which each bench's figures() takes the population folder (default
+# "population"; None: the bench makes its own data; x12_bench's "population" is a store).
+POPULATION_OPTION: dict[str, str | None] = {"ingest_perf": "folder", "x12_bench": None}
 # --quick: smaller runs of each bench (a smoke run of the whole table in minutes).
 QUICK = {
     "ingest_perf": {"patients": 10},
@@ -148,8 +151,6 @@ def main() -> int:
     )
     args = parser.parse_args()
     chosen = set(args.only.split(",")) if args.only else None
-    # The population goes to each bench under the name its figures() uses for it.
-    common: dict[str, Any] = {"population": args.population, "folder": args.population}
     overrides = _parse_sets(args.set)
     if not args.population.is_dir():
         print(f"run_all: no population at {args.population}", file=sys.stderr)
@@ -161,7 +162,10 @@ def main() -> int:
             continue
         print(f"run_all: {name} ({about}) ...", file=sys.stderr, flush=True)
         started = time.monotonic()
-        options = {**common, **(QUICK.get(name, {}) if args.quick else {})}
+        # The population goes to each bench under the name its figures() uses for it.
+        option = POPULATION_OPTION.get(name, "population")
+        options: dict[str, Any] = {option: args.population} if option else {}
+        options.update(QUICK.get(name, {}) if args.quick else {})
         options.update(overrides.get(name, {}))
         status, values = run_module(name, options)
         seconds = time.monotonic() - started

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,14 +24,13 @@ from fastapi.testclient import TestClient
 
 from bench._server import free_port
 from server.app import create_app
-from server.audit.chain import AuditRecord, AuditTrail
+from server.audit.chain import HEAD_ID, HEAD_TYPE, AuditRecord, AuditTrail, event_id
 from server.audit.journal import AuditJournal
 from server.audit.queue import JournaledTrail
 from server.auth.setup import audit_seal
 from server.config import Settings
 from server.repository import Repository
-from server.storage.factory import create_store, sqlite_path
-from server.storage.sqlite_bodies import BodyCodec
+from server.storage.factory import create_store
 from tests.auth.conftest import BASE, mint
 
 # The server, with the flusher held back so that records are only in the journal.
@@ -66,15 +64,29 @@ def _wait_up(base: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def _events_naming(store_url: str, marker: str) -> list[dict]:
-    # Straight from the database file (bodies are compressed: decoded by the store's codec).
-    codec = BodyCodec()
-    with sqlite3.connect(sqlite_path(store_url)) as db:
-        codec.load(db)
-        rows = db.execute(
-            "SELECT body FROM resource_versions WHERE type = 'AuditEvent' AND is_current = 1"
-        ).fetchall()
-        events = [orjson.loads(codec.decode(db, row[0]) or b"null") for row in rows]
-    return [e for e in events if marker in orjson.dumps(e).decode()]
+    """The stored AuditEvents whose JSON mentions ``marker`` (through the store's port:
+    bodies may be compressed on disk)."""
+
+    async def run() -> list[dict]:
+        store = create_store(store_url)
+        await store.open()
+        try:
+            head = await store.read(HEAD_TYPE, HEAD_ID)
+            last = int(orjson.loads(head.body)["seq"]) if head and head.body else 0
+            found = []
+            for seq in range(1, last + 1):
+                stored = await store.read("AuditEvent", event_id(seq))
+                if (
+                    stored is not None
+                    and stored.body is not None
+                    and marker.encode() in stored.body
+                ):
+                    found.append(orjson.loads(stored.body))
+            return found
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def _verify(store_url: str) -> list[str]:
