@@ -226,6 +226,7 @@ def serve(args: argparse.Namespace) -> int:
 def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) -> None:
     """uvicorn's process supervisor: each worker imports the app factory and builds its
     app from the same settings; they share one listening socket and the store."""
+    import inspect
     import socket
 
     import uvicorn
@@ -244,7 +245,12 @@ def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) ->
     # waits ~40 ms for the client's delayed ACK. Name the protocol.
     sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
     sock.set_inheritable(True)
-    Multiprocess(config, sockets=[sock]).run()
+    if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn releases
+        run = uvicorn.Server(config).run
+        supervisor = Multiprocess(config, target=run, sockets=[sock])  # type: ignore[call-arg]
+    else:
+        supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
 
 
 def _is_loopback(host: str) -> bool:
