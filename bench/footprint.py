@@ -378,9 +378,14 @@ def worker_figures(
             ).stdout.strip().split()[-1]  # fmt: skip
             # One warm-up pass (pins the base URL, opens connections, fills caches).
             _wrk(server.base, ids, token, 2, connections)
-            cpu0 = _cpu_seconds(server.pids())
+            pids = server.pids()
+            each0 = {pid: _cpu_seconds([pid]) for pid in pids}
             found = _wrk(server.base, ids, token, seconds, connections)
-            cpu = _cpu_seconds(server.pids()) - cpu0
+            each = {pid: _cpu_seconds([pid]) - each0[pid] for pid in pids}
+            cpu = sum(each.values())
+            # The kernel hands each new connection to whichever worker accepts first: a
+            # burst of keep-alive connections may all land on one (see docs/performance.md).
+            found["busiest_process_cpu_share"] = max(each.values()) / cpu if cpu else 1.0
             found["server_cpu_us_per_request"] = cpu / max(found["requests"], 1) * 1e6
             found["rps_per_server_core"] = found["requests"] / cpu if cpu else float("nan")
             rows.append({"auth": mode, "workers": n, **found})
@@ -464,8 +469,8 @@ def report(found: dict[str, Any]) -> None:
             print(f"{key:32} {lookups[key]:10.2f} {was}")
     if "workers" in found:
         print("\nreads by id (wrk, loopback; server CPU from /proc, every server process)")
-        head = ("auth", "workers", "req/s", "p50 ms", "p99 ms", "CPU us/req", "non-2xx")
-        widths = (5, 7, 8, 7, 7, 10, 7)
+        head = ("auth", "workers", "req/s", "p50 ms", "p99 ms", "CPU us/req", "non-2xx", "busiest")
+        widths = (5, 7, 8, 7, 7, 10, 7, 7)
         print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
         for row in found["workers"]:
             if "error" in row:
@@ -474,7 +479,7 @@ def report(found: dict[str, Any]) -> None:
             print(
                 f"{row['auth']:>5} {row['workers']:>7} {row['rps']:8.0f} {row['p50_ms']:7.2f}"
                 f" {row['p99_ms']:7.2f} {row['server_cpu_us_per_request']:10.0f}"
-                f" {row['non_2xx']:7}"
+                f" {row['non_2xx']:7} {row['busiest_process_cpu_share']:7.0%}"
             )
 
 

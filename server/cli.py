@@ -8,6 +8,7 @@ import ipaddress
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from server.config import AUTH_MODES, Settings
 from server.repository.opened import opened
@@ -205,33 +206,54 @@ def serve(args: argparse.Namespace) -> int:
         print("billable: --workers must be at least 1", file=sys.stderr)
         return 2
     print(f"Billable FHIR R4 server at {url} (store {settings.store_url})", file=sys.stderr)
-    if args.workers > 1:
-        # Each worker process builds its own app from the same settings (uvicorn imports
-        # the factory there); they share the listening socket and the store.
-        from server.app import WORKER_SETTINGS_ENV, worker_app, worker_settings_json
-
-        os.environ[WORKER_SETTINGS_ENV] = worker_settings_json(settings)
-        print(f"{args.workers} worker processes", file=sys.stderr)
-        app: object = f"{worker_app.__module__}:{worker_app.__name__}"
-    else:
-        from server.app import create_app
-
-        app = create_app(settings)
-    uvicorn.run(
-        app,  # type: ignore[arg-type]
-        factory=args.workers > 1,
-        workers=args.workers if args.workers > 1 else None,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        access_log=False,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": args.log_level,
+        "access_log": False,
         # X-Forwarded-* only from configured proxies (uvicorn's default trusts loopback).
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies),
-        ssl_certfile=args.tls_cert,
-        ssl_keyfile=args.tls_key,
-    )
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies),
+        "ssl_certfile": args.tls_cert,
+        "ssl_keyfile": args.tls_key,
+    }
+    if args.workers > 1:
+        _serve_workers(settings, args.workers, options)
+        return 0
+    from server.app import create_app
+
+    uvicorn.run(create_app(settings), **options)
     return 0
+
+
+def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) -> None:
+    """uvicorn's process supervisor: each worker imports the app factory and builds its
+    app from the same settings; they share one listening socket and the store."""
+    import inspect
+    import socket
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from server.app import WORKER_SETTINGS_ENV, worker_app, worker_settings_json
+
+    os.environ[WORKER_SETTINGS_ENV] = worker_settings_json(settings)
+    print(f"{workers} worker processes", file=sys.stderr)
+    config = uvicorn.Config(
+        f"{worker_app.__module__}:{worker_app.__name__}", factory=True, workers=workers, **options
+    )
+    bound = config.bind_socket()
+    # uvicorn binds with protocol 0; the sockets asyncio accepts from it then never get
+    # TCP_NODELAY (asyncio sets it only on IPPROTO_TCP sockets), and every small response
+    # waits ~40 ms for the client's delayed ACK. Name the protocol.
+    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+    sock.set_inheritable(True)
+    if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn releases
+        run = uvicorn.Server(config).run
+        supervisor = Multiprocess(config, target=run, sockets=[sock])  # type: ignore[call-arg]
+    else:
+        supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
 
 
 def _is_loopback(host: str) -> bool:

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
@@ -36,6 +37,11 @@ def lock_file(info: BackendInfo, name: str) -> Path | None:
         return Path(info.location + ".locks") / f"{name}.lock"
     digest = hashlib.sha256(info.location.encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"billable-locks-{os.getuid()}" / digest / f"{name}.lock"
+
+
+# Threads that wait for a file lock another process holds: their own pool, so waiters
+# never take the default executor's threads from the work that would let go of a lock.
+_WAITERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="process-lock")
 
 
 class ProcessLock:
@@ -81,7 +87,9 @@ class ProcessLock:
         except BaseException:
             os.close(fd)
             raise
-        waiting = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+        waiting = asyncio.get_running_loop().run_in_executor(
+            _WAITERS, fcntl.flock, fd, fcntl.LOCK_EX
+        )
         try:
             await asyncio.shield(waiting)
         except asyncio.CancelledError:

@@ -34,8 +34,8 @@ FHIR_JSON = {"Content-Type": "application/fhir+json"}
 
 def scaled(store_url: str, n: int) -> int:
     """Fewer requests on FerretDB (its SQLite handler writes a few resources a second;
-    every audited request is a write): the same checks, a quarter of the traffic."""
-    return n if store_url.startswith("sqlite") else max(4, n // 4)
+    every audited request is a write): the same checks, an eighth of the traffic."""
+    return n if store_url.startswith("sqlite") else max(4, n // 8)
 
 
 @pytest.fixture(params=["sqlite", "mongo"])
