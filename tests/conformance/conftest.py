@@ -51,8 +51,12 @@ def _mongo_url(request: pytest.FixtureRequest) -> str | None:
     return with_database(uri, f"conformance_{uuid.uuid4().hex[:12]}")
 
 
-def _build_corpora(request: pytest.FixtureRequest, root: Path) -> list[Corpus]:
-    """The SQLite leg (the whole sample), then the MongoDB leg when a server is at hand.
+def _build_corpora(
+    request: pytest.FixtureRequest, root: Path, judge: subprocess.Popen[bytes]
+) -> list[Corpus]:
+    """The SQLite leg (the whole sample), then the MongoDB leg when a server is at hand;
+    each leg's manifest goes to the judge as soon as the leg is made, so that the judge
+    validates one while the next is made.
 
     MongoDB (FerretDB in CI: its SQLite handler scans a collection for every query, so
     each request costs more as the store grows) gets a smaller record: the smaller
@@ -60,6 +64,7 @@ def _build_corpora(request: pytest.FixtureRequest, root: Path) -> list[Corpus]:
     catalog's full content comes from the terminology module, the same on both: the SQLite
     leg has the judge check it."""
     corpora = [build_corpus(f"sqlite:///{root / 'billable.db'}", root, "sqlite")]
+    _send(judge, root, corpora[-1])
     mongo = _mongo_url(request)
     if mongo is not None:
         corpora.append(
@@ -72,7 +77,20 @@ def _build_corpora(request: pytest.FixtureRequest, root: Path) -> list[Corpus]:
                 catalog_content=False,
             )
         )
+        _send(judge, root, corpora[-1])
     return corpora
+
+
+def _send(judge: subprocess.Popen[bytes], root: Path, corpus: Corpus) -> None:
+    """Write the corpus's manifest and hand its path to the waiting judge."""
+    path = root / f"manifest-{corpus.label}.json"
+    path.write_bytes(orjson.dumps(manifest([corpus])))
+    assert judge.stdin is not None
+    try:
+        judge.stdin.write(f"{path}\n".encode())
+        judge.stdin.flush()
+    except BrokenPipeError:
+        pass  # the judge stopped early: its output says why
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +99,9 @@ def judged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     java = shutil.which("java")
     assert java, "java is not on PATH"
     root = tmp_path_factory.mktemp("corpus")
-    manifest_path, report_path = root / "manifest.json", root / "report.json"
+    report_path = root / "report.json"
     # The judge starts first: its JVM loads the definitions and warms up while the corpus
-    # is made, then waits for a line on stdin (the manifest is complete).
+    # is made, then validates each leg's manifest as it comes (``_send``).
     out, err = root / "judge.out", root / "judge.err"
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         judge = subprocess.Popen(
@@ -94,7 +112,7 @@ def judged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 classpath,
                 "org.billable.conformance.Judge",
                 str(IG),
-                str(manifest_path),
+                "-",  # the manifests come on stdin
                 str(report_path),
                 "--wait",
             ],
@@ -103,14 +121,12 @@ def judged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             stderr=stderr,
         )
     try:
-        corpora = _build_corpora(request, root)
-        manifest_path.write_bytes(orjson.dumps(manifest(corpora)))
+        corpora = _build_corpora(request, root, judge)
         assert judge.stdin is not None
         try:
-            judge.stdin.write(b"go\n")
-            judge.stdin.close()
+            judge.stdin.close()  # no more manifests
         except BrokenPipeError:
-            pass  # the judge stopped early: its output says why
+            pass
         returncode = judge.wait(timeout=600)
     finally:
         if judge.poll() is None:

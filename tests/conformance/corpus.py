@@ -460,7 +460,8 @@ def _catalog(api: _Api, corpus: Corpus, content: bool = True) -> None:
             if whole:
                 loaded.add(key)
             corpus.add(resource, terminology=whole and content)
-            if rtype in ("CodeSystem", "ConceptMap") and resource.get("content") != "complete":
+            wanted = ("CodeSystem", "ConceptMap") if content else ("CodeSystem",)
+            if rtype in wanted and resource.get("content") != "complete":
                 # the published summary; the full content is served inline
                 full = api.get(f"{rtype}/{resource['id']}", _summary="false")
                 if rtype == "CodeSystem":

@@ -41,7 +41,10 @@ import org.hl7.fhir.instance.model.api.IBaseResource;
  * hapi-fhir-validation-resources-r4, CARIN BB STU2 from the shipped folder) over a corpus
  * that Billable produced.
  *
- * <p>Usage: {@code Judge <ig-folder> <manifest.json> <report.json>}. The manifest is a JSON
+ * <p>Usage: {@code Judge <ig-folder> <manifest.json> <report.json>}, or {@code Judge
+ * <ig-folder> - <report.json> --wait}: started before the corpus exists, it loads and warms
+ * up, then reads manifest paths from stdin one a line and validates each as it comes, until
+ * the end of input (see {@code main}). A manifest is a JSON
  * array of {@code {"path": "...", "profiles": ["canonical|version", ...], "terminology":
  * true, "validate": true}}, paths relative to the manifest's folder; entries marked {@code
  * terminology} (the code systems of Billable's own catalog) are loaded as terminology before
@@ -53,10 +56,10 @@ import org.hl7.fhir.instance.model.api.IBaseResource;
  * on every core. Exit status: 0 when no file has an error, 1 when one has, 2 when the judge
  * itself could not run.
  *
- * <p>Only one kind of problem is tolerated: a code from a code system this validator has no
- * copy of (SNOMED CT, CPT, ICD-10-CM, HCPCS, X12, NUBC...), which it can only report as
- * unknown. Such messages are reported as warnings and counted apart; everything else keeps
- * the severity HAPI gives it.
+ * <p>Only one kind of problem is turned into a warning: a code from a code system this
+ * validator has no copy of (ICD-10-CM, NUBC, X12...), which it can only report as unknown.
+ * Such messages are counted apart; everything else keeps the severity HAPI gives it (the
+ * Python tests decide what they accept, test_judge.py).
  */
 public final class Judge {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -90,25 +93,31 @@ public final class Judge {
     IParser parser = ctx.newJsonParser();
     warmUp(validator, ctx, ig);
     long ready = System.nanoTime();
+    // With --wait the judge starts before the corpus exists, so that loading and warming up
+    // overlap with its making. It then reads manifest paths from stdin, one a line, and
+    // starts validating each as it comes (one backend's corpus while the next is made);
+    // an empty line or the end of input closes the run. Without it: the one manifest.
+    ExecutorService pool =
+        Executors.newFixedThreadPool(Math.max(1, Runtime.getRuntime().availableProcessors()));
+    List<Future<Judged>> futures = new ArrayList<>();
+    int catalog = 0;
+    long go = 0;
+    java.io.BufferedReader stdin =
+        new java.io.BufferedReader(new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
     if (wait) {
-      // Started before the corpus exists, so that loading and warming up overlap with its
-      // making: the caller writes a line on stdin once the manifest is complete.
       System.out.println("judge: ready");
       System.out.flush();
-      new java.io.BufferedReader(new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8))
-          .readLine();
     }
-    long go = System.nanoTime();
-
-    JsonNode entries = JSON.readTree(manifest.toFile());
-    Path root = manifest.toAbsolutePath().getParent();
-    int catalog = 0;
-    for (JsonNode entry : entries) {
-      if (entry.path("terminology").asBoolean(false)) {
-        String text = Files.readString(root.resolve(entry.get("path").asText()));
-        billable.addResource(parser.parseResource(text));
-        catalog++;
+    for (Path next = wait ? nextManifest(stdin) : manifest;
+        next != null;
+        next = wait ? nextManifest(stdin) : null) {
+      if (go == 0) {
+        go = System.nanoTime();
       }
+      catalog += submit(next, validator, ctx, support, billable, parser, pool, futures);
+    }
+    if (go == 0) {
+      go = System.nanoTime();
     }
     ObjectNode report = JSON.createObjectNode();
     ArrayNode files = report.putArray("files");
@@ -117,24 +126,6 @@ public final class Judge {
     int errors = 0;
     int warnings = 0;
     int unknownSystem = 0;
-    // Validate in parallel (the validator is thread-safe); report in manifest order.
-    List<JsonNode> list = new ArrayList<>();
-    for (JsonNode entry : entries) {
-      if (entry.path("validate").asBoolean(true)) {
-        list.add(entry);
-      }
-    }
-    for (JsonNode entry : list) {
-      for (JsonNode profile : entry.path("profiles")) {
-        requireProfile(support, profile.asText());
-      }
-    }
-    int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
-    ExecutorService pool = Executors.newFixedThreadPool(threads);
-    List<Future<Judged>> futures = new ArrayList<>();
-    for (JsonNode entry : list) {
-      futures.add(pool.submit(() -> judge(validator, ctx, root, entry)));
-    }
     for (Future<Judged> future : futures) {
       Judged j = future.get();
       total++;
@@ -241,6 +232,53 @@ public final class Judge {
     } finally {
       pool.shutdown();
     }
+  }
+
+  private static Path nextManifest(java.io.BufferedReader stdin) throws IOException {
+    String line = stdin.readLine();
+    return line == null || line.isBlank() ? null : Path.of(line.strip());
+  }
+
+  /**
+   * Loads a manifest's terminology entries, checks the profiles it names, and queues its
+   * files for validation (in parallel; the validator is thread-safe; reported in manifest
+   * order). Returns how many catalog code systems it loaded.
+   */
+  private static int submit(
+      Path manifest,
+      FhirValidator validator,
+      FhirContext ctx,
+      IValidationSupport support,
+      PrePopulatedValidationSupport billable,
+      IParser parser,
+      ExecutorService pool,
+      List<Future<Judged>> futures)
+      throws IOException {
+    JsonNode entries = JSON.readTree(manifest.toFile());
+    Path root = manifest.toAbsolutePath().getParent();
+    int catalog = 0;
+    for (JsonNode entry : entries) {
+      if (entry.path("terminology").asBoolean(false)) {
+        String text = Files.readString(root.resolve(entry.get("path").asText()));
+        billable.addResource(parser.parseResource(text));
+        catalog++;
+      }
+    }
+    List<JsonNode> list = new ArrayList<>();
+    for (JsonNode entry : entries) {
+      if (entry.path("validate").asBoolean(true)) {
+        list.add(entry);
+      }
+    }
+    for (JsonNode entry : list) {
+      for (JsonNode profile : entry.path("profiles")) {
+        requireProfile(support, profile.asText());
+      }
+    }
+    for (JsonNode entry : list) {
+      futures.add(pool.submit(() -> judge(validator, ctx, root, entry)));
+    }
+    return catalog;
   }
 
   /** One file's verdict. */
