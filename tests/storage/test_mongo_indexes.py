@@ -3,7 +3,7 @@
 The static check (no server) renders each query of the search case table and of the
 search benchmarks exactly as ``mongo_search`` would, chains and ``_has`` replaced by the
 id lists their sub-queries produce, and holds it against ``INDEX_SET``
-(``server/storage/mongo_plan.py``). The declared set is compared with what
+(``server/storage/mongo_indexes.py``, ``mongo_plan.py``). The declared set is compared with what
 ``MongoStore.open`` really creates on the test server, and, when
 ``BILLABLE_TEST_MONGO_URI`` names a real MongoDB, each query's explain plan must be an
 index scan of the index the static check named (FerretDB has no query planner worth
