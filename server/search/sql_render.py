@@ -185,11 +185,16 @@ class Renderer:
                 [e.param, e.target_type, *args],
             )
         if isinstance(e, Has):
-            inner, args = self.ids_any(e.expr, e.source_type)
+            # Correlated: the row's referrers (its compartment's few) are checked one by
+            # one, so the cost follows the rows checked, never all of the source type's
+            # matches (a common code matches thousands of Conditions).
+            s = self.alias()
+            inner, args = self.cond(e.expr, s, e.source_type)
             return (
                 f"EXISTS (SELECT 1 FROM sp_ref {a} INDEXED BY sp_ref_value"
+                f" JOIN resource_versions {s} ON {s}.seq = {a}.seq"
                 f" WHERE {a}.target_id = {row}.id AND {a}.type = ? AND {a}.param = ?"
-                f" AND {a}.target_type = {row}.type AND {a}.seq IN ({inner}))",
+                f" AND {a}.target_type = {row}.type AND {inner})",
                 [e.source_type, e.param, *args],
             )
         raise TypeError(f"cannot render {e!r}")
