@@ -7,11 +7,18 @@ every endpoint at once instead of each one guarding its own corner:
   parsed fine and then crashed on the way out (validation, storage, ``_pretty``, a
   searchset). ``MAX_DEPTH`` leaves room for the levels a stored resource gains when it
   is served inside a Bundle or Parameters (three each).
-- work: validation and index extraction cost ~10 µs per JSON value and run on the event
-  loop, so one resource is capped at ``MAX_VALUES_PER_RESOURCE`` values (the largest
-  Synthea resource has under 2,000; a 999-line Claim about 30,000) and a body at
-  ``MAX_VALUES_PER_BODY``. Bodies above ``THREAD_THRESHOLD`` bytes are parsed and
-  checked in a worker thread.
+- work: validation and index extraction cost time per JSON value, so one resource is
+  capped at ``MAX_VALUES_PER_RESOURCE`` values (the largest Synthea resource has under
+  2,000; a 999-line Claim about 30,000), a body at ``MAX_VALUES_PER_BODY`` (a 100 MB
+  Synthea bundle has about 9 million) and a batch/transaction at ``MAX_ENTRIES``
+  entries. A Bundle's own envelope (``entry``, ``request``, ``fullUrl``...) counts
+  towards the body, not towards any one resource. Bodies above ``THREAD_THRESHOLD``
+  bytes are parsed and checked in a worker thread.
+- size: a transaction or batch Bundle may be up to ``Settings.max_bundle_bytes``
+  (``BILLABLE_MAX_BUNDLE_MB``, 128 MiB by default), any other body up to
+  ``Settings.max_body_bytes`` (``BILLABLE_MAX_BODY_MB``, 16 MiB). A bundle above
+  ``SPLIT_THRESHOLD`` bytes is never parsed whole: ``server.bundles.split`` parses it
+  entry by entry, so the server holds its bytes, not four times as many Python objects.
 - ids: every ``id`` of a resource in the body, and the ids and version ids of the URLs of
   batch/transaction entries, follow the rules of ``server.api.ids``.
 """
@@ -33,18 +40,21 @@ from server.validation import validate_resource
 
 MAX_DEPTH = 128
 MAX_VALUES_PER_RESOURCE = 50_000
-MAX_VALUES_PER_BODY = 1_000_000
+MAX_VALUES_PER_BODY = 16_000_000
+MAX_ENTRIES = 100_000
 THREAD_THRESHOLD = 256 * 1024
+SPLIT_THRESHOLD = 4 * 1024 * 1024
 _SPLIT_BUNDLES = ("batch", "transaction")
 
 
-def check_json_shape(value: Any, where: str = "body") -> None:
+def check_json_shape(value: Any, where: str = "body") -> int:
     """400 when ``value`` is nested deeper than ``MAX_DEPTH``, holds more JSON values than
     the caps allow, or carries an id that is not a FHIR id.
 
     Iterative (no Python recursion), and stops at the first limit crossed. In a batch or
     transaction Bundle each entry's resource is counted on its own, because each is
-    validated and stored on its own; anywhere else the whole body is one resource.
+    validated and stored on its own, and the Bundle's own values count towards the body
+    only; anywhere else the whole body is one resource. Returns the number of values.
     """
     split = (
         isinstance(value, dict)
@@ -60,7 +70,7 @@ def check_json_shape(value: Any, where: str = "body") -> None:
         total += 1
         counts[owner] += 1
         if depth > MAX_DEPTH:
-            raise _too_deep(where, path or "$")
+            raise too_deep(where, path or "$")
         if isinstance(item, dict):
             if isinstance(item.get("resourceType"), str) and "id" in item:
                 _check_resource_id(item["id"], f"{path}.id" if path else "id")
@@ -89,13 +99,31 @@ def check_json_shape(value: Any, where: str = "body") -> None:
                     total += 1
                     counts[owner] += 1
         # After the children: a long array of scalars counts before the next container.
-        if counts[owner] > MAX_VALUES_PER_RESOURCE:
-            raise _too_many(where, MAX_VALUES_PER_RESOURCE, "in one resource")
+        if counts[owner] > MAX_VALUES_PER_RESOURCE and not (split and owner == 0):
+            raise too_many(where, MAX_VALUES_PER_RESOURCE, "in one resource")
         if total > MAX_VALUES_PER_BODY:
-            raise _too_many(where, MAX_VALUES_PER_BODY, "in all")
+            raise too_many(where, MAX_VALUES_PER_BODY, "in all")
+    if split and len(value.get("entry") or ()) > MAX_ENTRIES:
+        raise FhirError.of(
+            413,
+            "too-costly",
+            f"The Bundle has more than {MAX_ENTRIES:,} entries; split it into smaller bundles",
+        )
+    return total
 
 
-def _too_many(where: str, limit: int, scope: str) -> FhirError:
+def check_entry_shape(entry: Any, index: int) -> int:
+    """``check_json_shape`` for one ``Bundle.entry`` item parsed on its own (a bundle
+    split by ``server.bundles.split``): the entry is one resource, its request URL
+    follows the id rules. Returns the number of values."""
+    where = f".entry[{index}]"
+    count = check_json_shape(entry, f"Bundle.entry[{index}]")
+    if isinstance(entry, dict) and isinstance(entry.get("request"), dict):
+        _check_entry_request(entry["request"], where)
+    return count
+
+
+def too_many(where: str, limit: int, scope: str) -> FhirError:
     return FhirError.of(
         413,
         "too-costly",
@@ -129,12 +157,12 @@ def _check_entry_request(request: dict[str, Any], path: str) -> None:
         check_version_tag(if_match, f"{path}.request.ifMatch")
 
 
-def _parse_and_check(body: bytes, resource: bool) -> Any:
+def _parse_and_check(body: bytes | bytearray, resource: bool) -> Any:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if "depth" in str(exc):  # orjson's own limit (1024) is past ours anyway
-            raise _too_deep("body", "$") from exc
+            raise too_deep("body", "$") from exc
         raise FhirError.of(400, "structure", f"The body is not valid JSON: {exc}") from exc
     check_json_shape(value)
     if resource:
@@ -155,7 +183,7 @@ def _check_resource(value: Any) -> None:
         )
 
 
-def _too_deep(where: str, path: str) -> FhirError:
+def too_deep(where: str, path: str) -> FhirError:
     shown = path if len(path) <= 80 else path[:80] + "..."
     return FhirError.of(
         400,
@@ -165,7 +193,7 @@ def _too_deep(where: str, path: str) -> FhirError:
     )
 
 
-async def parse_body(body: bytes, resource: bool) -> Any:
+async def parse_body(body: bytes | bytearray, resource: bool) -> Any:
     """``body`` parsed and shape-checked; in a worker thread when it is large."""
     if len(body) < THREAD_THRESHOLD:
         return _parse_and_check(body, resource)
@@ -181,6 +209,41 @@ async def json_body(
         require_content_type(request, media)
     body = await read_body(request, settings_of(request).max_body_bytes)
     return await parse_body(body, resource=False)
+
+
+async def bundle_body(request: Request) -> Any:
+    """The body of ``POST [base]``: the parsed JSON value, or for a body of at least
+    ``SPLIT_THRESHOLD`` bytes a ``server.bundles.split.SplitBundle`` (envelope parsed,
+    entries not yet). Up to ``Settings.max_bundle_bytes``, read into one buffer."""
+    require_content_type(request, (FHIR_JSON, PLAIN_JSON))
+    limit = settings_of(request).max_bundle_bytes
+    body = await _read_into_buffer(request, limit)
+    if len(body) < SPLIT_THRESHOLD:
+        return await parse_body(body, resource=False)
+    from server.bundles.split import split_bundle  # the bundles package builds on this one
+
+    split = await asyncio.to_thread(split_bundle, body)
+    if split is None:  # no plain, unique entry array: parsed whole, orjson's semantics
+        return await asyncio.to_thread(_parse_and_check, body, False)
+    return split
+
+
+async def _read_into_buffer(request: Request, limit: int) -> bytearray:
+    """The body in one growing buffer (no list of chunks joined at the end: a 100 MB
+    bundle is held once, not twice); 413 above ``limit``."""
+    from server.api.middleware import too_large
+
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit, bundle=True)
+    buffer = bytearray()
+    async for chunk in request.stream():
+        if len(buffer) + len(chunk) > limit:
+            raise too_large(limit, bundle=True)
+        buffer += chunk
+    if not buffer.strip():
+        raise FhirError.of(400, "structure", "The request has no body")
+    return buffer
 
 
 async def resource_body(request: Request) -> dict[str, Any]:

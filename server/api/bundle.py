@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from server.api.body import json_body
+from server.api.body import bundle_body
 from server.api.context import repository_of, request_context
 from server.api.negotiation import preferences
 from server.api.responses import json_bytes_response
@@ -19,7 +19,7 @@ CAPABILITY = {"system": ("transaction", "batch")}
 # path); this route takes ``POST [base]/``.
 @router.post("/", include_in_schema=False)
 async def transaction_or_batch(request: Request) -> Response:
-    bundle = await json_body(request)
+    bundle = await bundle_body(request)
     ctx = request_context(request)
     kind, results = await process_bundle(repository_of(request), ctx, bundle)
     del bundle

@@ -3,7 +3,9 @@
 ``BodyLimitMiddleware`` refuses a body above the limit of its path (413) before it is
 buffered: at once from ``Content-Length``, and while streaming otherwise. The OAuth
 endpoints take small forms, so their limit is small: they used to read a 17 MB form
-whole before looking at it.
+whole before looking at it. ``POST [base]`` (a transaction or batch Bundle, the way an
+EHR sends a patient's history) has its own, larger limit; every other FHIR request
+keeps the default. The 413 names the setting that raises the limit.
 
 ``ErrorMiddleware`` turns any exception that escapes the app into a 500
 OperationOutcome. The app installs it twice: inside the security middleware, so that a
@@ -34,13 +36,35 @@ AUTH_BODY_LIMIT = 64 * 1024  # an OAuth form (a signed assertion is ~1 KB)
 FHIR_JSON = b"application/fhir+json; charset=utf-8"
 
 
-def body_limit_for(path: str, default: int) -> int:
-    return AUTH_BODY_LIMIT if path.startswith("/auth/") else default
+BUNDLE_PATHS = ("/fhir", "/fhir/")
+BUNDLE_SETTING = "BILLABLE_MAX_BUNDLE_MB"
+BODY_SETTING = "BILLABLE_MAX_BODY_MB"
 
 
-def _too_large(limit: int) -> FhirError:
+def body_limit_for(path: str, default: int, bundle: int | None = None, method: str = "") -> int:
+    if path.startswith("/auth/"):
+        return AUTH_BODY_LIMIT
+    if bundle is not None and method == "POST" and path in BUNDLE_PATHS:
+        return bundle
+    return default
+
+
+def too_large(limit: int, bundle: bool) -> FhirError:
+    """413, saying which limit and how the server's operator raises it."""
+    mib = limit / 2**20
+    if bundle:
+        what = "for a transaction or batch Bundle (POST [base])"
+        how = f"set {BUNDLE_SETTING} (MiB) on the server to raise it, or split the bundle"
+    else:
+        what = "for this request"
+        how = (
+            f"set {BODY_SETTING} (MiB) on the server to raise it; send large sets of"
+            f" resources as a transaction Bundle (limit {BUNDLE_SETTING})"
+        )
     return FhirError.of(
-        413, "too-costly", f"The request body is larger than the limit of {limit} bytes"
+        413,
+        "too-costly",
+        f"The request body is larger than the limit of {limit:,} bytes ({mib:g} MiB) {what}; {how}",
     )
 
 
@@ -61,15 +85,19 @@ async def send_outcome(
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, default_limit: int) -> None:
+    def __init__(self, app: ASGIApp, default_limit: int, bundle_limit: int | None = None) -> None:
         self.app = app
         self.default_limit = default_limit
+        self.bundle_limit = bundle_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = body_limit_for(scope["path"], self.default_limit)
+        limit = body_limit_for(
+            scope["path"], self.default_limit, self.bundle_limit, scope.get("method", "")
+        )
+        bundle = limit == self.bundle_limit and scope["path"] in BUNDLE_PATHS
         for key, value in scope.get("headers", []):
             if key.lower() == b"content-length":
                 text = value.decode("latin-1").strip()
@@ -81,7 +109,7 @@ class BodyLimitMiddleware:
                 if int(text) > limit:
                     # Not read at all: the connection closes after the answer.
                     await send_outcome(
-                        send, 413, _too_large(limit).issues, [(b"connection", b"close")]
+                        send, 413, too_large(limit, bundle).issues, [(b"connection", b"close")]
                     )
                     return
         received = 0
@@ -92,7 +120,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _too_large(limit)  # answered by the FhirError handler
+                    raise too_large(limit, bundle)  # answered by the FhirError handler
             return message
 
         await self.app(scope, limited_receive, send)

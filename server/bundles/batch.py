@@ -10,11 +10,7 @@ that entry with 400).
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
-from server.bundles.entries import PROCESSING_ORDER, Entry, entry_error, parse_entry
+from server.bundles.entries import PROCESSING_ORDER, Entry, entry_error
 from server.bundles.references import is_conditional_reference, rewrite_serialised
 from server.bundles.results import EntryResult
 from server.bundles.transaction import run_transaction
@@ -23,18 +19,19 @@ from server.repository import Repository, RequestContext
 
 
 async def run_batch(
-    repo: Repository, ctx: RequestContext, raw_entries: list[Any]
+    repo: Repository, ctx: RequestContext, parsed: list[tuple[Entry | FhirError, str | None]]
 ) -> list[EntryResult]:
+    """``parsed``: each entry (or why it could not be parsed) and its fullUrl."""
     results: dict[int, EntryResult] = {}
     entries: list[Entry] = []
     full_urls: set[str] = set()
-    for index, raw in enumerate(raw_entries):
-        try:
-            entries.append(parse_entry(index, raw, ctx.base_url))
-        except FhirError as exc:
-            results[index] = EntryResult(exc.status, issues=exc.issues)
-        if isinstance(raw, dict) and isinstance(raw.get("fullUrl"), str):
-            full_urls.add(raw["fullUrl"])
+    for index, (entry_or_error, full_url) in enumerate(parsed):
+        if isinstance(entry_or_error, FhirError):
+            results[index] = EntryResult(entry_or_error.status, issues=entry_or_error.issues)
+        else:
+            entries.append(entry_or_error)
+        if full_url is not None:
+            full_urls.add(full_url)
     for entry in sorted(entries, key=lambda e: (PROCESSING_ORDER[e.method], e.index)):
         try:
             _refuse_links_between_entries(entry, full_urls)
@@ -42,11 +39,12 @@ async def run_batch(
         except FhirError as exc:
             located = entry_error(entry.index, entry.label, exc)
             results[entry.index] = EntryResult(exc.status, issues=located.issues)
-    return [results[i] for i in range(len(raw_entries))]
+    return [results[i] for i in range(len(parsed))]
 
 
 def _refuse_links_between_entries(entry: Entry, full_urls: set[str]) -> None:
-    if entry.resource is None:
+    serialised = entry.resource_bytes()
+    if serialised is None:
         return
     problems: list[str] = []
 
@@ -57,7 +55,7 @@ def _refuse_links_between_entries(entry: Entry, full_urls: set[str]) -> None:
             problems.append(f"conditional reference {ref!r} is allowed in transactions only")
         return None
 
-    rewrite_serialised(orjson.dumps(entry.resource), check)
+    rewrite_serialised(serialised, check)
     if problems:
         raise FhirError(
             400,

@@ -37,11 +37,38 @@ class Entry:
     rid: str | None = None
     vid: str | None = None
     query: str | None = None
-    resource: dict[str, Any] | None = None
+    # The entry's resource: the parsed object, or (after ``release``) only its compact
+    # JSON, parsed again whenever it is needed, so that a 100 MB bundle is never held
+    # as Python objects all at once (about four times the bytes).
+    _resource: dict[str, Any] | None = None
+    compact: bytes | None = None
     full_url: str | None = None
     if_none_exist: str | None = None
     if_match: str | None = None
     patch: list[Any] | None = None
+
+    @property
+    def resource(self) -> dict[str, Any] | None:
+        if self._resource is not None:
+            return self._resource
+        if self.compact is None:
+            return None
+        value: dict[str, Any] = orjson.loads(self.compact)
+        return value
+
+    def resource_bytes(self) -> bytes | None:
+        """The resource as orjson's compact JSON (what reference rewriting scans)."""
+        if self.compact is not None:
+            return self.compact
+        return orjson.dumps(self._resource) if self._resource is not None else None
+
+    def release(self) -> None:
+        """Keep the resource as compact JSON only (large bundles). Copied to a bytes
+        object of its exact size: the one orjson returns keeps its growth buffer (a 2 KB
+        resource held that way costs about 8 KB)."""
+        if self._resource is not None:
+            self.compact = memoryview(orjson.dumps(self._resource)).tobytes()
+            self._resource = None
 
     @property
     def where(self) -> str:
@@ -192,7 +219,7 @@ def _check_method(entry: Entry, resource: dict[str, Any] | None) -> None:
                 f"the resource is a {resource.get('resourceType')!r}, but the request is for"
                 f" {entry.resource_type}",
             )
-        entry.resource = resource
+        entry._resource = resource
     if method == "PUT" and entry.rid is not None and resource is not None:
         body_id = resource.get("id")
         if body_id is None:

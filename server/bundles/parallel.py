@@ -1,18 +1,18 @@
-"""Validation of a big bundle's resources on every core.
+"""Validation of a bundle's resources: in the server process, or on a pool of processes.
 
-FHIR validation (``fhir.resources``) is pure Python and dominates the cost of ingesting a
-bundle (about 0.5 ms for a 2 KB resource, several ms for an ExplanationOfBenefit). One
-process runs it on one core whatever the threads, so a bundle of more than
-``PARALLEL_MIN`` resources is validated by a pool of worker processes instead: the
-resources travel as the compact JSON bytes orjson makes of them (cheap both ways), and
-only the problems come back. The result is the same as validating in order: the
-transaction fails on its first invalid entry.
+Validation is a compiled JSON Schema (``jsonschema_rs``) plus a few invariants: about
+10-15 µs for a typical Synthea resource. Sending a resource to another process costs
+about as much (serialise, pipe, parse again) and each worker holds its own copy of the
+schemas (~100 MB), so by default the server validates in its own process, on a thread
+so the event loop keeps serving. ``BILLABLE_BUNDLE_WORKERS=N`` (N >= 2) moves bundles of
+more than ``PARALLEL_MIN`` resources to N worker processes instead, for a machine with
+idle cores and bundles of large resources: the resources travel as the compact JSON
+bytes the entries already hold, and only the problems come back. Either way the result
+is the same as validating in order: the transaction fails on its first invalid entry.
 
-``BILLABLE_BUNDLE_WORKERS`` sets the number of worker processes (default: the number of
-CPUs; 0 or 1 validates in the server process). The pool starts on first use, with the
-``spawn`` method (never ``fork`` from a process that runs threads), and each worker asks
-Linux to end it when the server process ends, however abruptly (a killed server must not
-leave workers behind).
+The pool starts on first use, with the ``spawn`` method (never ``fork`` from a process
+that runs threads), and each worker asks Linux to end it when the server process ends,
+however abruptly (a killed server must not leave workers behind).
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ _pool: ProcessPoolExecutor | None = None
 
 
 def workers() -> int:
+    """Validation worker processes (``BILLABLE_BUNDLE_WORKERS``; default 0: in process)."""
     raw = os.environ.get("BILLABLE_BUNDLE_WORKERS")
     if raw is not None and raw.strip().isdigit():
         return int(raw)
-    return os.cpu_count() or 1
+    return 0
 
 
 def _get_pool() -> ProcessPoolExecutor:
@@ -89,23 +90,24 @@ def _validate_chunk(
 def validate_sequentially(entries: list[Entry]) -> None:
     """Validate every resource to be written; the first bad entry fails (issues located)."""
     for entry in entries:
-        if entry.resource is not None:
+        resource = entry.resource
+        if resource is not None:
             try:
-                validate_resource(entry.resource)
+                validate_resource(resource)
             except FhirError as exc:
                 raise entry_error(entry.index, entry.label, exc) from exc
 
 
 async def validate_entries(entries: list[Entry]) -> None:
     """Validate the resources of ``entries``, on worker processes when there are many."""
-    entries = [e for e in entries if e.resource is not None]
+    entries = [e for e in entries if e.method in ("POST", "PUT")]
     count = workers()
     if len(entries) < PARALLEL_MIN or count < 2:
         # Off the event loop, so a big bundle does not stall the other requests.
         await asyncio.to_thread(validate_sequentially, entries)
         return
     by_index = {e.index: e for e in entries}
-    items = [(e.index, orjson.dumps(e.resource)) for e in entries]
+    items = [(e.index, e.resource_bytes() or b"null") for e in entries]
     # A few chunks per worker: balanced when resource sizes vary (EOBs are 10x Observations).
     size = max(1, len(items) // (count * 4))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]

@@ -147,8 +147,11 @@ class Planned:
     entry: Entry
     rid: str | None = None
     current: StoredVersion | None = None
-    # The resource to store (after any patch), before references are rewritten.
+    # The resource to store, before references are rewritten: the patched resource of a
+    # PATCH; for a POST or PUT (``stores_entry``) the entry's own, read from the entry
+    # when needed (a large bundle keeps it only as bytes).
     resource: dict[str, Any] | None = None
+    stores_entry: bool = False
     write: Write | None = None
     stored: StoredVersion | None = None
     status: int = 200
@@ -157,6 +160,22 @@ class Planned:
     @property
     def next_version(self) -> int:
         return (self.current.version if self.current else 0) + 1
+
+    @property
+    def writes_resource(self) -> bool:
+        return self.resource is not None or self.stores_entry
+
+    def resource_dict(self) -> dict[str, Any]:
+        found = self.resource if self.resource is not None else self.entry.resource
+        assert found is not None
+        return found
+
+    def resource_bytes(self) -> bytes:
+        if self.resource is not None:
+            return orjson.dumps(self.resource)
+        found = self.entry.resource_bytes()
+        assert found is not None
+        return found
 
 
 class TransactionPlan:
@@ -215,7 +234,7 @@ class TransactionPlan:
                 if ids:
                     current = await self.repo.current_version(self.ctx, "read", rtype, ids[0])
                     return Planned(entry, ids[0], current, status=200, matched_existing=True)
-            return Planned(entry, str(uuid.uuid4()), None, entry.resource, status=201)
+            return Planned(entry, str(uuid.uuid4()), None, stores_entry=True, status=201)
 
         rid = entry.rid
         if rid is None:
@@ -254,7 +273,7 @@ class TransactionPlan:
         if entry.method == "PATCH":
             return Planned(entry, rid, current, self._patched(entry, rid, current), status=200)
         created = current is None or current.deleted
-        return Planned(entry, rid, current, entry.resource, status=201 if created else 200)
+        return Planned(entry, rid, current, stores_entry=True, status=201 if created else 200)
 
     async def _match(self, rtype: str, criteria: str, what: str) -> list[str]:
         query = parse_conditional_search(rtype, criteria, what)
@@ -317,11 +336,11 @@ class TransactionPlan:
     async def build_writes(self) -> None:
         refs = self._reference_map()
         to_write = [
-            p for p in self.planned.values() if p.resource is not None and not p.matched_existing
+            p for p in self.planned.values() if p.writes_resource and not p.matched_existing
         ]
         # Compact JSON of each resource, scanned (not walked) for references; see
         # references.rewrite_serialised.
-        serialised = {p.entry.index: orjson.dumps(p.resource) for p in to_write}
+        serialised = {p.entry.index: p.resource_bytes() for p in to_write}
         pending: dict[str, int] = {}
         for index, raw in serialised.items():
             for ref in conditional_references(raw):
@@ -346,7 +365,6 @@ class TransactionPlan:
                     write.resource_type, write.id, write.version, write.last_updated, True, None
                 )
             else:
-                assert planned.resource is not None
                 resource = self._rewritten(refs, planned, serialised.pop(entry.index))
                 if _unchanged(entry, planned, resource):
                     planned.stored = planned.current
@@ -375,8 +393,7 @@ class TransactionPlan:
         rewritten = rewrite_serialised(serialised, resolve)
         if rewritten is not None:
             return rewritten
-        assert planned.resource is not None
-        return planned.resource
+        return planned.resource_dict()
 
     async def _resolve_conditional_references(
         self, refs: ReferenceMap, pending: dict[str, int], to_write: list[Planned]
@@ -387,8 +404,8 @@ class TransactionPlan:
         local: dict[str, list[tuple[str, SearchIndex]]] = {t: [] for t in wanted}
         for planned in to_write:
             rtype = planned.entry.resource_type
-            if rtype in wanted and planned.resource is not None and planned.rid is not None:
-                index = extract_index_values(planned.resource)
+            if rtype in wanted and planned.writes_resource and planned.rid is not None:
+                index = extract_index_values(planned.resource_dict())
                 local[rtype].append((planned.rid, index))
         for ref, index_of_first in pending.items():
             first = self.planned[index_of_first].entry

@@ -13,9 +13,11 @@ per word onwards so that a word inside the text matches),
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
-from server.search.fhirpath import reference_type
+from server.search.fhirpath import reference_type, relative_root_keys, root_keys
 from server.search.registry import SearchParam, registry
 from server.search.values import MAX_INSTANT, MIN_INSTANT, BadValue, date_range, normalise_string
 from server.storage.port import CompositePart, SearchIndex
@@ -39,15 +41,33 @@ class _Collector:
 
     def result(self) -> SearchIndex:
         return SearchIndex(
-            tokens=list(self.tokens),
-            strings=list(self.strings),
-            references=list(self.refs),
-            dates=list(self.dates),
-            numbers=list(self.numbers),
-            quantities=list(self.quantities),
-            uris=list(self.uris),
-            composites=list(self.comps),
+            tokens=_shared(self.tokens),
+            strings=tuple(self.strings),  # mostly the shared rows of ``_text_rows``
+            references=_shared(self.refs),
+            dates=tuple(self.dates),
+            numbers=tuple(self.numbers),
+            quantities=tuple(self.quantities),
+            uris=_shared(self.uris),
+            composites=tuple(self.comps),
         )
+
+
+# Rows seen recently, each kept once: the resources of one patient repeat the same rows
+# (``subject`` = the patient, ``encounter``, category and code tokens, ``:text`` words),
+# and a transaction holds every row of its writes until the commit: sharing them halves
+# the memory of a 40,000-entry bundle's index (tuples, not lists: no spare capacity).
+# Bounded: forgotten past ``_SHARED_LIMIT`` rows.
+_SHARED_ROWS: dict[Any, Any] = {}
+_SHARED_LIMIT = 200_000
+
+
+def _shared(rows: dict[Any, None]) -> tuple[Any, ...]:
+    if not rows:
+        return ()  # the one empty tuple: most resources fill few of the eight kinds
+    table = _SHARED_ROWS
+    if len(table) > _SHARED_LIMIT:
+        table.clear()
+    return tuple([table.setdefault(row, row) for row in rows])
 
 
 def _string(c: _Collector, param: str, value: str) -> None:
@@ -59,9 +79,23 @@ def _text(c: _Collector, param: str, value: str) -> None:
     """A ``:text`` row for the text and for each of its words onwards: string search is
     "starts with", and ``code:text=bronchitis`` must find "Acute bronchitis (disorder)"
     (R4 ``:text`` searches the text, not only its beginning; HAPI and Firely match words)."""
+    strings = c.strings
+    for row in _text_rows(param, value):
+        strings[row] = None
+
+
+@lru_cache(maxsize=32768)
+def _text_rows(param: str, value: str) -> tuple[tuple[str, str, str], ...]:
+    """The rows ``(param, normalised, exact)`` of each word-suffix of ``value``. Cached:
+    codings repeat their display text on every resource that carries them (the same few
+    thousand texts make up most of a clinical feed), this is the most costly row to
+    build, and the cached row objects are shared by every index that holds them."""
     words = value.split()
+    out: list[tuple[str, str, str]] = []
     for i in range(len(words)):
-        _string(c, param, " ".join(words[i:]))
+        exact = " ".join(words[i:])
+        out.append((param, normalise_string(exact), exact))
+    return tuple(out)
 
 
 def token_values(node: Any) -> list[tuple[str | None, str]]:
@@ -93,7 +127,7 @@ def _token(c: _Collector, param: str, node: Any) -> None:
     for system, code in token_values(node):
         c.tokens[(param, system if isinstance(system, str) else None, code)] = None
     if isinstance(node, dict):
-        text_param = param + ":text"
+        text_param = _TEXT_NAMES.get(param) or _TEXT_NAMES.setdefault(param, param + ":text")
         if isinstance(node.get("text"), str):
             _text(c, text_param, node["text"])
         if isinstance(node.get("display"), str):
@@ -111,6 +145,7 @@ def _token(c: _Collector, param: str, node: Any) -> None:
                     c.tokens[(param + ":of-type", coding.get("system"), key)] = None
 
 
+_TEXT_NAMES: dict[str, str] = {}  # param -> "param:text", one string object each
 _NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
 _ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
 
@@ -265,21 +300,76 @@ def _composite(c: _Collector, param: SearchParam, node: Any, resource: Any) -> N
         c.comps[(param.code, combo)] = None
 
 
+@dataclass(frozen=True, slots=True)
+class _TypePlan:
+    """The indexed parameters of one resource type, in registry order, and which of them
+    each top-level key of a resource can feed (``fhirpath.root_keys``)."""
+
+    params: tuple[SearchParam, ...]
+    by_key: dict[str, tuple[int, ...]]
+    always: tuple[int, ...]  # evaluated whatever the keys (no root key, _lastUpdated)
+    # Composites over the whole resource (``Observation``): a row needs a value of every
+    # component, so each needs one of the keys its component reads.
+    whole: tuple[tuple[int, tuple[frozenset[str], ...]], ...]
+
+
+@cache
+def _plan(rtype: str) -> _TypePlan:
+    params = tuple(
+        p
+        for p in registry().params(rtype).values()
+        if p.evaluate is not None and p.code not in _SKIP
+    )
+    by_key: dict[str, list[int]] = {}
+    always: list[int] = []
+    whole: list[tuple[int, tuple[frozenset[str], ...]]] = []
+    for i, param in enumerate(params):
+        keys = root_keys(param.expression, rtype) if param.expression else None
+        if keys is None and param.type == "composite" and param.expression == rtype:
+            needs = [relative_root_keys(str(comp.param.expression)) for comp in param.components]
+            if needs and all(n is not None for n in needs):
+                whole.append((i, tuple(n for n in needs if n is not None)))
+                continue
+        if keys is None or param.code == "_lastUpdated":
+            always.append(i)
+            continue
+        for key in keys:
+            by_key.setdefault(key, []).append(i)
+    return _TypePlan(params, {k: tuple(v) for k, v in by_key.items()}, tuple(always), tuple(whole))
+
+
+def _params_for(resource: dict[str, Any], rtype: str) -> list[SearchParam]:
+    """The parameters that can yield a value for ``resource`` (the others yield nothing:
+    none of the elements their expressions start from is present), in registry order."""
+    plan = _plan(rtype)
+    chosen = set(plan.always)
+    by_key = plan.by_key
+    for key in resource:
+        found = by_key.get(key)
+        if found is not None:
+            chosen.update(found)
+    for i, needs in plan.whole:
+        if all(not keys.isdisjoint(resource) for keys in needs):
+            chosen.add(i)
+    params = plan.params
+    return [params[i] for i in sorted(chosen)]
+
+
 def extract_index_values(resource: dict[str, Any], last_updated: str | None = None) -> SearchIndex:
     """Every search index value of ``resource`` (``meta.lastUpdated`` may be given apart)."""
     rtype = resource.get("resourceType")
     c = _Collector()
     if not isinstance(rtype, str):
         return c.result()
-    for param in registry().params(rtype).values():
-        if param.evaluate is None or param.code in _SKIP:
-            continue
+    for param in _params_for(resource, rtype):
         if param.code == "_lastUpdated" and last_updated is not None:
             lo, hi = date_range(last_updated)
             c.dates[("_lastUpdated", lo, hi)] = None
             continue
+        evaluate = param.evaluate
+        assert evaluate is not None  # the plan holds evaluable parameters only
         try:
-            nodes = param.evaluate(resource)
+            nodes = evaluate(resource)
         except (TypeError, AttributeError, ValueError):
             continue  # malformed data is not indexed; validation owns rejecting it
         if param.type == "composite":

@@ -249,6 +249,64 @@ def compile_expression(expression: str, resource_type: str | None = None) -> Eva
     return evaluate
 
 
+def root_keys(expression: str, resource_type: str | None = None) -> frozenset[str] | None:
+    """The top-level keys of a resource that ``expression`` can reach anything through.
+
+    A resource with none of them yields no nodes, so extraction skips the parameter
+    without evaluating it. A member that starts with a plain element name ``x`` reaches
+    ``x`` and every choice form ``xType`` (as ``_field`` does); ``x as T`` reaches only
+    ``xT``. ``None`` when a member starts from the resource itself (no key to test).
+    """
+    keys: set[str] = set()
+    for part in split_top_level(expression):
+        if resource_type and root_of(part) not in (resource_type, "Resource", "DomainResource"):
+            continue
+        special = _DECEASED.match(part)
+        if special:
+            keys.update(_choice_keys(special.group(2)))
+            continue
+        body = part
+        while body.startswith("(") and body.endswith(")") and _balanced(body[1:-1]):
+            body = body[1:-1].strip()
+        if body.startswith("("):
+            body = body[1 : _matching_paren(body)]
+        rel = body.split(".", 1)[1] if "." in body else ""
+        first = _first_keys(rel)
+        if first is None:
+            return None
+        keys.update(first)
+    return frozenset(keys)
+
+
+def relative_root_keys(expression: str) -> frozenset[str] | None:
+    """``root_keys`` of a composite's component expression, evaluated on the resource
+    itself (paths relative to the node, or ``%resource.``)."""
+    keys: set[str] = set()
+    for part in split_top_level(expression):
+        first = _first_keys(part.removeprefix("%resource."))
+        if first is None:
+            return None
+        keys.update(first)
+    return frozenset(keys)
+
+
+def _first_keys(rel: str) -> list[str] | None:
+    """The keys the first step of the relative path ``rel`` reads (None: not a field)."""
+    text = "." + rel.strip()
+    first = _TOKEN.match(text) if rel.strip() else None
+    if first is None or not first.group("field"):
+        return None
+    name = first.group("fname")
+    after = _TOKEN.match(text, first.end())
+    if after is not None and (after.group("as_fn") or after.group("as_op")):
+        return [name + _choice_type(after.group("at") or after.group("ot"))]
+    return _choice_keys(name)
+
+
+def _choice_keys(name: str) -> list[str]:
+    return [name, *(name + suffix for suffix in CHOICE_SUFFIXES)]
+
+
 def compile_relative(expression: str) -> Callable[[Any, Any], list[Any]]:
     """A component expression of a composite parameter: ``(node, resource) -> nodes``.
 

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 MIN_INSTANT = -(2**62)
 MAX_INSTANT = 2**62
@@ -32,8 +33,12 @@ def _micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+@lru_cache(maxsize=8192)
 def date_range(text: str) -> tuple[int, int]:
-    """A FHIR date, dateTime or instant → ``(lo, hi)`` epoch microseconds, both inclusive."""
+    """A FHIR date, dateTime or instant → ``(lo, hi)`` epoch microseconds, both inclusive.
+
+    Cached: the resources of one encounter share their dates (an Observation's
+    ``effective`` and ``issued``, its DiagnosticReport's), so most calls repeat one."""
     m = _DATE.match(text.strip())
     if not m:
         raise BadValue(
@@ -82,7 +87,13 @@ def date_range(text: str) -> tuple[int, int]:
 
 
 def normalise_string(text: str) -> str:
-    """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded."""
+    """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded.
+
+    ASCII text (nearly every index string) has nothing to decompose and no combining
+    marks, and ``casefold`` is ``lower`` there: the fast path gives the same answer
+    without walking the characters one by one in Python."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())

@@ -5,6 +5,11 @@ on a single dedicated thread (so writes queue in Python, not in ``busy_timeout``
 reads run on a small pool of threads, each with its own connection, concurrently with the
 writer thanks to WAL. Each ``commit`` is one ``BEGIN IMMEDIATE`` transaction: a crash at
 any point leaves either all of its versions or none.
+
+A point read by primary key (``read``, ``vread``) costs tens of microseconds, less than
+the hop to a pool thread and back; it runs on the event loop itself, on a connection of
+its own that never waits for a lock (``busy_timeout`` 0): if SQLite answers "busy" (WAL
+recovery, a checkpoint that resets the log) the read is simply retried on the pool.
 """
 
 from __future__ import annotations
@@ -68,6 +73,10 @@ class SQLiteStore:
         self._conns_lock = threading.Lock()
         self._codec = BodyCodec()
         self._index = IndexWriter()
+        # The connection of point reads on the event loop; the lock keeps two loops (in
+        # two threads) from sharing it at once: the loser reads on the pool instead.
+        self._loop_conn: sqlite3.Connection | None = None
+        self._loop_lock = threading.Lock()
 
     # -- connections ---------------------------------------------------------------
 
@@ -113,6 +122,18 @@ class SQLiteStore:
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._run(self._reader_pool, lambda: fn(self._reader()))
 
+    async def _point_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read of a few rows by key: on the calling thread, else on the pool."""
+        conn = self._loop_conn
+        if conn is not None and self._loop_lock.acquire(blocking=False):
+            try:
+                return fn(conn)
+            except sqlite3.OperationalError:
+                pass  # busy or locked: the pool's connections wait for it
+            finally:
+                self._loop_lock.release()
+        return await self._read(fn)
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
             assert self._writer_conn is not None
@@ -139,6 +160,9 @@ class SQLiteStore:
             self._codec.load(self._writer_conn)
 
         await self._run(self._writer_pool, init)
+        loop_conn = self._connect()
+        loop_conn.execute("PRAGMA busy_timeout=0")
+        self._loop_conn = loop_conn
 
     async def checkpoint(self, wait_ms: int = 30000) -> None:
         """Fold the WAL into the database file and truncate it (after big loads, on
@@ -174,6 +198,10 @@ class SQLiteStore:
         if self._writer_conn is not None:
             self._writer_conn.close()
         self._writer_conn = None
+        with self._loop_lock:
+            if self._loop_conn is not None:
+                self._loop_conn.close()
+            self._loop_conn = None
         self._reader_pool = self._writer_pool = None
 
     async def ping(self) -> None:
@@ -190,7 +218,7 @@ class SQLiteStore:
             ).fetchone()
             return self._version(c, row) if row else None
 
-        return await self._read(q)
+        return await self._point_read(q)
 
     async def vread(
         self, resource_type: str, resource_id: str, version: int
@@ -203,7 +231,7 @@ class SQLiteStore:
             ).fetchone()
             return self._version(c, row) if row else None
 
-        return await self._read(q)
+        return await self._point_read(q)
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         where: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.bundles.conftest import (
@@ -322,10 +323,13 @@ def test_trailing_slash_base_also_takes_bundles(client: TestClient):
     assert r.status_code == 200, r.text
 
 
-def test_big_transaction_is_validated_in_parallel_and_reports_the_first_invalid_entry(
-    client: TestClient,
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_big_transaction_reports_the_first_invalid_entry_in_process_or_on_workers(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, workers: str
 ):
-    # More entries than server.bundles.parallel.PARALLEL_MIN: validated by worker processes.
+    # More entries than server.bundles.parallel.PARALLEL_MIN: with BILLABLE_BUNDLE_WORKERS=2
+    # validated by worker processes, by default in the server process.
+    monkeypatch.setenv("BILLABLE_BUNDLE_WORKERS", workers)
     entries = [post(patient(str(1000 + i))) for i in range(80)]
     entries[65] = post(patient("bad", birthDate="1980-13-45"))
     entries[70] = post(patient("bad too", birthDate="someday"))
@@ -388,14 +392,31 @@ def test_conditionals_in_a_bundle_take_any_search_parameter(client: TestClient):
     assert unknown.status_code == 400
 
 
-def test_body_limit_applies_to_bundles(tmp_path):
+def test_bundles_have_their_own_body_limit_and_the_413_names_the_setting(tmp_path):
     from server.app import create_app
     from server.config import Settings
 
-    settings = Settings(store_url=f"sqlite:///{tmp_path / 'small.db'}", max_body_bytes=2000)
+    settings = Settings(
+        store_url=f"sqlite:///{tmp_path / 'small.db'}", max_body_bytes=500, max_bundle_bytes=2000
+    )
     with TestClient(create_app(settings), base_url="http://testserver") as small:
         big = transaction(*(post(patient(str(i))) for i in range(20)))
         r = post_bundle(small, big)
         assert r.status_code == 413
-        assert r.json()["issue"][0]["code"] == "too-costly"
-        assert post_bundle(small, transaction(post(patient("1")))).status_code == 200
+        issue = r.json()["issue"][0]
+        assert issue["code"] == "too-costly"
+        assert "BILLABLE_MAX_BUNDLE_MB" in issue["diagnostics"]
+        # Bigger than the limit of other requests, within the bundle limit.
+        one = transaction(post(patient("1", text={"status": "generated", "div": DIV})))
+        assert 500 < len(orjson.dumps(one)) < 2000
+        assert post_bundle(small, one).status_code == 200
+        single = small.post("/fhir/Patient", json=one["entry"][0]["resource"], headers=FHIR_JSON)
+        assert single.status_code == 413
+        assert "BILLABLE_MAX_BODY_MB" in single.json()["issue"][0]["diagnostics"]
+
+
+DIV = (
+    '<div xmlns="http://www.w3.org/1999/xhtml">'
+    + "A patient with a long narrative. " * 15
+    + "</div>"
+)
