@@ -21,7 +21,6 @@ the others with ``cond``: SQLite then walks one index range instead of the whole
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,20 +32,19 @@ from server.search.expr import (
     Expr,
     Has,
     Ids,
-    Leaf,
     Missing,
     Not,
     Numbers,
     OfType,
     Or,
     Quantities,
-    Range,
     Reference,
     String,
     Token,
     Uri,
 )
-from server.search.values import string_upper_bound
+from server.search.sql_predicates import SQL, and_, leaf_pred, or_
+from server.search.sql_predicates import uri_above as uri_above  # re-exported
 from server.storage.port import SortKey
 
 TABLES = {
@@ -67,235 +65,6 @@ CURRENT = "is_current = 1 AND deleted = 0"
 # Sort sentinels for resources without a value: last in either direction.
 ASC_MISSING = "x'ff'"
 DESC_MISSING = "-1e999"
-
-SQL = tuple[str, list[Any]]
-
-
-def _num(value: float) -> float | int:
-    if math.isinf(value):
-        return value
-    return value
-
-
-def _or(parts: list[SQL]) -> SQL:
-    if not parts:
-        return "0", []
-    if len(parts) == 1:
-        return parts[0]
-    args: list[Any] = []
-    for _, a in parts:
-        args.extend(a)
-    return "(" + " OR ".join(f"({s})" for s, _ in parts) + ")", args
-
-
-def _and(parts: list[SQL]) -> SQL:
-    if not parts:
-        return "1", []
-    args: list[Any] = []
-    for _, a in parts:
-        args.extend(a)
-    return " AND ".join(f"({s})" for s, _ in parts), args
-
-
-def token_pred(t: str, e: Token) -> SQL:
-    parts: list[SQL] = []
-    for v in e.values:
-        if v.code is None:
-            parts.append((f"{t}.system = ?", [v.system]))
-        elif v.system is not None:
-            parts.append((f"{t}.code = ? AND {t}.system = ?", [v.code, v.system]))
-        elif v.system_given:
-            parts.append((f"{t}.code = ? AND {t}.system IS NULL", [v.code]))
-        else:
-            parts.append((f"{t}.code = ?", [v.code]))
-    codes_only = [v.code for v in e.values if v.system is None and not v.system_given]
-    if len(codes_only) == len(e.values) and len(codes_only) > 1:
-        parts = [(f"{t}.code IN ({','.join('?' * len(codes_only))})", list(codes_only))]
-    sql, args = _or(parts)
-    return f"{t}.param = ? AND {sql}", [e.param, *args]
-
-
-def string_pred(t: str, e: String) -> SQL:
-    parts: list[SQL] = []
-    for v in e.values:
-        if e.mode == "exact":
-            parts.append((f"{t}.exact = ?", [v]))
-        elif e.mode == "contains":
-            parts.append((f"instr({t}.norm, ?) > 0", [v]))
-        else:
-            parts.append((f"{t}.norm >= ? AND {t}.norm < ?", [v, string_upper_bound(v)]))
-    sql, args = _or(parts)
-    return f"{t}.param = ? AND {sql}", [e.param, *args]
-
-
-def reference_pred(t: str, e: Reference) -> SQL:
-    parts: list[SQL] = []
-    for v in e.values:
-        if v.url is not None:
-            parts.append((f"{t}.url = ?", [v.url]))
-        elif v.type is not None:
-            parts.append((f"{t}.target_id = ? AND {t}.target_type = ?", [v.id, v.type]))
-        else:
-            parts.append((f"{t}.target_id = ?", [v.id]))
-    sql, args = _or(parts)
-    return f"{t}.param = ? AND {sql}", [e.param, *args]
-
-
-def date_range_pred(lo: str, hi: str, r: Range) -> SQL:
-    """Resource range [lo, hi] against the search range of ``r`` (R4 prefix semantics)."""
-    slo, shi = int(r.lo), int(r.hi)
-    p = r.prefix
-    if p == "eq":
-        return f"{lo} >= ? AND {hi} <= ?", [slo, shi]
-    if p == "ne":
-        return f"NOT ({lo} >= ? AND {hi} <= ?)", [slo, shi]
-    if p == "gt":
-        return f"{hi} > ?", [shi]
-    if p == "lt":
-        return f"{lo} < ?", [slo]
-    if p == "ge":
-        return f"{hi} >= ?", [slo]
-    if p == "le":
-        return f"{lo} <= ?", [shi]
-    if p == "sa":
-        return f"{lo} > ?", [shi]
-    if p == "eb":
-        return f"{hi} < ?", [slo]
-    return f"{lo} <= ? AND {hi} >= ?", [shi, slo]  # ap: overlaps the widened range
-
-
-def number_pred(col: str, r: Range) -> SQL:
-    from server.search.parse import number_bounds
-
-    lo, lo_incl, hi, hi_incl, negate = number_bounds(r)
-    parts: list[SQL] = []
-    if not math.isinf(lo):
-        parts.append((f"{col} {'>=' if lo_incl else '>'} ?", [lo]))
-    if not math.isinf(hi):
-        parts.append((f"{col} {'<=' if hi_incl else '<'} ?", [hi]))
-    sql, args = _and(parts)
-    return (f"NOT ({sql})", args) if negate else (sql, args)
-
-
-def dates_pred(t: str, e: Dates) -> SQL:
-    sql, args = _or([date_range_pred(f"{t}.lo", f"{t}.hi", r) for r in e.values])
-    return f"{t}.param = ? AND {sql}", [e.param, *args]
-
-
-def numbers_pred(t: str, e: Numbers) -> SQL:
-    sql, args = _or([number_pred(f"{t}.value", r) for r in e.values])
-    return f"{t}.param = ? AND {sql}", [e.param, *args]
-
-
-def quantity_pred(t: str, e: Quantities) -> SQL:
-    parts: list[SQL] = []
-    for r in e.values:
-        sql, args = number_pred(f"{t}.value", r)
-        if r.code is not None:
-            sql, args = f"{t}.code = ? AND {sql}", [r.code, *args]
-        if r.system is not None:
-            sql, args = f"{t}.system = ? AND {sql}", [r.system, *args]
-        parts.append((sql, args))
-    sql, args = _or(parts)
-    return f"{t}.param = ? AND {sql}", [e.param, *args]
-
-
-def uri_above(uri: str) -> list[str]:
-    """Every URI ``uri`` is below (itself and each parent path)."""
-    out = [uri]
-    head = uri
-    while "/" in head.rstrip("/"):
-        head = head.rstrip("/").rsplit("/", 1)[0]
-        if head.endswith(":") or head.endswith(":/"):
-            break
-        out.append(head)
-    return out
-
-
-def uri_pred(t: str, e: Uri) -> SQL:
-    parts: list[SQL] = []
-    for v in e.values:
-        if e.mode == "below":
-            parts.append(
-                (
-                    f"({t}.uri = ? OR ({t}.uri >= ? AND {t}.uri < ?))",
-                    [v, v.rstrip("/") + "/", string_upper_bound(v.rstrip("/") + "/")],
-                )
-            )
-        elif e.mode == "above":
-            ups = uri_above(v)
-            parts.append((f"{t}.uri IN ({','.join('?' * len(ups))})", ups))
-        else:
-            parts.append((f"{t}.uri = ?", [v]))
-    sql, args = _or(parts)
-    return f"{t}.param = ? AND {sql}", [e.param, *args]
-
-
-def _component_pred(t: str, i: int, leaf: Leaf) -> SQL:
-    s, c, lo, hi = f"{t}.s{i}", f"{t}.c{i}", f"{t}.lo{i}", f"{t}.hi{i}"
-    parts: list[SQL] = []
-    if isinstance(leaf, Token):
-        for v in leaf.values:
-            if v.code is None:
-                parts.append((f"{s} = ?", [v.system]))
-            elif v.system is not None:
-                parts.append((f"{c} = ? AND {s} = ?", [v.code, v.system]))
-            elif v.system_given:
-                parts.append((f"{c} = ? AND {s} IS NULL", [v.code]))
-            else:
-                parts.append((f"{c} = ?", [v.code]))
-    elif isinstance(leaf, Quantities | Numbers):
-        for r in leaf.values:
-            sql, args = number_pred(lo, r)
-            if isinstance(leaf, Quantities):
-                if r.code is not None:
-                    sql, args = f"{c} = ? AND {sql}", [r.code, *args]
-                if r.system is not None:
-                    sql, args = f"{s} = ? AND {sql}", [r.system, *args]
-            parts.append((sql, args))
-    elif isinstance(leaf, Dates):
-        parts = [date_range_pred(lo, hi, r) for r in leaf.values]
-    elif isinstance(leaf, String):
-        for text in leaf.values:
-            parts.append((f"{c} >= ? AND {c} < ?", [text, string_upper_bound(text)]))
-    elif isinstance(leaf, Reference):
-        for rv in leaf.values:
-            if rv.type is not None:
-                parts.append((f"{c} = ? AND {s} = ?", [rv.id, rv.type]))
-            else:
-                parts.append((f"{c} = ?", [rv.id]))
-    elif isinstance(leaf, Uri):
-        parts = [(f"{c} = ?", [v]) for v in leaf.values]
-    return _or(parts)
-
-
-def composite_pred(t: str, e: Composite) -> SQL:
-    parts: list[SQL] = []
-    for value in e.values:
-        parts.append(_and([_component_pred(t, i + 1, leaf) for i, leaf in enumerate(value.parts)]))
-    sql, args = _or(parts)
-    return f"{t}.param = ? AND {sql}", [e.param, *args]
-
-
-def _leaf_pred(t: str, e: Expr) -> tuple[str, SQL] | None:
-    """The table of a leaf and its predicate (on the terms table for tokens/strings)."""
-    if isinstance(e, Token):
-        return "sp_token", token_pred(t, e)
-    if isinstance(e, String):
-        return "sp_string", string_pred(t, e)
-    if isinstance(e, Reference):
-        return "sp_ref", reference_pred(t, e)
-    if isinstance(e, Dates):
-        return "sp_date", dates_pred(t, e)
-    if isinstance(e, Numbers):
-        return "sp_number", numbers_pred(t, e)
-    if isinstance(e, Quantities):
-        return "sp_quantity", quantity_pred(t, e)
-    if isinstance(e, Uri):
-        return "sp_uri", uri_pred(t, e)
-    if isinstance(e, Composite):
-        return "sp_composite", composite_pred(t, e)
-    return None
 
 
 def rank(e: Expr) -> int:
@@ -359,7 +128,7 @@ class Renderer:
         """A condition on the ``resource_versions`` row ``row``; ``rtype`` its type when
         the caller knows it (narrows term look-ups), else any type."""
         a = self.alias()
-        leaf = _leaf_pred("{T}" if isinstance(e, Token | String) else a, e)
+        leaf = leaf_pred("{T}" if isinstance(e, Token | String) else a, e)
         if leaf is not None:
             table, pred = leaf
             if table in TERMS:
@@ -402,9 +171,9 @@ class Renderer:
             sql, args = self.cond(e.expr, row, rtype)
             return f"NOT ({sql})", args
         if isinstance(e, And):
-            return _and([self.cond(x, row, rtype) for x in e.exprs])
+            return and_([self.cond(x, row, rtype) for x in e.exprs])
         if isinstance(e, Or):
-            return _or([self.cond(x, row, rtype) for x in e.exprs])
+            return or_([self.cond(x, row, rtype) for x in e.exprs])
         if isinstance(e, Chain):
             inner, args = self.ids_any(e.expr, e.target_type)
             v = self.alias()
@@ -416,11 +185,16 @@ class Renderer:
                 [e.param, e.target_type, *args],
             )
         if isinstance(e, Has):
-            inner, args = self.ids_any(e.expr, e.source_type)
+            # Correlated: the row's referrers (its compartment's few) are checked one by
+            # one, so the cost follows the rows checked, never all of the source type's
+            # matches (a common code matches thousands of Conditions).
+            s = self.alias()
+            inner, args = self.cond(e.expr, s, e.source_type)
             return (
                 f"EXISTS (SELECT 1 FROM sp_ref {a} INDEXED BY sp_ref_value"
+                f" JOIN resource_versions {s} ON {s}.seq = {a}.seq"
                 f" WHERE {a}.target_id = {row}.id AND {a}.type = ? AND {a}.param = ?"
-                f" AND {a}.target_type = {row}.type AND {a}.seq IN ({inner}))",
+                f" AND {a}.target_type = {row}.type AND {inner})",
                 [e.source_type, e.param, *args],
             )
         raise TypeError(f"cannot render {e!r}")
@@ -430,7 +204,7 @@ class Renderer:
     def ids(self, e: Expr, rtype: str) -> SQL | None:
         """``SELECT seq`` of the ``rtype`` resources matching positive ``e``, else ``None``."""
         a = self.alias()
-        leaf = _leaf_pred("{T}" if isinstance(e, Token | String) else a, e)
+        leaf = leaf_pred("{T}" if isinstance(e, Token | String) else a, e)
         if leaf is not None:
             table, pred = leaf
             if table in TERMS:
@@ -480,7 +254,7 @@ class Renderer:
             if not rest:
                 return sub
             r = self.alias()
-            cond, cargs = _and([self.cond(x, r, rtype) for x in rest])
+            cond, cargs = and_([self.cond(x, r, rtype) for x in rest])
             return (
                 f"SELECT {r}.seq FROM resource_versions {r} WHERE {r}.seq IN ({sub[0]})"
                 f" AND {r}.{CURRENT} AND {cond}",
@@ -560,5 +334,5 @@ def keyset(keys: list[tuple[str, bool]], position: tuple[Any, ...], backwards: b
         parts: list[SQL] = [(f"{keys[j][0]} = ?", [position[j]]) for j in range(i)]
         greater = desc == backwards
         parts.append((f"{expr} {'>' if greater else '<'} ?", [position[i]]))
-        ors.append(_and(parts))
-    return _or(ors)
+        ors.append(and_(parts))
+    return or_(ors)

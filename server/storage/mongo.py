@@ -73,17 +73,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from server.search.mongo_index import INDEXES as SEARCH_INDEXES
 from server.search.mongo_index import index_document
 from server.search.mongo_render import mongo_include, mongo_search
+from server.storage.mongo_indexes import create_indexes
 from server.storage.port import (
     BackendInfo,
     HistoryPage,
@@ -294,49 +294,10 @@ class MongoStore:
         await v.update_many({"tk": {"$exists": True}}, {"$unset": {"tk": ""}})
 
     async def _create_indexes(self) -> None:
-        v = self._versions
-        await v.create_index(
-            [("type", ASCENDING), ("id", ASCENDING), ("prev", ASCENDING)],
-            unique=True,
-            name="one_successor_per_version",
-        )
-        await v.create_index(
-            [("type", ASCENDING), ("id", ASCENDING), ("version", ASCENDING)],
-            name="resource_versions",
-        )
-        await v.create_index([("lu", ASCENDING), ("_id", ASCENDING)], name="history")
-        await v.create_index(
-            [("type", ASCENDING), ("lu", ASCENDING), ("_id", ASCENDING)], name="type_history"
-        )
-        await v.create_index(
-            [("type", ASCENDING), ("cur", ASCENDING), ("deleted", ASCENDING), ("id", ASCENDING)],
-            name="current",
-        )
-        await self._drop_identifier_index(v)
-        # Search indexes (server.search.mongo_index), on MongoDB only. FerretDB 1.x
-        # accepts a wildcard index and then fails every insert, and indexes an array as
-        # one value rather than one entry per element: on its PostgreSQL backend a
-        # resource with many search keys then exceeds the 8 KiB index row and cannot be
-        # stored at all (its SQLite backend uses no secondary index anyway).
         assert self._client is not None
         build = await self._client.admin.command("buildInfo")
-        ferretdb = "ferretdbVersion" in build
-        if ferretdb:
-            names = {ix["name"] async for ix in await v.list_indexes()}
-            for name, _, _ in SEARCH_INDEXES:
-                if name in names:  # created by an earlier release
-                    await v.drop_index(name)
-        for name, keys, wildcard in [] if ferretdb else SEARCH_INDEXES:
-            try:
-                await v.create_index(keys, name=name)
-            except OperationFailure:
-                if not wildcard:
-                    raise  # wildcard indexes need MongoDB >= 4.2
-        await v.create_index([("txn", ASCENDING)], sparse=True, name="staged")
-        await v.create_index([("sup", ASCENDING)], sparse=True, name="superseding")
-        await self._transactions.create_index(
-            [("done_at", ASCENDING)], sparse=True, name="finished"
-        )
+        await create_indexes(self._versions, self._transactions, "ferretdbVersion" in build)
+        await self._drop_identifier_index(self._versions)
 
     async def _choose_transactions(self, hello: Mapping[str, Any]) -> bool:
         if self._requested_mode != "auto":

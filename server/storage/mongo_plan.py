@@ -18,18 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from server.search.mongo_index import INDEXES as SEARCH_INDEXES
+from server.storage.mongo_indexes import INDEX_SET
 
-# Every index on ``versions``: (name, key fields). Kept next to ``_create_indexes`` in
-# ``mongo.py``; ``tests/storage/test_mongo_indexes.py`` checks the two agree.
-INDEX_SET: list[tuple[str, list[str]]] = [
-    ("one_successor_per_version", ["type", "id", "prev"]),
-    ("resource_versions", ["type", "id", "version"]),
-    ("history", ["lu", "_id"]),
-    ("type_history", ["type", "lu", "_id"]),
-    ("current", ["type", "cur", "deleted", "id"]),
-    *[(name, [f for f, _ in keys]) for name, keys, _ in SEARCH_INDEXES],
-]
 _SARGABLE = {"$in", "$gt", "$gte", "$lt", "$lte", "$elemMatch", "$regex", "$eq", "$all"}
 # Fields whose equality narrows no more than "current resources of one type".
 _COARSE = {"type", "cur", "deleted"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from server.search import sql_render
-from server.search.expr import And, Expr
+from server.search.expr import And, Expr, Has
 from server.spec.resources import resource_types
 from server.storage.port import IncludeSpec, SearchQuery
 
@@ -70,7 +70,12 @@ def render_search(
                 where.append(f"r.seq IN ({sub[0]})")
                 args.extend(sub[1])
                 if not query.sort:
-                    probe = sub
+                    # _has: what may be large is the referrers' match, not the result.
+                    probe = (
+                        r.ids_any(driver.expr, driver.source_type)
+                        if isinstance(driver, Has)
+                        else sub
+                    )
         for term in terms:
             sql, a = r.cond(term, "r", single)
             where.append(sql)

@@ -3,7 +3,7 @@
 The static check (no server) renders each query of the search case table and of the
 search benchmarks exactly as ``mongo_search`` would, chains and ``_has`` replaced by the
 id lists their sub-queries produce, and holds it against ``INDEX_SET``
-(``server/storage/mongo_plan.py``). The declared set is compared with what
+(``server/storage/mongo_indexes.py``, ``mongo_plan.py``). The declared set is compared with what
 ``MongoStore.open`` really creates on the test server, and, when
 ``BILLABLE_TEST_MONGO_URI`` names a real MongoDB, each query's explain plan must be an
 index scan of the index the static check named (FerretDB has no query planner worth
@@ -74,11 +74,12 @@ def _resolved(e: Expr | None) -> Expr | None:
     return e
 
 
-def rendered(rtype: str, query: str) -> tuple[dict[str, Any], list[str]]:
+def rendered(rtype: str, query: str) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+    """The filter and sort ``mongo_search`` sends for ``rtype?query``."""
     parsed = parse_search((rtype,), parse_qsl(query))
     criteria = render_filter(_resolved(parsed.where))
     parts = [BASE, {"type": rtype}] + ([criteria] if criteria else [])
-    return {"$and": parts}, [f for f, _, _ in sort_spec(parsed.sort)]
+    return {"$and": parts}, [(f, d) for f, d, _ in sort_spec(parsed.sort)]
 
 
 def _queries() -> list[tuple[str, str]]:
@@ -109,7 +110,8 @@ def test_every_rendered_filter_is_served_by_a_declared_index(rtype: str, query: 
 @pytest.mark.parametrize(("rtype", "query"), QUERIES, ids=[f"{t}?{q}" for t, q in QUERIES])
 def test_every_rendered_sort_has_an_index_for_its_first_key(rtype: str, query: str) -> None:
     _, order = rendered(rtype, query)
-    assert sort_index(order) is not None, f"no declared index returns documents by {order[0]}"
+    fields = [f for f, _ in order]
+    assert sort_index(fields) is not None, f"no declared index returns documents by {fields[0]}"
 
 
 def test_the_scan_list_only_names_queries_that_have_no_index() -> None:
@@ -166,7 +168,7 @@ async def test_mongodb_plans_each_common_query_as_a_scan_of_the_expected_index(
             filt, order = rendered(rtype, query)
             expected = serving_indexes(filt)
             assert expected is not None
-            plan = coll.find(filt).sort([(f, 1) for f in order]).limit(21).explain()
+            plan = coll.find(filt).sort(order).limit(21).explain()
             used = _index_names(plan["queryPlanner"]["winningPlan"])
             assert used, f"{rtype}?{query}: collection scan ({plan['queryPlanner']})"
             assert used & set(expected), (

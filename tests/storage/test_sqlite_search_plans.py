@@ -78,3 +78,41 @@ def test_only_a_search_in_default_order_offers_the_ordered_plan() -> None:
     assert render_search(SearchQuery(("Observation",), code))[3] is not None
     by_date = SearchQuery(("Observation",), code, sort=(SortKey("date", "date", True),))
     assert render_search(by_date)[3] is None
+
+
+async def test_has_over_thousands_of_referrers_finds_exactly_the_referenced_patients(
+    tmp_path: Path,
+) -> None:
+    from server.search.expr import Has
+
+    clock = Clock()
+    patients = [
+        Write("Patient", f"p{i:03d}", 0, 1, clock(), body("Patient", f"p{i:03d}", 1), SearchIndex())
+        for i in range(60)
+    ]
+    referrers = []
+    for i in range(ORDERED_SCAN_FROM + 100):  # only the even patients are referenced
+        rid = f"o{i:05d}"
+        referrers.append(
+            Write(
+                "Observation",
+                rid,
+                0,
+                1,
+                clock(),
+                body("Observation", rid, 1),
+                SearchIndex(
+                    tokens=[("code", LOINC, "many")],
+                    references=[("subject", "Patient", f"p{(i % 30) * 2:03d}", None)],
+                ),
+            )
+        )
+    store = SQLiteStore(tmp_path / "billable.db")
+    await store.open()
+    try:
+        await store.commit(patients + referrers)
+        has = Has("Observation", "subject", Token("code", (TokenValue(LOINC, "many", True),)))
+        page = await store.search(SearchQuery(("Patient",), has, count=100))
+        assert [v.id for v in page.versions] == [f"p{i:03d}" for i in range(0, 60, 2)]
+    finally:
+        await store.close()
