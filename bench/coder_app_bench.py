@@ -23,6 +23,7 @@ import html
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -247,6 +248,7 @@ def figures(
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        shutil.rmtree(work, ignore_errors=True)  # the store, the seed and the sample
     return {
         "open_tasks": tasks,
         "runs": runs,
