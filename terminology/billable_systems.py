@@ -329,6 +329,23 @@ CODING_EDITS: dict[str, tuple[str, str]] = {
         "Vaccine not mapped",
         "The Immunization's CVX code has no CPT/HCPCS product code in the table.",
     ),
+    # a coder's decisions (mappings/coding/overrides.py, docs/coder-app.md)
+    "coder-override": (
+        "Coder decision applied",
+        "A coder's recorded decision (a Basic claim-override resource: who, when, why) was"
+        " applied to the claim when it was generated.",
+    ),
+    "override-stale": (
+        "Coder decision no longer fits",
+        "A coder's recorded decision names a diagnosis or line the claim no longer has (the"
+        " encounter changed): the claim returns to the queue until the coder withdraws or"
+        " redoes it.",
+    ),
+    "coder-hold": (
+        "Coder decisions not released",
+        "Coder decisions were recorded after the last release: the claim stays a draft until"
+        " a coder releases it.",
+    ),
 }
 
 TASK_CODES: dict[str, tuple[str, str]] = {

@@ -36,6 +36,11 @@ CODER_SCOPES = (
 )
 
 
+# The app's forms are a few fields of text: a body past this is refused (413) before any
+# handler reads it (the API's own body limit is behind the dispatch, not in front of it).
+MAX_FORM_BYTES = 64 * 1024
+
+
 class CoderAppDispatch:
     """ASGI: ``/app`` to the coder app, everything else to the API stack."""
 
@@ -46,9 +51,39 @@ class CoderAppDispatch:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = str(scope.get("path", ""))
         if scope["type"] == "http" and (path == PREFIX or path.startswith(PREFIX + "/")):
-            await self.web(scope, receive, send)
+            headers = dict(scope.get("headers") or [])
+            declared = headers.get(b"content-length", b"0")
+            if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+                await _too_large(send)
+                return
+            seen = 0
+
+            async def bounded() -> Any:
+                nonlocal seen
+                message = await receive()
+                seen += len(message.get("body", b""))
+                if seen > MAX_FORM_BYTES:  # a chunked body that lied about its size
+                    raise ValueError("request body too large")
+                return message
+
+            await self.web(scope, bounded, send)
             return
         await self.app(scope, receive, send)
+
+
+async def _too_large(send: Any) -> None:
+    body = b"The coder app accepts forms of at most 64 KiB."
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"text/plain"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def install(app: FastAPI, settings: Settings) -> None:

@@ -103,3 +103,11 @@ def test_without_a_session_the_app_sends_the_browser_to_the_authorization_server
         assert forged.status_code == 400 and "billable_coder" not in forged.headers.get(
             "set-cookie", ""
         )
+
+
+def test_a_form_larger_than_64_kib_is_refused_before_any_handler_reads_it(tmp_path: Path) -> None:
+    settings = Settings(store_url=f"sqlite:///{tmp_path / 'b.db'}")
+    with TestClient(create_app(settings), base_url="http://testserver") as c:
+        r = c.post("/app/claim/x/decide", data={"reason": "x" * 70_000}, follow_redirects=False)
+        assert r.status_code == 413
+        assert c.get("/healthz").status_code == 200
