@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         help="adjudicate clean generated claims at once (auto, default) or only on"
         " Claim/$submit (manual) (env BILLABLE_ADJUDICATION)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("BILLABLE_WORKERS", "1")),
+        help="server processes sharing the port and the store (env BILLABLE_WORKERS;"
+        " default 1; docs/performance.md#workers)",
+    )
     serve.add_argument("--log-level", default="info")
     reindex = commands.add_parser("reindex", help="rebuild the search index of every resource")
     reindex.add_argument("--store", help="sqlite:///PATH or mongodb://... (env BILLABLE_STORE)")
@@ -94,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     add_code_arguments(
         commands.add_parser("code", help="code stored encounters (claims, then adjudication)")
     )
+    from server.x12.cli import add_x12_arguments
+
+    add_x12_arguments(commands.add_parser("x12", help="837 batches out, 835/999/277CA in"))
     from server.auth.cli import add_commands
 
     add_commands(commands)
@@ -191,11 +201,26 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from server.app import create_app
-
+    if args.workers < 1:
+        print("billable: --workers must be at least 1", file=sys.stderr)
+        return 2
     print(f"Billable FHIR R4 server at {url} (store {settings.store_url})", file=sys.stderr)
+    if args.workers > 1:
+        # Each worker process builds its own app from the same settings (uvicorn imports
+        # the factory there); they share the listening socket and the store.
+        from server.app import WORKER_SETTINGS_ENV, worker_app, worker_settings_json
+
+        os.environ[WORKER_SETTINGS_ENV] = worker_settings_json(settings)
+        print(f"{args.workers} worker processes", file=sys.stderr)
+        app: object = f"{worker_app.__module__}:{worker_app.__name__}"
+    else:
+        from server.app import create_app
+
+        app = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,  # type: ignore[arg-type]
+        factory=args.workers > 1,
+        workers=args.workers if args.workers > 1 else None,
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,
@@ -242,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.coding_cli import code_command
 
         return code_command(args)
+    if args.command == "x12":
+        from server.x12.cli import x12_command
+
+        return x12_command(args)
     from server.auth.cli import COMMANDS, run
 
     if args.command in COMMANDS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from server.storage.factory import DEFAULT_STORE_URL
 
@@ -60,6 +60,30 @@ class Settings:
     export_dir: str = "./data/export"
     export_file_max_bytes: int = 128 * MIB
     export_expiry_seconds: int = 3600
+    # X12 5010 837/835 (docs/x12.md): who sends and receives the interchanges and who
+    # bills. Each is set by BILLABLE_<NAME> (e.g. BILLABLE_X12_BILLING_NPI). With no
+    # billing NPI/tax id configured, a claim's provider Organization must carry its own,
+    # or the 837 is refused naming the missing element.
+    x12_usage: str = "T"  # ISA15: T test, P production
+    x12_sender_id: str = "BILLABLE"  # ISA06/GS02 (qualifier ZZ)
+    x12_receiver_id: str = "CLEARINGHOUSE"  # ISA08/GS03 (qualifier ZZ); 1000B NM109
+    x12_submitter_name: str = "BILLABLE"
+    x12_submitter_id: str = "BILLABLE"  # 1000A NM109 (ETIN)
+    x12_submitter_contact: str = "BILLING OFFICE"
+    x12_submitter_phone: str = "5555550100"
+    x12_receiver_name: str = "CLEARINGHOUSE"
+    x12_billing_name: str | None = None
+    x12_billing_npi: str | None = None
+    x12_billing_tax_id: str | None = None
+    x12_billing_taxonomy: str | None = None
+    x12_billing_address: str | None = None
+    x12_billing_city: str | None = None
+    x12_billing_state: str | None = None
+    x12_billing_zip: str | None = None  # nine digits (5010: no PO box ZIP+4 of 0000)
+    # The coders' web app at /app (docs/coder-app.md): on unless BILLABLE_CODER_APP=off;
+    # the OAuth client id it signs in as (registered with `billable clients add`).
+    coder_app: bool = True
+    coder_app_client: str = "billable-coder-app"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -107,5 +131,12 @@ class Settings:
             values["export_file_max_bytes"] = int(float(env["BILLABLE_EXPORT_FILE_MB"]) * MIB)
         if "BILLABLE_EXPORT_EXPIRY" in env:
             values["export_expiry_seconds"] = int(env["BILLABLE_EXPORT_EXPIRY"])
+        for f in fields(cls):
+            if f.name.startswith("x12_") and f"BILLABLE_{f.name.upper()}" in env:
+                values[f.name] = env[f"BILLABLE_{f.name.upper()}"]
+        if "BILLABLE_CODER_APP" in env:
+            values["coder_app"] = env["BILLABLE_CODER_APP"].lower() not in ("off", "0", "false")
+        if "BILLABLE_CODER_APP_CLIENT" in env:
+            values["coder_app_client"] = env["BILLABLE_CODER_APP_CLIENT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)  # type: ignore[arg-type]

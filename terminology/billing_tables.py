@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from terminology.catalog import Entry, pick
+from terminology.disk_tables import RowTable
 from terminology.errors import TerminologyError
 from terminology.model import AddOn, Gpci, Locality, Meta, Mue, PtpEdit, Rvu
 
@@ -76,16 +77,16 @@ class BillingTables:
         entry, _ = self._table("ncci-ptp", day)
         if entry is None:
             return []
-        index = _ptp_index(entry)
+        table = _rows(entry)
         day = day or date.today()
-        found = index.get((code1, code2), []) + index.get((code2, code1), [])
+        found = table.find(code1, code2) + table.find(code2, code1)
         return [e for e in found if e.in_force(day)]
 
     def mue(self, code: str, day: date | None = None) -> Mue | None:
         entry, _ = self._table("mue", day)
         if entry is None:
             return None
-        return _mue_index(entry).get(code)
+        return _last(_rows(entry).find(code))
 
     def addons(self, code: str, day: date | None = None) -> list[AddOn]:
         """The AOC edits in force on ``day`` that make ``code`` an add-on code (empty: it
@@ -94,14 +95,14 @@ class BillingTables:
         if entry is None:
             return []
         when = day or date.today()
-        return [e for e in _aoc_index(entry).get(code, []) if e.in_force(when)]
+        return [e for e in _rows(entry).find(code) if e.in_force(when)]
 
     def rvu(self, code: str, day: date | None = None, modifier: str = "") -> Rvu | None:
         """The PFS relative value row of ``code`` (and modifier 26/TC/53) for ``day``."""
         entry, _ = self._table("mpfs-rvu", day)
         if entry is None:
             return None
-        return _rvu_index(entry).get((code, modifier))
+        return _last(_rows(entry).find(code, modifier))
 
     def gpci(self, locality: str, day: date | None = None) -> Gpci | None:
         entry, _ = self._table("mpfs-gpci", day)
@@ -109,8 +110,7 @@ class BillingTables:
 
     def localities(self, day: date | None = None) -> list[Locality]:
         entry, _ = self._table("mpfs-locality", day)
-        rows: list[Locality] = entry.load() if entry is not None else []
-        return rows
+        return list(entry.load()) if entry is not None else []
 
     def resolve_locality(self, text: str, day: date | None = None) -> str:
         """A PFS locality id (``MAC-NN``) from what a user configures: the id itself, a state
@@ -166,7 +166,7 @@ class BillingTables:
         gpci_entry, _ = self._table("mpfs-gpci", day)
         if rvu_entry is None or gpci_entry is None:
             return None
-        rvu = _rvu_index(rvu_entry).get((code, modifier))
+        rvu = _last(_rows(rvu_entry).find(code, modifier))
         gpcis: dict[str, Gpci] = _gpci_index(gpci_entry)
         gpci = gpcis.get(locality) or (
             Gpci("00000-00", "National (all GPCIs 1.0)", 1.0, 1.0, 1.0)
@@ -194,47 +194,15 @@ class BillingTables:
         )
 
 
-# Indexes built once per loaded table and cached on the entry's ``extra`` dict.
-def _cached(entry: Entry, key: str, build: Any) -> Any:
-    value = entry.extra.get(key)
-    if value is None:
-        value = build(entry.load())
-        entry.extra[key] = value
-    return value
+def _rows(entry: Entry) -> RowTable[Any]:
+    """The on-disk billing table of ``entry`` (keyed look-ups, hot keys cached)."""
+    table: RowTable[Any] = entry.load()
+    return table
 
 
-def _ptp_index(entry: Entry) -> dict[tuple[str, str], list[PtpEdit]]:
-    def build(edits: list[PtpEdit]) -> dict[tuple[str, str], list[PtpEdit]]:
-        out: dict[tuple[str, str], list[PtpEdit]] = {}
-        for e in edits:
-            out.setdefault((e.column1, e.column2), []).append(e)
-        return out
-
-    result: dict[tuple[str, str], list[PtpEdit]] = _cached(entry, "_ptp", build)
-    return result
-
-
-def _mue_index(entry: Entry) -> dict[str, Mue]:
-    result: dict[str, Mue] = _cached(entry, "_mue", lambda rows: {m.code: m for m in rows})
-    return result
-
-
-def _rvu_index(entry: Entry) -> dict[tuple[str, str], Rvu]:
-    result: dict[tuple[str, str], Rvu] = _cached(
-        entry, "_rvu", lambda rows: {(r.code, r.modifier): r for r in rows}
-    )
-    return result
-
-
-def _aoc_index(entry: Entry) -> dict[str, list[AddOn]]:
-    def build(rows: list[AddOn]) -> dict[str, list[AddOn]]:
-        out: dict[str, list[AddOn]] = {}
-        for e in rows:
-            out.setdefault(e.addon, []).append(e)
-        return out
-
-    result: dict[str, list[AddOn]] = _cached(entry, "_aoc", build)
-    return result
+def _last(rows: list[Any]) -> Any:
+    """The row a keyed table answers with: the last one the release lists for the key."""
+    return rows[-1] if rows else None
 
 
 def _state_abbrev(row: Locality, gpcis: dict[str, Gpci]) -> str:
@@ -243,5 +211,9 @@ def _state_abbrev(row: Locality, gpcis: dict[str, Gpci]) -> str:
 
 
 def _gpci_index(entry: Entry) -> dict[str, Gpci]:
-    result: dict[str, Gpci] = _cached(entry, "_gpci", lambda rows: {g.locality: g for g in rows})
-    return result
+    """Every GPCI of a release by locality (about 110 rows: kept in memory)."""
+    value: dict[str, Gpci] | None = entry.extra.get("_gpci")
+    if value is None:
+        value = {g.locality: g for g in entry.load()}
+        entry.extra["_gpci"] = value
+    return value

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from terminology import store
+from terminology import disk_build, disk_tables, store
 from terminology.model import Meta
 
 INDEX = "index.json"
@@ -25,28 +25,47 @@ INDEX = "index.json"
 
 @dataclass(slots=True)
 class Entry:
-    """One compiled file; ``load()`` reads it once and keeps the parsed table."""
+    """One compiled file; ``load()`` opens its on-disk form once and keeps the view
+    (same shape as the parsed table: Mappings for code systems and maps, Sequences for
+    billing tables)."""
 
     kind: str
     meta: Meta
     path: Path
     extra: dict[str, Any]
     _table: Any = None
+    _cache: Path | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self) -> Any:
         if self._table is None:
             with self._lock:
                 if self._table is None:
-                    self._table = _parse(self.kind, store.read_file(self.path))
+                    cache = self.ensure_cache()
+                    self._table = disk_tables.open_table(self.kind, self.meta, cache)
         return self._table
+
+    def ensure_cache(self) -> Path:
+        """The cache file of this table, built now if it is missing."""
+        if self._cache is None:
+            self._cache = disk_build.ensure([(self.path, self.kind)])[0]
+        return self._cache
 
     @property
     def loaded(self) -> bool:
         return self._table is not None
 
 
-def _parse(kind: str, data: dict[str, Any]) -> Any:
+def ensure_caches(entries: list[Entry]) -> None:
+    """Build the missing cache files of ``entries`` in one go (one child process for the
+    large ones), so a first start does not build them one by one."""
+    todo = [e for e in entries if e._cache is None]
+    for entry, path in zip(todo, disk_build.ensure([(e.path, e.kind) for e in todo]), strict=True):
+        entry._cache = path
+
+
+def parse(kind: str, data: dict[str, Any]) -> Any:
+    """The in-memory form of a compiled table (loaders and tests that build tables)."""
     if kind == "codesystem":
         return store.codesystem_from_json(data)
     if kind == "conceptmap":

@@ -177,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     p_load.add_argument("--data-dir", type=Path, default=None)
     p_list = sub.add_parser("list", help="list shipped and loaded versions")
     p_list.add_argument("--data-dir", type=Path, default=None)
+    p_cache = sub.add_parser(
+        "cache",
+        help="build the on-disk form of every table now (at install; else on first use)",
+    )
+    p_cache.add_argument("--data-dir", type=Path, default=None)
+    p_cache.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove cache files no table of this installation and data directory uses",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "load":
@@ -201,8 +211,29 @@ def main(argv: list[str] | None = None) -> int:
     from terminology.service import TerminologyService
 
     service = TerminologyService(args.data_dir)
+    if args.command == "cache":
+        return cache_command(service, args.prune)
     for line in listing(service):
         print(line)
+    return 0
+
+
+def cache_command(service: Any, prune: bool) -> int:
+    """``billable terminology cache``: build every table's SQLite file (``BILLABLE_
+    TERMINOLOGY_CACHE``, default ``~/.cache/billable/terminology``)."""
+    from terminology import disk_build
+
+    entries = service.catalog()
+    catalog.ensure_caches(entries)
+    used = {entry.ensure_cache() for entry in entries}
+    directory = disk_build.cache_dir()
+    size = sum(p.stat().st_size for p in used) / 2**20
+    print(f"{len(used)} tables on disk in {directory} ({size:.1f} MiB)")
+    if prune:
+        stale = [p for p in directory.glob(f"*{disk_build.SUFFIX}") if p not in used]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        print(f"removed {len(stale)} cache files no table uses")
     return 0
 
 

@@ -7,6 +7,7 @@ reading the snapshot they started with.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -126,9 +127,11 @@ NOTE_KINDS = (
 @dataclass(frozen=True, slots=True)
 class CodeSystemVersion:
     meta: Meta
-    concepts: dict[str, Concept]
+    # A dict when a loader builds the version; an on-disk view (``terminology.disk_tables``)
+    # when the service opens a compiled one.
+    concepts: Mapping[str, Concept]
     # Instructional notes as written at each code: {code: {kind: [text, ...]}}.
-    notes: dict[str, dict[str, list[str]]]
+    notes: Mapping[str, dict[str, list[str]]]
     # "complete" when every code of the release is present, "fragment" for shipped subsets.
     content: str = "complete"
     case_sensitive: bool = True
@@ -176,8 +179,8 @@ class ConceptMapVersion:
     source_system: str
     target_system: str
     # {source code: targets sorted by (map_group, map_priority)}
-    entries: dict[str, tuple[MapTarget, ...]]
-    source_displays: dict[str, str]
+    entries: Mapping[str, tuple[MapTarget, ...]]
+    source_displays: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)

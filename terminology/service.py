@@ -21,7 +21,8 @@ from typing import Any
 
 from terminology import systems
 from terminology.billing_tables import BillingTables
-from terminology.catalog import Entry, index_mtime, pick, read_index
+from terminology.catalog import Entry, ensure_caches, index_mtime, pick, read_index
+from terminology.disk_tables import ConceptTable
 from terminology.errors import TerminologyError
 from terminology.icd10cm_edits import conflicts
 from terminology.model import (
@@ -111,9 +112,17 @@ class TranslateMatch:
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     entries: tuple[Entry, ...]
+    # (kind, url) -> entries, filled on first use: every look-up asks for its system's.
+    _by: dict[tuple[str, str | None], list[Entry]] = field(default_factory=dict)
 
     def of(self, kind: str, url: str | None = None) -> list[Entry]:
-        return [e for e in self.entries if e.kind == kind and (url is None or e.meta.url == url)]
+        found = self._by.get((kind, url))
+        if found is None:
+            found = [
+                e for e in self.entries if e.kind == kind and (url is None or e.meta.url == url)
+            ]
+            self._by[(kind, url)] = found
+        return list(found)
 
 
 class TerminologyService(BillingTables):
@@ -163,7 +172,10 @@ class TerminologyService(BillingTables):
             self.reload()
 
     def preload(self) -> None:
-        """Load every table now instead of on first use (used by the server at start-up)."""
+        """Open every table now instead of on first use (used by the server at start-up):
+        the missing cache files are built (large ones in one child process), then each
+        table is opened; nothing is parsed into memory."""
+        ensure_caches(list(self._snapshot.entries))
         for entry in self._snapshot.entries:
             entry.load()
 
@@ -384,18 +396,24 @@ class TerminologyService(BillingTables):
         else:
             raise TerminologyError("unknown-valueset", f"Unsupported implicit value set {url}")
         words = filter.lower().split() if filter else []
-        if words:
-            haystack = self._haystack(cs)
-            if len(words) == 1:
-                word = words[0]
-                codes = [c for c in codes if word in haystack[c]]
+        pairs: Iterable[tuple[str, Concept]]
+        if isinstance(cs.concepts, ConceptTable):
+            # On disk: the filter is one scan inside SQLite, and a whole-system expansion
+            # streams the rows instead of looking every code up.
+            matched = cs.concepts.matching(words) if words else None
+            if query.startswith("=isa/"):
+                pairs = ((c, cs.concepts[c]) for c in codes if matched is None or c in matched)
             else:
+                pairs = (p for p in cs.concepts.items() if matched is None or p[0] in matched)
+        else:
+            if words:
+                haystack = self._haystack(cs)
                 codes = [c for c in codes if all(w in haystack[c] for w in words)]
+            pairs = ((c, cs.concepts[c]) for c in codes)
         stop = None if count is None else offset + count
         items: list[ExpansionItem] = []
         total = 0
-        for code in codes:
-            concept = cs.concepts[code]
+        for code, concept in pairs:
             if exclude_abstract and not concept.billable:
                 continue
             # Count every match, but build items only for the requested page.

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from terminology.catalog_supplement import SUPPLEMENT
+from terminology.catalog_supplement import supplement_concepts
 from terminology.model import (
     AddOn,
     CodeSystemVersion,
@@ -112,10 +112,11 @@ def codesystem_from_json(data: dict[str, Any]) -> CodeSystemVersion:
                 parent.children.append(concept.code)
     meta = Meta.from_json(data["meta"])
     content = data.get("content", "complete")
-    # Codes Billable's rule tables emit that a shipped release lacks (CPT modifiers, which
-    # the RVU file's code list does not carry; CDT numbers the maps use).
-    for code, display in SUPPLEMENT.get(meta.url, {}).items():
-        concepts.setdefault(code, Concept(code=code, display=display))
+    # Codes Billable emits that a release lacks (the CPT modifiers, which neither the RVU
+    # file's code list nor an AMA procedure file carries; CDT numbers the rule tables use):
+    # see terminology/catalog_supplement.py. A code the release has keeps its own row.
+    for concept in supplement_concepts(meta.url):
+        concepts.setdefault(concept.code, concept)
     return CodeSystemVersion(
         meta=meta,
         concepts=concepts,

@@ -25,7 +25,6 @@ import asyncio
 import hashlib
 import random
 import uuid
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -55,6 +54,7 @@ from mappings.adjudication.resources import (
 from mappings.adjudication.rules import RateTable, is_specialist, shipped_rates
 from server.errors import FhirError
 from server.repository import Repository, RequestContext
+from server.repository.process_lock import ProcessLock
 from server.storage.port import StoredVersion, VersionConflict, Write
 
 ACCUMULATOR = "x-billable-accumulator"
@@ -103,18 +103,10 @@ class Adjudicated:
     created: bool  # False: the claim version had been adjudicated already
 
 
-LOCK_STRIPES = 64
-_locks: weakref.WeakKeyDictionary[Repository, list[asyncio.Lock]] = weakref.WeakKeyDictionary()
-
-
-def _member_lock(repo: Repository, member: str) -> asyncio.Lock:
-    """One of a fixed set of locks per repository, chosen by the member."""
-    stripes = _locks.get(repo)
-    if stripes is None:
-        stripes = _locks[repo] = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
-    return stripes[
-        int(hashlib.blake2b(member.encode(), digest_size=4).hexdigest(), 16) % LOCK_STRIPES
-    ]
+def _member_lock(repo: Repository, member: str) -> ProcessLock:
+    """One of a fixed set of locks per repository, chosen by the member; held across the
+    processes sharing the store too (``billable serve --workers N``)."""
+    return repo.process_lock("adjudication-member", member)
 
 
 def derived_id(kind: str, claim_id: str, version: int) -> str:

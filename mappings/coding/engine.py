@@ -39,6 +39,7 @@ from mappings.coding.model import (
     Problem,
     SourceData,
 )
+from mappings.coding.overrides import CoderDecisions
 from mappings.coding.payers import payer_tables
 from mappings.coding.procedures import procedure_lines
 from mappings.coding.tables import RuleTables, rule_tables
@@ -174,7 +175,10 @@ class _Coder:
             [] if self.institutional else immunization_lines(self, visit.payer()[1].vaccine_admin)
         )
         added = [("Z23", vaccines[0].sources[0])] if vaccines else []
-        dxs, by_condition = DiagnosisCoder(self).diagnoses(added)
+        dx_coder = DiagnosisCoder(self)
+        dxs, by_condition = dx_coder.diagnoses(added)
+        decisions = CoderDecisions.of(self)  # a coder's overrides, reapplied (overrides.py)
+        dxs = decisions.diagnoses(dxs, by_condition, dx_coder.check_icd10cm)
         proc_lines, pcs = procedure_lines(self, by_condition)
         proc_lines += vaccines
         ordered = list(proc_lines)  # tests ordered and reviewed count for ED MDM data
@@ -190,6 +194,7 @@ class _Coder:
         lines = em + proc_lines
         if self.inpatient:
             lines.insert(0, accommodation(self))
+        lines = decisions.lines(lines)
         for i, ln in enumerate(lines):
             if ln.revenue is None:
                 check_line_code(self, ln, f"Claim.item[{i}].productOrService")
@@ -198,7 +203,9 @@ class _Coder:
         scrub_lines(self, lines, dx_codes)
         kept = [ln for ln in lines if not ln.removed]
         price_lines(self, kept)
-        return self._result(build_claim(self, dxs, kept, pcs))
+        claim = build_claim(self, dxs, kept, pcs)
+        decisions.finish(claim)
+        return self._result(claim)
 
     def _result(self, claim: dict[str, Any]) -> CodingResult:
         """The coding result of ``claim``: active when clean, with the versions used."""

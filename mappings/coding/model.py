@@ -100,6 +100,10 @@ ISSUE_TYPES = {
     "facility-service": "informational",
     "ed-level-mdm": "informational",
     "professional-component": "informational",
+    # a coder's decisions (mappings/coding/overrides.py)
+    "coder-override": "informational",
+    "override-stale": "business-rule",
+    "coder-hold": "business-rule",
 }
 
 
@@ -141,6 +145,8 @@ class SourceData:
     practitioners: list[dict[str, Any]] = field(default_factory=list)  # their identifiers
     # Completed Immunizations given at the encounter (vaccine product + administration).
     immunizations: list[dict[str, Any]] = field(default_factory=list)
+    # The coders' decisions on this encounter's claim (``Basic`` resources, overrides.py).
+    overrides: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,10 @@ from mappings.coding.model import (
     Problem,
     SourceData,
 )
+from mappings.coding.overrides import BASIC_KIND, OVERRIDE_CODE
 from mappings.coding.patient_status import rendering_practitioner
 from mappings.coding.tables import rule_tables
+from mappings.coding.worklist import add_queue_facts
 from server.errors import FhirError
 from server.repository import Repository, RequestContext
 from server.repository import system_context as repository_system_context
@@ -99,7 +101,8 @@ class ClaimService:
         self.config = config or CodingConfig()
         self._terminology = terminology
         self.auto = auto
-        self._lock = asyncio.Lock()
+        # Across the processes sharing the store too (``--workers``): two never code at once.
+        self._lock = repo.process_lock("coding")
         self._pending: dict[str, None] = {}
         self._worker: asyncio.Task[None] | None = None
         self.failures: list[tuple[str, str]] = []  # (encounter id, what went wrong)
@@ -265,7 +268,11 @@ class ClaimService:
                     )
                     if _given_at(_body(v), ref)
                 ]
-        used += conditions + procedures + coverages + immunizations + roles + people
+        # The coders' decisions on this encounter's claim, reapplied by the engine.
+        overrides = await self._search(
+            ctx, "Basic", [("subject", ref), ("code", f"{BASIC_KIND}|{OVERRIDE_CODE}")]
+        )
+        used += conditions + procedures + coverages + immunizations + roles + people + overrides
         source = SourceData(
             enc,
             patient,
@@ -276,6 +283,7 @@ class ClaimService:
             roles=[_body(r) for r in roles],
             practitioners=[_body(p) for p in people],
             immunizations=[_body(i) for i in immunizations],
+            overrides=[_body(o) for o in overrides],
         )
         return source, used
 
@@ -432,7 +440,9 @@ class ClaimService:
             ctx, interaction, "Claim", claim_id, claim, expected, validated=True
         )
         writes.append(claim_write)
-        task_write = await self._task(ctx, claim_id, claim, result, new_claim=expected == 0)
+        task_write = await self._task(
+            ctx, claim_id, claim, result, new_claim=expected == 0, source=source
+        )
         if task_write is not None:
             writes.append(task_write)
         writes.append(self._provenance(ctx, claim_stored, task_write, used, result))
@@ -447,6 +457,7 @@ class ClaimService:
         claim: dict[str, Any],
         result: CodingResult,
         new_claim: bool,
+        source: SourceData | None = None,
     ) -> Write | None:
         if new_claim and result.clean:
             return None  # a new clean claim has no Task to create or complete
@@ -493,7 +504,9 @@ class ClaimService:
                 }
             )
             task.setdefault("authoredOn", now)
-            task.pop("businessStatus", None)
+            encounter_id = str(((claim.get("identifier") or [{}])[0]).get("value") or "")
+            coverages = source.coverages if source is not None else []
+            add_queue_facts(task, claim, encounter_id, coverages, result)
         tid = task_v.id if task_v is not None else str(uuid.uuid4())
         task["id"] = tid
         validate_resource(task)

@@ -14,6 +14,7 @@ things live outside the store to stop that (docs/security.md, docs/decisions.md)
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import logging
@@ -54,6 +55,8 @@ class AuditSeal:
     def __init__(self, key: bytes | None, anchor_file: Path) -> None:
         self.key = key
         self.anchor_file = anchor_file
+        # The keyed state is set up once; each event's MAC starts from a copy of it.
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256) if key is not None else None
         self._anchored = 0
         self._fd: int | None = None
         self._keyed_after: int | None = None
@@ -96,9 +99,12 @@ class AuditSeal:
         return hashlib.sha256(b"billable-audit-key\n" + self.key).hexdigest()[:16]
 
     def mac(self, previous: str, canonical: bytes) -> str:
-        if self.key is None:
+        if self._keyed is None:
             raise RuntimeError("no audit key: events cannot be sealed")
-        return hmac.new(self.key, previous.encode() + canonical, hashlib.sha256).hexdigest()
+        keyed = self._keyed.copy()
+        keyed.update(previous.encode())
+        keyed.update(canonical)
+        return keyed.hexdigest()
 
     # -- the anchor ----------------------------------------------------------------------
 
@@ -133,7 +139,14 @@ class AuditSeal:
             keyed_after = min(keyed_after, self._keyed_after)
         self._keyed_after = keyed_after
         record = orjson.dumps({"seq": seq, "hash": hash_, "keyed_after": keyed_after})
-        os.pwrite(self._fd, record.ljust(ANCHOR_SIZE), 0)
+        # Several processes append to one chain (``serve --workers``): under a lock of the
+        # file, an anchor another process moved further on is never moved back.
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            if _anchored_seq(os.pread(self._fd, ANCHOR_SIZE, 0)) < seq:
+                os.pwrite(self._fd, record.ljust(ANCHOR_SIZE), 0)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._anchored = seq
 
     def close(self) -> None:
@@ -143,3 +156,12 @@ class AuditSeal:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _anchored_seq(raw: bytes) -> int:
+    """The sequence number in an anchor record; -1 when there is none (or it is unreadable,
+    then it is rewritten)."""
+    try:
+        return int(orjson.loads(raw.strip())["seq"])
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return -1

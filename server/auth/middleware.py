@@ -78,6 +78,15 @@ class RateLimiter:
         return True
 
 
+def reads_audit_events(path: str, query: bytes) -> bool:
+    """Whether a request may read AuditEvents (their type, included or in a compartment,
+    or every type at once)."""
+    return "AuditEvent" in path or b"AuditEvent" in query or path in SYSTEM_PATHS or "$" in path
+
+
+SYSTEM_PATHS = frozenset({"/fhir", "/fhir/", "/fhir/_history", "/fhir/_search"})
+
+
 def describe(method: str, path: str, query: str) -> tuple[str, str, str | None, str | None]:
     """(action, interaction, entity reference, query) of a request, for the AuditEvent."""
     if path.startswith("/auth/"):
@@ -133,7 +142,7 @@ class SecurityMiddleware:
         grants: Grants | None = None
         refusal: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None
 
-        if path not in UNPINNED_PATHS:
+        if path not in UNPINNED_PATHS and not self.security.base_pinned:
             await self.security.pin_base(_request_base(scope))
         if method != "OPTIONS" and not is_public(path):
             grants, refusal = await self._authenticate(scope, headers)
@@ -143,6 +152,10 @@ class SecurityMiddleware:
                 429, "throttled", "Too many requests; slow down", [(b"retry-after", b"5")]
             )
         state["grants"] = grants
+        if path not in UNAUDITED_PATHS and method != "OPTIONS":
+            # Tells the audit trail's group commit that this request's record will come.
+            self.security.audit.expect()
+            state["audit_expected"] = True
 
         async def audited_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -164,20 +177,30 @@ class SecurityMiddleware:
                 return
             await send(message)
 
-        if refusal is not None:
-            status, body, extra = refusal
-            ok = await self._audit(scope, path, method, remote, grants, status, state)
-            if not ok:
-                refusal = _refusal(503, "transient", "The audit trail is unavailable", [])
-            await _send_plain(send, refusal, path, https)
-            return
+        if (
+            self.security.audit.journaled
+            and refusal is None
+            and reads_audit_events(path, scope.get("query_string", b""))
+        ):
+            await self.security.audit.flushed()  # every answered request is in the store
         try:
-            await self.app(scope, receive, audited_send)
-        except Exception:
-            # An unhandled error becomes a 500 outside this middleware: audit it here.
-            if not state.get("response_started"):
-                await self._audit(scope, path, method, remote, grants, 500, state)
-            raise
+            if refusal is not None:
+                status, body, extra = refusal
+                ok = await self._audit(scope, path, method, remote, grants, status, state)
+                if not ok:
+                    refusal = _refusal(503, "transient", "The audit trail is unavailable", [])
+                await _send_plain(send, refusal, path, https)
+                return
+            try:
+                await self.app(scope, receive, audited_send)
+            except Exception:
+                # An unhandled error becomes a 500 outside this middleware: audit it here.
+                if not state.get("response_started"):
+                    await self._audit(scope, path, method, remote, grants, 500, state)
+                raise
+        finally:
+            if state.pop("audit_expected", False):  # ended without an audit record
+                self.security.audit.unexpect()
 
     async def _authenticate(
         self, scope: Scope, headers: dict[str, str]
@@ -236,7 +259,7 @@ class SecurityMiddleware:
             + (f": {state['audit_note']}" if state.get("audit_note") else ""),
         )
         try:
-            await self.security.audit.append(record)
+            await self.security.audit.append(record, expected=state.pop("audit_expected", False))
         except Exception:
             log.exception("audit append failed for %s %s", method, path)
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,8 @@ from joserfc.jwk import KeySet
 from starlette.middleware.cors import CORSMiddleware
 
 from server.audit.chain import AuditTrail
+from server.audit.journal import AuditJournal
+from server.audit.queue import JournaledTrail
 from server.audit.seal import AuditSeal, default_key_file
 from server.auth.keys import KeyRing
 from server.auth.middleware import RateLimiter, SecurityMiddleware
@@ -124,7 +127,7 @@ class Security:
             self._keys_for, self.records, check_revocation=self.keys is not None
         )
         self.policy = repository.policy
-        self.audit = AuditTrail(repository, audit_seal(settings))
+        self.audit = audit_trail(repository, audit_seal(settings))
         # Billable's own engines (coding, adjudication) are audited by the repository.
         repository.audit_sink = self.audit.append
         self.rate_limiter = RateLimiter(int(getattr(settings, "rate_limit_per_minute", 0) or 0))
@@ -208,6 +211,10 @@ class Security:
         if self._base is None:
             raise RuntimeError("the public base URL is not pinned yet")
         return self._base
+
+    @property
+    def base_pinned(self) -> bool:
+        return self._base is not None
 
     async def pin_base(self, seen: str) -> str:
         """The one public FHIR base URL, never the Host header of each request.
@@ -426,6 +433,17 @@ def audit_seal(settings: Settings, create: bool = True) -> AuditSeal:
     configured = getattr(settings, "audit_key_file", None)
     key_file = Path(configured) if configured else default_key_file(settings.store_url)
     return AuditSeal.open(key_file, getattr(settings, "audit_key", None), create=create)
+
+
+def audit_trail(repository: Repository, seal: AuditSeal) -> AuditTrail | JournaledTrail:
+    """The trail requests append to: committed before each answer (the default), or
+    queued in the crash-safe journal next to the key file (``BILLABLE_AUDIT_JOURNAL=1``,
+    docs/security.md)."""
+    if os.environ.get("BILLABLE_AUDIT_JOURNAL", "0") != "1":
+        return AuditTrail(repository, seal)
+    anchor = seal.anchor_file
+    key_file = anchor.with_name(anchor.name.removesuffix(".anchor"))
+    return JournaledTrail(repository, seal, AuditJournal(key_file))
 
 
 def build_security(settings: Settings, repository: Repository) -> Security | None:

@@ -8,6 +8,7 @@ leeway, then revocation for the embedded issuer's tokens.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -117,6 +118,57 @@ def _has_kid(keyset: KeySet, kid: str | None) -> bool:
 KeysFor = Callable[[str | None], Awaitable[KeySet]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token whose signature and claims were checked: until when that may be reused."""
+
+    claims: dict[str, Any]
+    grants: Grants
+    until: float  # monotonic seconds
+
+
+class VerifiedTokens:
+    """Tokens already verified, by the SHA-256 of the token (the token itself is not kept).
+
+    A signature check costs more than the rest of the token's checks; a client sends the
+    same token for minutes. What is cached is only what the signature proves (the
+    claims): expiry, not-before and revocation are checked on every request as before,
+    so a revoked token is refused at once. An entry lives at most ``ttl_s`` (so a key
+    withdrawn from an issuer's JWKS stops its tokens within that time) and never past
+    the token's ``exp``.
+    """
+
+    def __init__(self, ttl_s: float = 60.0, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[tuple[bytes, str, str], _Verified] = {}
+
+    @staticmethod
+    def key(token: str, issuer: str, audience: str) -> tuple[bytes, str, str]:
+        return hashlib.sha256(token.encode()).digest(), issuer, audience
+
+    def get(self, key: tuple[bytes, str, str]) -> _Verified | None:
+        found = self._entries.get(key)
+        if found is not None and found.until < time.monotonic():
+            del self._entries[key]
+            return None
+        return found
+
+    def put(self, key: tuple[bytes, str, str], claims: dict[str, Any]) -> _Verified:
+        now = time.monotonic()
+        lifetime = float(claims["exp"]) - time.time() + LEEWAY_S
+        entry = _Verified(claims, grants_from_claims(claims), now + min(self.ttl_s, lifetime))
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: v for k, v in self._entries.items() if v.until >= now}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[key] = entry
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class TokenValidator:
     def __init__(
         self,
@@ -127,12 +179,32 @@ class TokenValidator:
         self.keys_for = keys_for
         self.records = records
         self.check_revocation = check_revocation and records is not None
+        self.verified = VerifiedTokens()
 
     async def validate(self, token: str, issuer: str, audience: str) -> Grants:
-        claims = await self.claims(token, issuer, audience)
-        return grants_from_claims(claims)
+        return (await self._verified(token, issuer, audience)).grants
 
     async def claims(self, token: str, issuer: str, audience: str) -> dict[str, Any]:
+        return (await self._verified(token, issuer, audience)).claims
+
+    async def _verified(self, token: str, issuer: str, audience: str) -> _Verified:
+        key = self.verified.key(token, issuer, audience)
+        entry = self.verified.get(key)
+        if entry is None:
+            entry = self.verified.put(key, await self._verify_signature(token, issuer, audience))
+        else:
+            _check_claims(entry.claims, issuer, audience)  # exp and nbf move with time
+        await self._check_revocation(entry.claims)
+        return entry
+
+    async def _check_revocation(self, claims: dict[str, Any]) -> None:
+        if self.check_revocation and self.records is not None:
+            jti = claims.get("jti")
+            if isinstance(jti, str) and await self.records.get(REVOKED_TOKEN, jti) is not None:
+                raise TokenError("token was revoked")
+
+    async def _verify_signature(self, token: str, issuer: str, audience: str) -> dict[str, Any]:
+        """The claims of a token whose signature, issuer, audience and times are valid."""
         header = _unverified_header(token)
         alg = header.get("alg")
         if alg not in ACCEPTED_ALGS:
@@ -144,10 +216,7 @@ class TokenValidator:
             raise TokenError(f"token signature is not valid ({exc.error})") from exc
         claims = decoded.claims
         _check_claims(claims, issuer, audience)
-        if self.check_revocation and self.records is not None:
-            jti = claims.get("jti")
-            if isinstance(jti, str) and await self.records.get(REVOKED_TOKEN, jti) is not None:
-                raise TokenError("token was revoked")
+        grants_from_claims(claims)  # a token naming no client is refused before caching
         return claims
 
 

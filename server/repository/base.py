@@ -8,7 +8,7 @@ it has passed the policy; every write, a client's or Billable's own, is committe
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -18,6 +18,7 @@ import orjson
 from server.audit.provenance import provenance_for
 from server.errors import FhirError
 from server.repository.context import AccessPolicy, OpenAccess, RequestContext
+from server.repository.process_lock import ProcessLock, lock_file
 from server.repository.records import InternalRecords
 from server.repository.versions import InstantClock, as_stored, serialise_with_meta, with_id
 from server.search.extract import extract_index_values
@@ -51,9 +52,11 @@ class RepositoryCore:
         self._store = store
         self.policy: AccessPolicy = policy or OpenAccess()
         self.clock = clock or InstantClock()
-        # Serialises check-then-create within this process, so that two concurrent
-        # conditional creates with the same criteria cannot both create.
-        self._conditional_lock = asyncio.Lock()
+        # Serialises check-then-create, in this process and across the processes sharing
+        # the store (``--workers``), so that two concurrent conditional creates with the
+        # same criteria cannot both create.
+        self._conditional_lock = ProcessLock(lock_file(store.info, "conditional"))
+        self._process_locks: dict[tuple[str, int], ProcessLock] = {}
         # Told the writes of every successful commit (e.g. the coding engine's trigger).
         # A listener must not block or raise: it schedules its own work.
         self.commit_listeners: list[Callable[[Sequence[Write]], None]] = []
@@ -63,6 +66,21 @@ class RepositoryCore:
         self.records = InternalRecords(self._store, self._commit)
 
     # -- the backend -----------------------------------------------------------------
+
+    def process_lock(self, name: str, key: str | None = None) -> ProcessLock:
+        """A lock held across every process sharing this store on this host, for a
+        check-then-write of Billable's own engines (``name``; ``key`` picks one of 64
+        stripes, e.g. per member)."""
+        stripe = 0
+        if key is not None:
+            digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
+            stripe = 1 + int.from_bytes(digest, "big") % 64
+        found = self._process_locks.get((name, stripe))
+        if found is None:
+            found = self._process_locks[(name, stripe)] = ProcessLock(
+                lock_file(self._store.info, name), stripe
+            )
+        return found
 
     @property
     def backend(self) -> BackendInfo:

@@ -9,17 +9,16 @@ on it. What a write does next is decided in ``server.repository.writes``.
 
 from __future__ import annotations
 
-import asyncio
-
 from server.errors import FhirError
 from server.repository.context import RequestContext
+from server.repository.process_lock import ProcessLock
 from server.repository.reads import Reads
 from server.storage.port import SearchQuery, SearchTooCostly
 
 
 class Conditional(Reads):
     @property
-    def conditional_lock(self) -> asyncio.Lock:
+    def conditional_lock(self) -> ProcessLock:
         """Held around check-then-write of conditional interactions, bundles included."""
         return self._conditional_lock
 

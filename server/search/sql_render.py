@@ -1,12 +1,19 @@
 """Render a search expression tree as SQLite SQL over the ``sp_*`` index tables.
 
-Every index table has ``(type, id, param, ...)`` columns and holds rows of current,
-non-deleted resources only. An expression renders in two forms:
+Index rows belong to current, non-deleted versions only and are keyed by the version's
+``seq`` (the ``resource_versions`` row id), not by (type, id) text: the key is a few
+bytes instead of ~50 in every row and index entry. Token and string values are
+interned: ``sp_token``/``sp_string`` rows are ``(term, seq)`` pairs and each distinct
+(type, param, value) lives once in ``sp_token_terms``/``sp_string_terms`` (a display
+such as "Body mass index" is stored once, not once per Observation). The schema is in
+``server.storage.sqlite_schema``.
 
-* ``cond(e, t, i)``: a boolean SQL condition on the row whose type and id are the SQL
-  expressions ``t`` and ``i`` (correlated ``EXISTS`` on the ``(type, id, param)`` index);
-* ``ids(e, type)``: ``SELECT id ...`` of every resource of ``type`` matching ``e``, only
-  for positive expressions (an index range scan on ``(type, param, value)``).
+An expression renders in two forms:
+
+* ``cond(e, row)``: a boolean SQL condition on the ``resource_versions`` row aliased
+  ``row`` (a correlated ``EXISTS`` probing the ``(seq, ...)`` owner index);
+* ``ids(e, type)``: ``SELECT seq ...`` of every resource of ``type`` matching ``e``,
+  only for positive expressions (an index range scan on the value index).
 
 The top-level query drives from the most selective positive term (``ids``) and checks
 the others with ``cond``: SQLite then walks one index range instead of the whole type.
@@ -52,53 +59,9 @@ TABLES = {
     "uri": "sp_uri",
     "composite": "sp_composite",
 }
+# Token and string rows are (term, seq) pairs: the values live once in a terms table.
+TERMS = {"sp_token": "sp_token_terms", "sp_string": "sp_string_terms"}
 COMPOSITE_WIDTH = 3
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sp_token (
-    type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sp_token_value ON sp_token (type, param, code, system, id);
-CREATE INDEX IF NOT EXISTS sp_token_system ON sp_token (type, param, system, id);
-CREATE INDEX IF NOT EXISTS sp_token_owner ON sp_token (type, id, param);
-CREATE TABLE IF NOT EXISTS sp_string (
-    type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, norm TEXT NOT NULL,
-    exact TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sp_string_value ON sp_string (type, param, norm, id);
-CREATE INDEX IF NOT EXISTS sp_string_owner ON sp_string (type, id, param);
-CREATE TABLE IF NOT EXISTS sp_ref (
-    type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, target_type TEXT,
-    target_id TEXT, url TEXT);
-CREATE INDEX IF NOT EXISTS sp_ref_value ON sp_ref (type, param, target_id, target_type, id);
-CREATE INDEX IF NOT EXISTS sp_ref_url ON sp_ref (type, param, url, id);
-CREATE INDEX IF NOT EXISTS sp_ref_owner ON sp_ref (type, id, param);
-CREATE INDEX IF NOT EXISTS sp_ref_target ON sp_ref (target_type, target_id, type, param, id);
-CREATE TABLE IF NOT EXISTS sp_date (
-    type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, lo INTEGER NOT NULL,
-    hi INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS sp_date_lo ON sp_date (type, param, lo, hi, id);
-CREATE INDEX IF NOT EXISTS sp_date_hi ON sp_date (type, param, hi, lo, id);
-CREATE INDEX IF NOT EXISTS sp_date_owner ON sp_date (type, id, param);
-CREATE TABLE IF NOT EXISTS sp_number (
-    type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, value REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS sp_number_value ON sp_number (type, param, value, id);
-CREATE INDEX IF NOT EXISTS sp_number_owner ON sp_number (type, id, param);
-CREATE TABLE IF NOT EXISTS sp_quantity (
-    type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT,
-    value REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS sp_quantity_value ON sp_quantity (type, param, code, value, id);
-CREATE INDEX IF NOT EXISTS sp_quantity_any ON sp_quantity (type, param, value, id);
-CREATE INDEX IF NOT EXISTS sp_quantity_owner ON sp_quantity (type, id, param);
-CREATE TABLE IF NOT EXISTS sp_uri (
-    type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sp_uri_value ON sp_uri (type, param, uri, id);
-CREATE INDEX IF NOT EXISTS sp_uri_owner ON sp_uri (type, id, param);
-CREATE TABLE IF NOT EXISTS sp_composite (
-    type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL,
-    s1 TEXT, c1 TEXT, lo1 REAL, hi1 REAL, s2 TEXT, c2 TEXT, lo2 REAL, hi2 REAL,
-    s3 TEXT, c3 TEXT, lo3 REAL, hi3 REAL);
-CREATE INDEX IF NOT EXISTS sp_composite_value ON sp_composite (type, param, c1, c2, id);
-CREATE INDEX IF NOT EXISTS sp_composite_owner ON sp_composite (type, id, param);
-"""
 
 CURRENT = "is_current = 1 AND deleted = 0"
 # Sort sentinels for resources without a value: last in either direction.
@@ -315,6 +278,7 @@ def composite_pred(t: str, e: Composite) -> SQL:
 
 
 def _leaf_pred(t: str, e: Expr) -> tuple[str, SQL] | None:
+    """The table of a leaf and its predicate (on the terms table for tokens/strings)."""
     if isinstance(e, Token):
         return "sp_token", token_pred(t, e)
     if isinstance(e, String):
@@ -376,54 +340,87 @@ class Renderer:
         self.counter += 1
         return f"t{self.counter}"
 
+    def _terms(self, table: str, pred: SQL, rtype: str | None) -> SQL:
+        """``SELECT term`` of the interned values matching ``pred`` (uncorrelated: SQLite
+        evaluates it once per statement, then probes ``(term, seq)``)."""
+        t = self.alias()
+        sql, args = pred
+        sql = sql.replace("{T}", t)
+        if rtype is None:
+            return f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql}", args
+        return f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql} AND {t}.type = ?", [
+            *args,
+            rtype,
+        ]
+
     # -- conditions on an outer row ------------------------------------------------
 
-    def cond(self, e: Expr, tcol: str, icol: str) -> SQL:
-        leaf = _leaf_pred(a := self.alias(), e)
+    def cond(self, e: Expr, row: str, rtype: str | None = None) -> SQL:
+        """A condition on the ``resource_versions`` row ``row``; ``rtype`` its type when
+        the caller knows it (narrows term look-ups), else any type."""
+        a = self.alias()
+        leaf = _leaf_pred("{T}" if isinstance(e, Token | String) else a, e)
         if leaf is not None:
-            table, (pred, args) = leaf
+            table, pred = leaf
+            if table in TERMS:
+                terms, args = self._terms(table, pred, rtype)
+                return (
+                    f"EXISTS (SELECT 1 FROM {table} {a} INDEXED BY {table}_owner"
+                    f" WHERE {a}.seq = {row}.seq AND {a}.term IN ({terms}))",
+                    args,
+                )
+            sql, args = pred
             return (
                 f"EXISTS (SELECT 1 FROM {table} {a} INDEXED BY {table}_owner"
-                f" WHERE {a}.type = {tcol} AND {a}.id = {icol} AND {pred})",
+                f" WHERE {a}.seq = {row}.seq AND {sql})",
                 args,
             )
         if isinstance(e, Ids):
             if not e.ids:
                 return "0", []
-            return f"{icol} IN ({','.join('?' * len(e.ids))})", list(e.ids)
+            return f"{row}.id IN ({','.join('?' * len(e.ids))})", list(e.ids)
         if isinstance(e, OfType):
             if not e.types:
                 return "0", []
-            return f"{tcol} IN ({','.join('?' * len(e.types))})", list(e.types)
+            return f"{row}.type IN ({','.join('?' * len(e.types))})", list(e.types)
         if isinstance(e, Missing):
             table = TABLES.get(e.kind, "sp_token")
-            exists = (
-                f"EXISTS (SELECT 1 FROM {table} {a} INDEXED BY {table}_owner"
-                f" WHERE {a}.type = {tcol} AND {a}.id = {icol} AND {a}.param = ?)"
-            )
+            if table in TERMS:
+                t = self.alias()
+                exists = (
+                    f"EXISTS (SELECT 1 FROM {table} {a} INDEXED BY {table}_owner"
+                    f" JOIN {TERMS[table]} {t} ON {t}.term = {a}.term"
+                    f" WHERE {a}.seq = {row}.seq AND {t}.param = ?)"
+                )
+            else:
+                exists = (
+                    f"EXISTS (SELECT 1 FROM {table} {a} INDEXED BY {table}_owner"
+                    f" WHERE {a}.seq = {row}.seq AND {a}.param = ?)"
+                )
             return (f"NOT {exists}" if e.missing else exists), [e.param]
         if isinstance(e, Not):
-            sql, args = self.cond(e.expr, tcol, icol)
+            sql, args = self.cond(e.expr, row, rtype)
             return f"NOT ({sql})", args
         if isinstance(e, And):
-            return _and([self.cond(x, tcol, icol) for x in e.exprs])
+            return _and([self.cond(x, row, rtype) for x in e.exprs])
         if isinstance(e, Or):
-            return _or([self.cond(x, tcol, icol) for x in e.exprs])
+            return _or([self.cond(x, row, rtype) for x in e.exprs])
         if isinstance(e, Chain):
             inner, args = self.ids_any(e.expr, e.target_type)
+            v = self.alias()
             return (
                 f"EXISTS (SELECT 1 FROM sp_ref {a} INDEXED BY sp_ref_owner"
-                f" WHERE {a}.type = {tcol} AND {a}.id = {icol}"
-                f" AND {a}.param = ? AND {a}.target_type = ? AND {a}.target_id IN ({inner}))",
+                f" WHERE {a}.seq = {row}.seq AND {a}.param = ? AND {a}.target_type = ?"
+                f" AND {a}.target_id IN"
+                f" (SELECT {v}.id FROM resource_versions {v} WHERE {v}.seq IN ({inner})))",
                 [e.param, e.target_type, *args],
             )
         if isinstance(e, Has):
             inner, args = self.ids_any(e.expr, e.source_type)
             return (
-                f"EXISTS (SELECT 1 FROM sp_ref {a} INDEXED BY sp_ref_target"
-                f" WHERE {a}.target_type = {tcol}"
-                f" AND {a}.target_id = {icol} AND {a}.type = ? AND {a}.param = ?"
-                f" AND {a}.id IN ({inner}))",
+                f"EXISTS (SELECT 1 FROM sp_ref {a} INDEXED BY sp_ref_value"
+                f" WHERE {a}.target_id = {row}.id AND {a}.type = ? AND {a}.param = ?"
+                f" AND {a}.target_type = {row}.type AND {a}.seq IN ({inner}))",
                 [e.source_type, e.param, *args],
             )
         raise TypeError(f"cannot render {e!r}")
@@ -431,29 +428,41 @@ class Renderer:
     # -- id sets ---------------------------------------------------------------------
 
     def ids(self, e: Expr, rtype: str) -> SQL | None:
-        """``SELECT id`` of the ``rtype`` resources matching positive ``e``, else ``None``."""
-        leaf = _leaf_pred(a := self.alias(), e)
+        """``SELECT seq`` of the ``rtype`` resources matching positive ``e``, else ``None``."""
+        a = self.alias()
+        leaf = _leaf_pred("{T}" if isinstance(e, Token | String) else a, e)
         if leaf is not None:
-            table, (pred, args) = leaf
-            return f"SELECT {a}.id FROM {table} {a} WHERE {a}.type = ? AND {pred}", [rtype, *args]
+            table, pred = leaf
+            if table in TERMS:
+                terms, args = self._terms(table, pred, rtype)
+                return f"SELECT {a}.seq FROM {table} {a} WHERE {a}.term IN ({terms})", args
+            sql, args = pred
+            return f"SELECT {a}.seq FROM {table} {a} WHERE {a}.type = ? AND {sql}", [rtype, *args]
         if isinstance(e, Ids):
             if not e.ids:
                 return "SELECT NULL WHERE 0", []
-            return "VALUES " + ",".join("(?)" for _ in e.ids), list(e.ids)
+            return (
+                f"SELECT {a}.seq FROM resource_versions {a} WHERE {a}.type = ?"
+                f" AND {a}.id IN ({','.join('?' * len(e.ids))}) AND {a}.{CURRENT}",
+                [rtype, *e.ids],
+            )
         if isinstance(e, Chain):
             inner, args = self.ids_any(e.expr, e.target_type)
+            v = self.alias()
             return (
-                f"SELECT {a}.id FROM sp_ref {a} WHERE {a}.type = ? AND {a}.param = ?"
-                f" AND {a}.target_type = ? AND {a}.target_id IN ({inner})",
-                [rtype, e.param, e.target_type, *args],
+                f"SELECT {a}.seq FROM sp_ref {a} WHERE {a}.target_id IN"
+                f" (SELECT {v}.id FROM resource_versions {v} WHERE {v}.seq IN ({inner}))"
+                f" AND {a}.type = ? AND {a}.param = ? AND {a}.target_type = ?",
+                [*args, rtype, e.param, e.target_type],
             )
         if isinstance(e, Has):
             inner, args = self.ids_any(e.expr, e.source_type)
+            v = self.alias()
             return (
-                f"SELECT {a}.target_id FROM sp_ref {a} INDEXED BY sp_ref_owner"
-                f" WHERE {a}.type = ? AND {a}.param = ?"
-                f" AND {a}.target_type = ? AND {a}.id IN ({inner})",
-                [e.source_type, e.param, rtype, *args],
+                f"SELECT {v}.seq FROM resource_versions {v} WHERE {v}.type = ? AND {v}.{CURRENT}"
+                f" AND {v}.id IN (SELECT {a}.target_id FROM sp_ref {a} INDEXED BY sp_ref_owner"
+                f" WHERE {a}.seq IN ({inner}) AND {a}.param = ? AND {a}.target_type = ?)",
+                [rtype, *args, e.param, rtype],
             )
         if isinstance(e, Or):
             subs = [self.ids(x, rtype) for x in e.exprs]
@@ -471,11 +480,11 @@ class Renderer:
             if not rest:
                 return sub
             r = self.alias()
-            cond, cargs = _and([self.cond(x, f"{r}.type", f"{r}.id") for x in rest])
+            cond, cargs = _and([self.cond(x, r, rtype) for x in rest])
             return (
-                f"SELECT {r}.id FROM resource_versions {r} WHERE {r}.type = ? AND {r}.{CURRENT}"
-                f" AND {r}.id IN ({sub[0]}) AND {cond}",
-                [rtype, *sub[1], *cargs],
+                f"SELECT {r}.seq FROM resource_versions {r} WHERE {r}.seq IN ({sub[0]})"
+                f" AND {r}.{CURRENT} AND {cond}",
+                [*sub[1], *cargs],
             )
         return None
 
@@ -485,9 +494,9 @@ class Renderer:
         if sub is not None:
             return sub
         r = self.alias()
-        cond, args = self.cond(e, f"{r}.type", f"{r}.id")
+        cond, args = self.cond(e, r, rtype)
         return (
-            f"SELECT {r}.id FROM resource_versions {r} WHERE {r}.type = ? AND {r}.{CURRENT}"
+            f"SELECT {r}.seq FROM resource_versions {r} WHERE {r}.type = ? AND {r}.{CURRENT}"
             f" AND {cond}",
             [rtype, *args],
         )
@@ -501,21 +510,27 @@ class Renderer:
             return "r.last_updated"
         a = self.alias()
         agg = "MAX" if key.descending else "MIN"
+        table = TABLES[key.kind]
+        missing = DESC_MISSING if key.descending else ASC_MISSING
+        param = _quote(key.param)
+        if table in TERMS:
+            t = self.alias()
+            column = f"{t}.code" if key.kind == "token" else f"{t}.norm"
+            return (
+                f"COALESCE((SELECT {agg}({column}) FROM {table} {a} INDEXED BY {table}_owner"
+                f" JOIN {TERMS[table]} {t} ON {t}.term = {a}.term"
+                f" WHERE {a}.seq = r.seq AND {t}.param = '{param}'), {missing})"
+            )
         column = {
-            "token": f"{a}.code",
-            "string": f"{a}.norm",
             "reference": f"COALESCE({a}.target_type || '/' || {a}.target_id, {a}.url)",
             "date": f"{a}.hi" if key.descending else f"{a}.lo",
             "number": f"{a}.value",
             "quantity": f"{a}.value",
             "uri": f"{a}.uri",
         }[key.kind]
-        table = TABLES[key.kind]
-        missing = DESC_MISSING if key.descending else ASC_MISSING
         return (
             f"COALESCE((SELECT {agg}({column}) FROM {table} {a} INDEXED BY {table}_owner"
-            f" WHERE {a}.type = r.type"
-            f" AND {a}.id = r.id AND {a}.param = '{_quote(key.param)}'), {missing})"
+            f" WHERE {a}.seq = r.seq AND {a}.param = '{param}'), {missing})"
         )
 
 

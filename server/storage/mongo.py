@@ -313,14 +313,20 @@ class MongoStore:
             name="current",
         )
         await self._drop_identifier_index(v)
-        # Search indexes (server.search.mongo_index). FerretDB accepts a wildcard index
-        # and then fails every insert, so it gets the plain ones only.
+        # Search indexes (server.search.mongo_index), on MongoDB only. FerretDB 1.x
+        # accepts a wildcard index and then fails every insert, and indexes an array as
+        # one value rather than one entry per element: on its PostgreSQL backend a
+        # resource with many search keys then exceeds the 8 KiB index row and cannot be
+        # stored at all (its SQLite backend uses no secondary index anyway).
         assert self._client is not None
         build = await self._client.admin.command("buildInfo")
-        wildcards = "ferretdbVersion" not in build
-        for name, keys, wildcard in SEARCH_INDEXES:
-            if wildcard and not wildcards:
-                continue
+        ferretdb = "ferretdbVersion" in build
+        if ferretdb:
+            names = {ix["name"] async for ix in await v.list_indexes()}
+            for name, _, _ in SEARCH_INDEXES:
+                if name in names:  # created by an earlier release
+                    await v.drop_index(name)
+        for name, keys, wildcard in [] if ferretdb else SEARCH_INDEXES:
             try:
                 await v.create_index(keys, name=name)
             except OperationFailure:

@@ -5,6 +5,11 @@ on a single dedicated thread (so writes queue in Python, not in ``busy_timeout``
 reads run on a small pool of threads, each with its own connection, concurrently with the
 writer thanks to WAL. Each ``commit`` is one ``BEGIN IMMEDIATE`` transaction: a crash at
 any point leaves either all of its versions or none.
+
+A point read by primary key (``read``, ``vread``) costs tens of microseconds, less than
+the hop to a pool thread and back; it runs on the event loop itself, on a connection of
+its own that never waits for a lock (``busy_timeout`` 0): if SQLite answers "busy" (WAL
+recovery, a checkpoint that resets the log) the read is simply retried on the pool.
 """
 
 from __future__ import annotations
@@ -14,14 +19,12 @@ import base64
 import json
 import sqlite3
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from server.search import sql_render
-from server.search.expr import And, Expr
-from server.spec.resources import resource_types
 from server.storage.port import (
     BackendInfo,
     HistoryPage,
@@ -35,40 +38,24 @@ from server.storage.port import (
     VersionConflict,
     Write,
 )
+from server.storage.sqlite_bodies import BodyCodec, BodyFormatError
+from server.storage.sqlite_index import IndexWriter
+from server.storage.sqlite_schema import StoreLayoutError, prepare
+from server.storage.sqlite_search import (
+    ORDERED_SCAN_FROM,
+    chunks,
+    render_include,
+    render_search,
+)
 from server.storage.testhooks import pause_before_commit
 
 T = TypeVar("T")
 
-SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS resource_versions (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    type         TEXT    NOT NULL,
-    id           TEXT    NOT NULL,
-    version      INTEGER NOT NULL,
-    last_updated TEXT    NOT NULL,
-    deleted      INTEGER NOT NULL,
-    is_current   INTEGER NOT NULL,
-    body         BLOB,
-    UNIQUE (type, id, version)
-);
-CREATE INDEX IF NOT EXISTS resource_versions_history
-    ON resource_versions (last_updated, seq);
-CREATE INDEX IF NOT EXISTS resource_versions_type_history
-    ON resource_versions (type, last_updated, seq);
-CREATE INDEX IF NOT EXISTS resource_versions_current
-    ON resource_versions (type, id) WHERE is_current = 1 AND deleted = 0;
--- The identifier-only index of release 0.1.0 (conditional matching now searches
--- the full index below); dropped when a database from such a release is opened.
-DROP TABLE IF EXISTS token_index;
-"""
-    + sql_render.SCHEMA
-)
-
-
-def _row_to_version(row: tuple[str, str, int, str, int, bytes | None]) -> StoredVersion:
-    rtype, rid, version, last_updated, deleted, body = row
-    return StoredVersion(rtype, rid, version, last_updated, bool(deleted), body)
+Row = tuple[str, str, int, str, int, bytes | None]
+VERSION_COLUMNS = "type, id, version, last_updated, deleted, body"
+# The WAL is truncated back to this after a checkpoint: a 35k-entry bundle is one
+# transaction, and without a limit its WAL (hundreds of MB) would stay on disk.
+WAL_LIMIT = 64 * 1024 * 1024
 
 
 class SQLiteStore:
@@ -84,6 +71,12 @@ class SQLiteStore:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        self._codec = BodyCodec()
+        self._index = IndexWriter()
+        # The connection of point reads on the event loop; the lock keeps two loops (in
+        # two threads) from sharing it at once: the loser reads on the pool instead.
+        self._loop_conn: sqlite3.Connection | None = None
+        self._loop_lock = threading.Lock()
 
     # -- connections ---------------------------------------------------------------
 
@@ -98,7 +91,16 @@ class SQLiteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         return conn
+
+    def _version(self, c: sqlite3.Connection, row: Row) -> StoredVersion:
+        rtype, rid, version, last_updated, deleted, blob = row
+        try:
+            body = self._codec.decode(c, blob)
+        except (BodyFormatError, zlib.error) as exc:
+            raise StoreUnavailable(f"{rtype}/{rid}/_history/{version}: {exc}") from exc
+        return StoredVersion(rtype, rid, version, last_updated, bool(deleted), body)
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -120,6 +122,18 @@ class SQLiteStore:
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._run(self._reader_pool, lambda: fn(self._reader()))
 
+    async def _point_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read of a few rows by key: on the calling thread, else on the pool."""
+        conn = self._loop_conn
+        if conn is not None and self._loop_lock.acquire(blocking=False):
+            try:
+                return fn(conn)
+            except sqlite3.OperationalError:
+                pass  # busy or locked: the pool's connections wait for it
+            finally:
+                self._loop_lock.release()
+        return await self._read(fn)
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
             assert self._writer_conn is not None
@@ -139,14 +153,44 @@ class SQLiteStore:
 
         def init() -> None:
             self._writer_conn = self._connect()
-            self._writer_conn.executescript(SCHEMA)
+            try:
+                prepare(self._writer_conn)
+            except StoreLayoutError as exc:
+                raise StoreUnavailable(f"cannot use {self.path}: {exc}") from exc
+            self._codec.load(self._writer_conn)
 
         await self._run(self._writer_pool, init)
+        loop_conn = self._connect()
+        loop_conn.execute("PRAGMA busy_timeout=0")
+        self._loop_conn = loop_conn
+
+    async def checkpoint(self, wait_ms: int = 30000) -> None:
+        """Fold the WAL into the database file and truncate it (after big loads, on
+        close). Waits up to ``wait_ms`` for readers of other processes to let go."""
+
+        def run(c: sqlite3.Connection) -> None:
+            c.execute(f"PRAGMA busy_timeout={wait_ms}")
+            try:
+                c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                c.execute("PRAGMA busy_timeout=30000")
+
+        await self._write(run)
 
     async def close(self) -> None:
-        for pool in (self._reader_pool, self._writer_pool):
-            if pool is not None:
-                pool.shutdown(wait=True)
+        if self._reader_pool is not None:
+            self._reader_pool.shutdown(wait=True)
+        with self._conns_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+        if self._writer_pool is not None and self._writer_conn is not None:
+            try:  # on shutdown leave no WAL behind, unless another process is reading
+                await self.checkpoint(wait_ms=1000)
+            except StoreUnavailable:
+                pass
+        if self._writer_pool is not None:
+            self._writer_pool.shutdown(wait=True)
         with self._conns_lock:
             for conn in self._reader_conns:
                 conn.close()
@@ -154,6 +198,10 @@ class SQLiteStore:
         if self._writer_conn is not None:
             self._writer_conn.close()
         self._writer_conn = None
+        with self._loop_lock:
+            if self._loop_conn is not None:
+                self._loop_conn.close()
+            self._loop_conn = None
         self._reader_pool = self._writer_pool = None
 
     async def ping(self) -> None:
@@ -164,26 +212,26 @@ class SQLiteStore:
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         def q(c: sqlite3.Connection) -> StoredVersion | None:
             row = c.execute(
-                "SELECT type, id, version, last_updated, deleted, body FROM resource_versions"
+                f"SELECT {VERSION_COLUMNS} FROM resource_versions"
                 " WHERE type = ? AND id = ? ORDER BY version DESC LIMIT 1",
                 (resource_type, resource_id),
             ).fetchone()
-            return _row_to_version(row) if row else None
+            return self._version(c, row) if row else None
 
-        return await self._read(q)
+        return await self._point_read(q)
 
     async def vread(
         self, resource_type: str, resource_id: str, version: int
     ) -> StoredVersion | None:
         def q(c: sqlite3.Connection) -> StoredVersion | None:
             row = c.execute(
-                "SELECT type, id, version, last_updated, deleted, body FROM resource_versions"
+                f"SELECT {VERSION_COLUMNS} FROM resource_versions"
                 " WHERE type = ? AND id = ? AND version = ?",
                 (resource_type, resource_id, version),
             ).fetchone()
-            return _row_to_version(row) if row else None
+            return self._version(c, row) if row else None
 
-        return await self._read(q)
+        return await self._point_read(q)
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         where: list[str] = []
@@ -202,7 +250,7 @@ class SQLiteStore:
             where.append("(last_updated < ? OR (last_updated = ? AND seq < ?))")
             args.extend([last_updated, last_updated, seq])
         text = (
-            "SELECT type, id, version, last_updated, deleted, body, seq FROM resource_versions"
+            f"SELECT {VERSION_COLUMNS}, seq FROM resource_versions"
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY last_updated DESC, seq DESC LIMIT ?"
         )
@@ -212,23 +260,29 @@ class SQLiteStore:
             rows = c.execute(text, args).fetchall()
             more = len(rows) > query.count
             rows = rows[: query.count]
-            versions = [_row_to_version(row[:6]) for row in rows]
+            versions = [self._version(c, row[:6]) for row in rows]
             cursor = _encode_cursor(rows[-1][3], rows[-1][6]) if more and rows else None
             return HistoryPage(versions, cursor)
 
         return await self._read(q)
 
     async def search(self, query: SearchQuery) -> SearchPage:
-        text, args, keys, count_sql = _render_search(query)
+        text, args, count_sql, probe = render_search(query)
 
         def q(c: sqlite3.Connection) -> SearchPage:
-            rows = c.execute(text, args).fetchall()
+            sql, values = text, args
+            if probe is not None:
+                capped = f"SELECT count(*) FROM (SELECT 1 FROM ({probe[0]}) LIMIT ?)"
+                many = c.execute(capped, [*probe[1], ORDERED_SCAN_FROM]).fetchone()[0]
+                if many >= ORDERED_SCAN_FROM:
+                    sql, values = render_search(query, ordered=True)[:2]
+            rows = c.execute(sql, values).fetchall()
             more = len(rows) > query.count
             rows = rows[: query.count]
             if query.before is not None:
                 rows.reverse()
-            positions = [tuple(row) for row in rows]
-            versions = _current_versions(c, [(row[-2], row[-1]) for row in rows])
+            positions = [tuple(row[:-1]) for row in rows]
+            versions = self._by_seq(c, [row[-1] for row in rows])
             total = None
             if count_sql is not None:
                 total = c.execute(count_sql[0], count_sql[1]).fetchone()[0]
@@ -245,53 +299,70 @@ class SQLiteStore:
             for rtype, rid in resources:
                 by_type.setdefault(rtype, []).append(rid)
             for rtype, ids in by_type.items():
-                for chunk in _chunks(ids, 500):
-                    marks = ",".join("?" * len(chunk))
-                    if spec.reverse:
-                        sql = (
-                            "SELECT type, id FROM sp_ref INDEXED BY sp_ref_target"
-                            f" WHERE target_type = ? AND target_id IN ({marks})"
-                        )
-                        args: list[object] = [rtype, *chunk]
-                        if spec.source_type != "*":  # _revinclude=*: any source type
-                            sql += " AND type = ?"
-                            args.append(spec.source_type)
-                        if spec.param is not None:
-                            sql += " AND param = ?"
-                            args.append(spec.param)
-                        if spec.target_type is not None and spec.target_type != rtype:
-                            continue
-                    else:
-                        if spec.source_type not in ("*", rtype):
-                            continue
-                        sql = (
-                            "SELECT target_type, target_id FROM sp_ref INDEXED BY sp_ref_owner"
-                            " WHERE type = ?"
-                            f" AND id IN ({marks}) AND target_id IS NOT NULL"
-                        )
-                        args = [rtype, *chunk]
-                        if spec.param is not None:
-                            sql += " AND param = ?"
-                            args.append(spec.param)
-                        if spec.target_type is not None:
-                            sql += " AND target_type = ?"
-                            args.append(spec.target_type)
+                for chunk in chunks(ids, 500):
+                    rendered = render_include(spec, rtype, chunk)
+                    if rendered is None:
+                        continue
+                    sql, args = rendered
                     for row in c.execute(sql + " LIMIT ?", [*args, limit]):
                         found[(row[0], row[1])] = None
-            return _current_versions(c, list(found)[:limit])
+            return self._current(c, list(found)[:limit])
 
         return await self._read(q)
+
+    def _by_seq(self, c: sqlite3.Connection, seqs: list[int]) -> list[StoredVersion]:
+        """The versions ``seqs`` (current, non-deleted ones only), in that order."""
+        found: dict[int, StoredVersion] = {}
+        for chunk in chunks(seqs, 500):
+            rows = c.execute(
+                f"SELECT seq, {VERSION_COLUMNS} FROM resource_versions"
+                f" WHERE seq IN ({','.join('?' * len(chunk))}) AND is_current = 1 AND deleted = 0",
+                chunk,
+            ).fetchall()
+            for row in rows:
+                found[row[0]] = self._version(c, row[1:])
+        return [found[s] for s in seqs if s in found]
+
+    def _current(self, c: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[StoredVersion]:
+        """The current versions of ``keys`` (type, id), in that order, skipping deleted ones."""
+        if not keys:
+            return []
+        found: dict[tuple[str, str], StoredVersion] = {}
+        by_type: dict[str, list[str]] = {}
+        for rtype, rid in keys:
+            by_type.setdefault(rtype, []).append(rid)
+        for rtype, ids in by_type.items():
+            for chunk in chunks(ids, 500):
+                rows = c.execute(
+                    f"SELECT {VERSION_COLUMNS} FROM resource_versions"
+                    f" WHERE type = ? AND id IN ({','.join('?' * len(chunk))})"
+                    " AND is_current = 1 AND deleted = 0",
+                    [rtype, *chunk],
+                ).fetchall()
+                for row in rows:
+                    found[(row[0], row[1])] = self._version(c, row)
+        return [found[k] for k in keys if k in found]
 
     async def reindex(self, entries: Sequence[tuple[str, str, SearchIndex]]) -> None:
         def tx(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")
             try:
                 for rtype, rid, index in entries:
-                    _replace_index(c, rtype, rid, index)
+                    row = c.execute(
+                        "SELECT seq FROM resource_versions WHERE type = ? AND id = ?"
+                        " AND is_current = 1 AND deleted = 0",
+                        (rtype, rid),
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    self._index.clear(c, [row[0]])
+                    self._index.add(c, rtype, row[0], index)
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
+                self._index.rollback()
                 raise
+            self._index.committed()
 
         await self._write(tx)
 
@@ -304,9 +375,12 @@ class SQLiteStore:
         def tx(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")
             try:
+                self._codec.prepare(
+                    c, [(w.resource_type, w.body) for w in writes if w.body is not None]
+                )
                 for w in writes:
                     row = c.execute(
-                        "SELECT version FROM resource_versions WHERE type = ? AND id = ?"
+                        "SELECT version, seq FROM resource_versions WHERE type = ? AND id = ?"
                         " ORDER BY version DESC LIMIT 1",
                         (w.resource_type, w.id),
                     ).fetchone()
@@ -315,155 +389,32 @@ class SQLiteStore:
                         raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
                     # A resource that never existed has no current version and no index
                     # rows to clear: skip those statements (most writes are creates).
-                    fresh = actual == 0
-                    if not fresh:
+                    if row is not None:
                         c.execute(
-                            "UPDATE resource_versions SET is_current = 0"
-                            " WHERE type = ? AND id = ? AND is_current = 1",
-                            (w.resource_type, w.id),
+                            "UPDATE resource_versions SET is_current = 0 WHERE seq = ?", (row[1],)
                         )
-                    c.execute(
+                        self._index.clear(c, [row[1]])
+                    blob = None if w.body is None else self._codec.encode(w.resource_type, w.body)
+                    cur = c.execute(
                         "INSERT INTO resource_versions"
                         " (type, id, version, last_updated, deleted, is_current, body)"
                         " VALUES (?, ?, ?, ?, ?, 1, ?)",
-                        (w.resource_type, w.id, w.version, w.last_updated, int(w.deleted), w.body),
+                        (w.resource_type, w.id, w.version, w.last_updated, int(w.deleted), blob),
                     )
-                    _replace_index(c, w.resource_type, w.id, w.index, fresh)
+                    if w.index is not None and not w.deleted:
+                        assert cur.lastrowid is not None
+                        self._index.add(c, w.resource_type, cur.lastrowid, w.index)
                 pause_before_commit()  # crash-recovery tests only; no-op otherwise
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
+                self._codec.rollback()
+                self._index.rollback()
                 raise
+            self._codec.committed()
+            self._index.committed()
 
         await self._write(tx)
-
-
-_INDEX_INSERTS = {
-    "tokens": "INSERT INTO sp_token (type, id, param, system, code) VALUES (?, ?, ?, ?, ?)",
-    "strings": "INSERT INTO sp_string (type, id, param, norm, exact) VALUES (?, ?, ?, ?, ?)",
-    "references": "INSERT INTO sp_ref (type, id, param, target_type, target_id, url)"
-    " VALUES (?, ?, ?, ?, ?, ?)",
-    "dates": "INSERT INTO sp_date (type, id, param, lo, hi) VALUES (?, ?, ?, ?, ?)",
-    "numbers": "INSERT INTO sp_number (type, id, param, value) VALUES (?, ?, ?, ?)",
-    "quantities": "INSERT INTO sp_quantity (type, id, param, system, code, value)"
-    " VALUES (?, ?, ?, ?, ?, ?)",
-    "uris": "INSERT INTO sp_uri (type, id, param, uri) VALUES (?, ?, ?, ?)",
-}
-_COMPOSITE_INSERT = (
-    "INSERT INTO sp_composite (type, id, param, s1, c1, lo1, hi1, s2, c2, lo2, hi2,"
-    " s3, c3, lo3, hi3) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _replace_index(
-    c: sqlite3.Connection, rtype: str, rid: str, index: SearchIndex | None, fresh: bool = False
-) -> None:
-    """Drop the index rows of the previous version (if any); add this version's."""
-    if not fresh:
-        for table in sql_render.TABLES.values():
-            c.execute(f"DELETE FROM {table} WHERE type = ? AND id = ?", (rtype, rid))
-    if index is None:
-        return
-    for name, sql in _INDEX_INSERTS.items():
-        rows = getattr(index, name)
-        if rows:
-            c.executemany(sql, [(rtype, rid, *row) for row in rows])
-    if index.composites:
-        rows = []
-        for param, parts in index.composites:
-            flat: list[object] = []
-            for part in parts[: sql_render.COMPOSITE_WIDTH]:
-                flat.extend(part)
-            flat.extend([None] * (4 * sql_render.COMPOSITE_WIDTH - len(flat)))
-            rows.append((rtype, rid, param, *flat))
-        c.executemany(_COMPOSITE_INSERT, rows)
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _current_versions(c: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[StoredVersion]:
-    """The current versions of ``keys`` (type, id), in that order, skipping deleted ones."""
-    if not keys:
-        return []
-    found: dict[tuple[str, str], StoredVersion] = {}
-    by_type: dict[str, list[str]] = {}
-    for rtype, rid in keys:
-        by_type.setdefault(rtype, []).append(rid)
-    for rtype, ids in by_type.items():
-        for chunk in _chunks(ids, 500):
-            rows = c.execute(
-                "SELECT type, id, version, last_updated, deleted, body FROM resource_versions"
-                f" WHERE type = ? AND id IN ({','.join('?' * len(chunk))})"
-                " AND is_current = 1 AND deleted = 0",
-                [rtype, *chunk],
-            ).fetchall()
-            for row in rows:
-                found[(row[0], row[1])] = _row_to_version(row)
-    return [found[k] for k in keys if k in found]
-
-
-def _render_search(
-    query: SearchQuery,
-) -> tuple[str, list[object], list[tuple[str, bool]], tuple[str, list[object]] | None]:
-    """SQL of one page (``SELECT k..., type, id``) and of the total count if asked."""
-    r = sql_render.Renderer()
-    where: list[str] = [f"r.{sql_render.CURRENT}"]
-    args: list[object] = []
-    if len(query.types) == 1:
-        where.append("r.type = ?")
-        args.append(query.types[0])
-    elif query.types:
-        where.append(f"r.type IN ({','.join('?' * len(query.types))})")
-        args.extend(query.types)
-    else:  # every type means every FHIR type: internal records never match a search
-        every = sorted(resource_types())
-        where.append(f"r.type IN ({','.join('?' * len(every))})")
-        args.extend(every)
-    if query.where is not None:
-        terms: list[Expr] = (
-            list(query.where.exprs) if isinstance(query.where, And) else [query.where]
-        )
-        driver = None
-        if len(query.types) == 1:
-            driver, terms = sql_render.split_driver(terms)
-        if driver is not None:
-            sub = r.ids(driver, query.types[0])
-            if sub is None:
-                terms.append(driver)
-            else:
-                where.append(f"r.id IN ({sub[0]})")
-                args.extend(sub[1])
-        for term in terms:
-            sql, a = r.cond(term, "r.type", "r.id")
-            where.append(sql)
-            args.extend(a)
-    keys = [(r.sort_expr(k), k.descending) for k in query.sort]
-    keys += [("r.type", False), ("r.id", False)]
-    names = [f"k{i}" for i in range(len(keys))]
-    select = ", ".join(f"{expr} AS {name}" for (expr, _), name in zip(keys, names, strict=True))
-    inner = f"SELECT {select} FROM resource_versions r WHERE {' AND '.join(where)}"
-    count_sql = (
-        (f"SELECT count(*) FROM resource_versions r WHERE {' AND '.join(where)}", list(args))
-        if query.total
-        else None
-    )
-    outer_keys = [(name, desc) for name, (_, desc) in zip(names, keys, strict=True)]
-    backwards = query.before is not None
-    position = query.before if backwards else query.after
-    text = f"SELECT * FROM ({inner})"
-    outer_args = list(args)
-    if position is not None:
-        cond, cargs = sql_render.keyset(outer_keys, tuple(position), backwards)
-        text += f" WHERE {cond}"
-        outer_args.extend(cargs)
-    order = ", ".join(
-        f"{name} {'DESC' if desc != backwards else 'ASC'}" for name, desc in outer_keys
-    )
-    text += f" ORDER BY {order} LIMIT ?"
-    outer_args.append(query.count + 1)
-    return text, outer_args, outer_keys, count_sql
 
 
 def _encode_cursor(last_updated: str, seq: int) -> str:

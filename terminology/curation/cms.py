@@ -13,6 +13,7 @@ carries an information issue).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -134,10 +135,10 @@ def compile_cms() -> None:
     hcpcs_path = CMS / "HCPC2026_JAN_ANWEB_01122026.txt.gz"
     hcpcs = other_systems.load_hcpcs(hcpcs_path, "2026-01", date(2026, 1, 1), YEAR[1])
     cdt = _cdt_numbers()
+    concepts = dict(hcpcs.concepts)  # a loader's version: a plain dict
     for code, display in cdt.items():
-        hcpcs.concepts.setdefault(
-            code, Concept(code, display, None, True, properties={"cdt": True})
-        )
+        concepts.setdefault(code, Concept(code, display, None, True, properties={"cdt": True}))
+    hcpcs = replace(hcpcs, concepts=concepts)
     hcpcs_data = store.codesystem_to_json(hcpcs)
     hcpcs_data["meta"]["official_from"] = "2026-01-01"
     hcpcs_data["meta"]["official_to"] = "2026-03-31"

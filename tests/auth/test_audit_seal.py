@@ -42,6 +42,7 @@ from server.config import Settings
 from server.repository import Repository
 from server.storage.factory import create_store, sqlite_path
 from server.storage.port import Write
+from server.storage.sqlite_bodies import BodyCodec
 from tests.auth.conftest import mint
 
 
@@ -61,7 +62,10 @@ class RawDatabase:
                     "SELECT body FROM resource_versions WHERE type=? AND id=? AND is_current=1",
                     (rtype, rid),
                 ).fetchone()
-            return dict(orjson.loads(row[0]))
+                # Bodies are stored compressed (docs/storage layout); an insider inflates them.
+                raw = BodyCodec().decode(db, row[0])
+            assert raw is not None
+            return dict(orjson.loads(raw))
         doc = self._mongo().find_one({"type": rtype, "id": rid, "cur": True})
         return dict(orjson.loads(bytes(doc["body"])))
 

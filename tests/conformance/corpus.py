@@ -49,8 +49,13 @@ OUTPATIENT_HOSPITAL_CLASS = "OBSENC"
 # At most this many AuditEvents per (type, subtype, action, outcome): the trail has one per
 # request and they differ only in their details.
 AUDIT_SAMPLE = 2
-# Concepts of a published code system that the judge sees (see ``_sampled``).
-CONCEPT_SAMPLE = 1000
+# Concepts of a published code system that the judge validates (see ``_sampled``): every
+# concept has the same structure, and HAPI's csd-1 check is pairwise (quadratic).
+CONCEPT_SAMPLE = 200
+# Complete releases up to this size are loaded into the judge whole, as terminology (CPT,
+# about 11,000 concepts; HCPCS Level II, about 9,000). ICD-10-CM (98,000 in each of three
+# fiscal years under one URL, which the judge could not tell apart) is left out.
+REFERENCE_LIMIT = 20_000
 # Provenance: one per write (the sample's transactions make ~150 alike); this many are judged.
 PROVENANCE_SAMPLE = 40
 
@@ -67,6 +72,9 @@ class Corpus:
     eob_kinds: dict[str, int] = field(default_factory=dict)
     # Every concept code of each catalog CodeSystem read in full (the judge sees a prefix).
     concept_codes: dict[str, list[str]] = field(default_factory=dict)
+    # Complete releases the judge loads as terminology but does not validate (their
+    # structure is judged on a prefix, ``_sampled``): not part of ``files``.
+    reference: list[str] = field(default_factory=list)
 
     def add(
         self,
@@ -84,6 +92,13 @@ class Corpus:
         if terminology:
             self.terminology.add(rel.as_posix())
 
+    def add_reference(self, codesystem: dict[str, Any]) -> None:
+        """A whole code system for the judge's terminology only (see ``reference``)."""
+        rel = Path(self.label) / "terminology" / f"{codesystem['id']}.json"
+        (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / rel).write_bytes(orjson.dumps(codesystem))
+        self.reference.append(rel.as_posix())
+
     def count(self, rtype: str) -> int:
         return sum(1 for rel, _ in self.files if rel.split("/")[1] == rtype)
 
@@ -94,11 +109,17 @@ class Corpus:
 
 
 def manifest(corpora: list[Corpus]) -> list[dict[str, Any]]:
-    return [
+    judged = [
         {"path": rel, "profiles": profiles, "terminology": rel in corpus.terminology}
         for corpus in corpora
         for rel, profiles in corpus.files
     ]
+    reference = [
+        {"path": rel, "profiles": [], "terminology": True, "validate": False}
+        for corpus in corpora
+        for rel in corpus.reference
+    ]
+    return reference + judged
 
 
 # What the coding engine reads of a patient's record (mappings.coding.service.gather); the
@@ -205,23 +226,84 @@ class _Api:
             page = r.json()
 
 
-def _load_sample(api: _Api, patients_wanted: int | None) -> list[str]:
+def _load_sample(
+    api: _Api, patients_wanted: int | None, recent_encounters: int | None = None
+) -> list[str]:
     """Post the reference bundles, then the patients (the smallest ``patients_wanted``
-    records, or all); returns the patients' ids."""
-    for name in REFERENCE:
-        api.send("POST", "", (SYNTHEA / name).read_bytes())
-    patients = []
+    records, or all; with ``recent_encounters``, only that many of each record's latest
+    encounters and the reference resources they name); returns the patients' ids."""
     records = sorted(
         (p for p in SYNTHEA.glob("*.json") if p.name not in REFERENCE),
         key=lambda p: p.stat().st_size,
     )
-    for path in records[:patients_wanted]:
-        answer = api.send("POST", "", _with_coverage(orjson.loads(path.read_bytes())))
+    bundles = [_with_coverage(orjson.loads(p.read_bytes())) for p in records[:patients_wanted]]
+    if recent_encounters is not None:
+        bundles = [_recent(b, recent_encounters) for b in bundles]
+    named = orjson.dumps(bundles).decode()
+    for name in REFERENCE:
+        reference = orjson.loads((SYNTHEA / name).read_bytes())
+        if recent_encounters is not None:
+            reference = _named_in(reference, named)
+        api.send("POST", "", reference)
+    patients = []
+    for bundle in bundles:
+        answer = api.send("POST", "", bundle)
         for entry in answer["entry"]:
             location = entry["response"]["location"]
             if location.startswith("Patient/"):
                 patients.append(location.split("/")[1])
     return patients
+
+
+def _recent(bundle: dict[str, Any], encounters: int) -> dict[str, Any]:
+    """The record with its ``encounters`` latest Encounters only, and the Conditions and
+    Procedures of those (what the coding engine reads for them)."""
+    entries = bundle["entry"]
+    visits = sorted(
+        (e for e in entries if e["resource"]["resourceType"] == "Encounter"),
+        key=lambda e: e["resource"]["period"]["start"],
+    )
+    kept = {e["fullUrl"] for e in visits[-encounters:]}
+    for e in visits[-encounters:]:
+        enc = e["resource"]
+        links = [d.get("condition") for d in enc.get("diagnosis") or []]
+        kept |= {r["reference"] for r in links + (enc.get("reasonReference") or []) if r}
+
+    def wanted(entry: dict[str, Any]) -> bool:
+        resource = entry["resource"]
+        if resource["resourceType"] not in ("Encounter", "Condition", "Procedure"):
+            return True
+        encounter = (resource.get("encounter") or {}).get("reference")
+        return entry["fullUrl"] in kept or encounter in kept
+
+    chosen = [e for e in entries if wanted(e)]
+    dropped = {e["fullUrl"] for e in entries} - {e["fullUrl"] for e in chosen}
+    trimmed = [{**e, "resource": _without(e["resource"], dropped)} for e in chosen]
+    return {**bundle, "entry": trimmed}
+
+
+def _named_in(reference: dict[str, Any], text: str) -> dict[str, Any]:
+    """The reference bundle's resources that ``text`` (the records) names by identifier
+    (Synthea's conditional references), and the roles of the practitioners among them."""
+
+    def named(resource: dict[str, Any]) -> bool:
+        return any(
+            f"{resource['resourceType']}?identifier={i['system']}|{i['value']}" in text
+            for i in resource.get("identifier") or []
+        )
+
+    kept = [e for e in reference["entry"] if named(e["resource"])]
+    people = {
+        (i["system"], i["value"])
+        for e in kept
+        if e["resource"]["resourceType"] == "Practitioner"
+        for i in e["resource"].get("identifier") or []
+    }
+    for entry in reference["entry"]:
+        who = (entry["resource"].get("practitioner") or {}).get("identifier") or {}
+        if (who.get("system"), who.get("value")) in people:
+            kept.append(entry)
+    return {**reference, "entry": kept}
 
 
 def _make_institutional(api: _Api) -> None:
@@ -362,7 +444,14 @@ def _sampled(codesystem: dict[str, Any]) -> dict[str, Any]:
     return {**sample, "concept": concepts[:CONCEPT_SAMPLE]}
 
 
-def _catalog(api: _Api, corpus: Corpus) -> None:
+def _catalog(api: _Api, corpus: Corpus, content: bool = True) -> None:
+    """The published catalog (the stored summaries), and with ``content`` the full content
+    behind each summary: judged on a prefix (``_sampled``), and the whole of each complete
+    release up to ``REFERENCE_LIMIT`` concepts loaded into the judge as terminology (CPT and
+    HCPCS, whose summaries carry no concepts), so that the codes Billable emits in them are
+    checked. Without ``content`` (the MongoDB leg: the full content comes from the
+    terminology module, the same on every backend) only the codes are kept, for the
+    catalog tests."""
     loaded: set[tuple[str, str]] = set()
     for rtype in ("CodeSystem", "ValueSet", "ConceptMap"):
         for resource in api.all(rtype):
@@ -370,14 +459,18 @@ def _catalog(api: _Api, corpus: Corpus) -> None:
             whole = rtype == "CodeSystem" and bool(resource.get("concept")) and key not in loaded
             if whole:
                 loaded.add(key)
-            corpus.add(resource, terminology=whole)
+            corpus.add(resource, terminology=whole and content)
             if rtype in ("CodeSystem", "ConceptMap") and resource.get("content") != "complete":
                 # the published summary; the full content is served inline
                 full = api.get(f"{rtype}/{resource['id']}", _summary="false")
                 if rtype == "CodeSystem":
-                    codes = [c["code"] for c in full.get("concept") or []]
-                    corpus.concept_codes[resource["id"]] = codes
-                corpus.add(_sampled({**full, "id": f"{resource['id']}-full"}))
+                    concepts = full.get("concept") or []
+                    corpus.concept_codes[resource["id"]] = [c["code"] for c in concepts]
+                    if content and key not in loaded and 0 < len(concepts) <= REFERENCE_LIMIT:
+                        loaded.add(key)
+                        corpus.add_reference({**full, "id": f"{resource['id']}-whole"})
+                if content:
+                    corpus.add(_sampled({**full, "id": f"{resource['id']}-full"}))
 
 
 def _audit(api: _Api, corpus: Corpus) -> None:
@@ -395,8 +488,13 @@ def _audit(api: _Api, corpus: Corpus) -> None:
 
 
 @contextmanager
-def served(store_url: str) -> Iterator[TestClient]:
-    settings = Settings(store_url=store_url, auth="smart", preload_terminology=True)
+def served(store_url: str, audit_key: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        store_url=store_url,
+        auth="smart",
+        preload_terminology=True,
+        audit_key_file=str(audit_key),  # not ./data/audit-<db>.key in the working copy
+    )
     with TestClient(create_app(settings), base_url=BASE) as client:
         client.get("/auth/jwks")  # makes the signing keys on first use
         yield client
@@ -415,22 +513,30 @@ def wait_for_catalog(api: _Api) -> None:
 
 
 def build_corpus(
-    store_url: str, root: Path, label: str, patients_wanted: int | None = None
+    store_url: str,
+    root: Path,
+    label: str,
+    patients_wanted: int | None = None,
+    recent_encounters: int | None = None,
+    catalog_content: bool = True,
 ) -> Corpus:
+    """One backend's corpus: see the module docstring; ``patients_wanted`` and
+    ``recent_encounters`` make a smaller one (``_load_sample``), ``catalog_content=False``
+    leaves the catalog's full content (the same on every backend) to another leg."""
     corpus = Corpus(root, label)
-    with served(store_url) as client:
+    with served(store_url, root / f"{label}.audit-key") as client:
         api = _Api(client, _token(client, "system/*.cruds system/AuditEvent.rs"))
         corpus.add(api.get("metadata"))
         # The catalog is published at start-up in the background: let it finish first, so
         # that the sample's transactions do not contend with it for the store.
         wait_for_catalog(api)
-        patients = _load_sample(api, patients_wanted)
+        patients = _load_sample(api, patients_wanted, recent_encounters)
         _code_all(api)
         _make_institutional(api)
         _adjudicate(api, corpus)
         _eligibility(api, corpus, patients)
         _searches(api, corpus, patients)
         _outcomes(api, corpus)
-        _catalog(api, corpus)
+        _catalog(api, corpus, catalog_content)
         _audit(api, corpus)
     return corpus

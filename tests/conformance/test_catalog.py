@@ -84,13 +84,15 @@ def test_every_code_billable_emits_is_a_concept_of_its_catalog(judged: Judged) -
 
 
 def test_the_corpus_emits_the_codes_the_catalog_once_lacked(judged: Judged) -> None:
-    """The examples the external check found missing are emitted and now catalogued."""
+    """The examples the external check found missing are catalogued on every backend, and
+    emitted (the MongoDB leg's smaller record need not have each of them)."""
+    emitted: set[str] = set()
     for corpus in judged.corpora:
         catalog = _catalog(corpus)
-        assert {"99385", "25"} <= catalog[systems.CPT]
+        assert {"99385", "99283", "25", "57"} <= catalog[systems.CPT]
         assert "D0274" in catalog[systems.HCPCS]
-        emitted = _emitted(corpus)
-        assert emitted[systems.CPT] & {"99385", "99283", "25"}
+        emitted |= _emitted(corpus)[systems.CPT] | _emitted(corpus)[systems.HCPCS]
+    assert emitted >= {"99385", "25", "D0274"}
 
 
 def test_billable_code_systems_are_published_complete(judged: Judged) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conformance.conftest import Judged
 from tests.conformance.corpus import EOB_PROFILES
+from tests.terminology.test_shipped_tables import INVALID_MAP_TARGETS
 
 pytestmark = pytest.mark.conformance
 
@@ -49,12 +50,29 @@ PRODUCED = (
 )
 
 
+# Map targets that CPT 2026 deleted (RVU26C has no row for them), pinned by the terminology
+# tests until the map review replaces them; the engine reports them as errors on a claim.
+# The judge finds them in the SNOMED CT -> CPT ConceptMap, now that it checks map targets
+# against the complete CPT release; any other error, or these codes anywhere else, fails.
+MAP_TARGET = re.compile(r"The target code '([^']+)' is not valid in the code system")
+
+
+def _known_map_defect(f: dict[str, Any], issue: dict[str, Any]) -> bool:
+    found = MAP_TARGET.search(issue["message"])
+    return (
+        f["resourceType"] == "ConceptMap"
+        and found is not None
+        and found.group(1) in INVALID_MAP_TARGETS
+        and ".target[" in issue["location"]
+    )
+
+
 def _errors(report: dict[str, Any]) -> list[str]:
     return [
         f"{f['path']}: {i['location']}: {i['message']}"
         for f in report["files"]
         for i in f["issues"]
-        if i["severity"] == "error"
+        if i["severity"] == "error" and not _known_map_defect(f, i)
     ]
 
 
@@ -90,6 +108,11 @@ ACCEPTED_WARNINGS = (
     (
         r"HL7 Defined CodeSystems should ensure that every concept has a definition",
         "the catalog republishes HL7 and CDC tables with displays as loaded",
+    ),
+    (
+        r"The target display '.*' for the code '[^']*HCPCSReleaseCodeSets[^']*' is not valid",
+        "the SNOMED CT -> HCPCS map's target displays are its curators' short descriptions; "
+        "the complete HCPCS release carries CMS's long ones (ConceptMap display is for people)",
     ),
     (
         r"doesn't have all content \(content = fragment\), so the target codes cannot be",

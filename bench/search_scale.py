@@ -1,0 +1,417 @@
+"""How the common payer and EHR searches grow from 10k to 100k to 1M resources (figures only).
+
+    .venv/bin/python -m bench.search_scale [--sizes 10k,100k,1m] [--runs 100] [--explain]
+        [--root /work/pop/storage/scale] [--population /work/pop/synthea-100/fed]
+
+Stores (kept under ``--root``, built once and reused):
+
+* ``s100``: the 100-patient Synthea population (``billable load``), coded with
+  ``billable code`` (no filing window) so that it holds Billable's own Claims,
+  ClaimResponses and EOBs;
+* ``s10``: the population's first patient files (and its organisations and
+  practitioners), about 10k resources, loaded and coded the same way;
+* ``s1m``: ``s100`` replicated 7 times (1.0M resources, 700 patients). A 1,000-patient
+  Synthea run takes hours on this machine, so replicas 1-6 are copies of every resource
+  of ``s100`` with every UUID (resource ids, references, identifier values) rewritten
+  per replica; written through the repository (index extraction included, validation
+  skipped: the copies are of validated resources). Each patient's compartment
+  therefore has the size of a real one, and the store the size of a 1M population.
+
+Each query runs in process through the repository (parse -> expression tree -> SQL ->
+page -> _include), on random patients of replica 0; p50/p99 are wall times on a
+machine shared with other work, CPU is this process's user+system time per query.
+``--explain`` prints SQLite's plan of each query on the largest store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from server.repository import Repository, RequestContext
+from server.search.parse import Include, parse_search
+from server.storage.port import SearchQuery, StoredVersion
+
+DEFAULT_ROOT = Path(os.environ.get("BILLABLE_SCALE_ROOT", "/work/pop/storage/scale"))
+DEFAULT_POPULATION = Path(os.environ.get("BILLABLE_POPULATION", "/work/pop/synthea-100/fed"))
+SIZES = {"10k": "s10", "100k": "s100", "1m": "s1m"}
+REPLICAS = 7  # copies of s100 (143.6k resources each): the first count past 1M
+SCT = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+CTX = RequestContext(base_url="http://bench/fhir", user="bench")
+UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _cli(*args: str) -> None:
+    # Every encounter is coded (no timely filing window): the payer queries need claims.
+    env = {**os.environ, "BILLABLE_TIMELY_FILING_DAYS": "0"}
+    subprocess.run([sys.executable, "-m", "server.cli", *args], check=True, env=env)
+
+
+def _url(db: Path) -> str:
+    return f"sqlite:///{db}"
+
+
+def build_small(population: Path, db: Path, target: int = 10_000) -> None:
+    """The first patient files (plus the shared ones) until about ``target`` entries."""
+    files = sorted(population.glob("*.json"))
+    shared = [f for f in files if f.name.startswith(("hospital", "practitioner"))]
+    chosen = list(shared)
+    entries = sum(f.read_bytes().count(b'"request"') for f in shared)
+    for f in files:
+        if f in shared:
+            continue
+        if entries >= target:
+            break
+        chosen.append(f)
+        entries += f.read_bytes().count(b'"request"')
+    subset = db.parent / "s10-files"
+    subset.mkdir(exist_ok=True)
+    for f in chosen:
+        link = subset / f.name
+        if not link.exists():
+            link.symlink_to(f)
+    _cli("load", str(subset), "--quiet", "--store", _url(db))
+    _cli("code", "--quiet", "--store", _url(db))
+
+
+def build_base(population: Path, db: Path) -> None:
+    _cli("load", str(population), "--quiet", "--store", _url(db))
+    _cli("code", "--quiet", "--store", _url(db))
+
+
+def _rewrite(k: int) -> Callable[[re.Match[bytes]], bytes]:
+    def sub(m: re.Match[bytes]) -> bytes:
+        head = int(m.group(0)[:8], 16) ^ (k * 0x9E3779B1 & 0xFFFFFFFF)
+        return f"{head:08x}".encode() + m.group(0)[8:]
+
+    return sub
+
+
+def _new_id(rid: str, k: int) -> str:
+    if UUID.fullmatch(rid.encode()):
+        return UUID.sub(_rewrite(k), rid.encode()).decode()
+    return f"{rid}-r{k}"[-64:]
+
+
+async def _copied(target: Repository, version: StoredVersion, k: int) -> bool:
+    from server.errors import FhirError
+
+    try:
+        await target.read(CTX, version.resource_type, _new_id(version.id, k))
+        return True
+    except FhirError:
+        return False
+
+
+async def build_replicas(base: Path, db: Path, replicas: int = REPLICAS) -> None:
+    """``db`` = ``base`` plus ``replicas - 1`` id-rewritten copies of every resource."""
+    from server.repository.opened import opened
+
+    partial = db.with_suffix(".partial")
+    if not partial.exists():  # else resume: pages already copied are skipped
+        shutil.copy(base, partial)
+    async with opened(_url(base)) as source, opened(_url(partial)) as target:
+        for k in range(1, replicas):
+            sub = _rewrite(k)
+            after = None
+            started = time.perf_counter()
+            copied = 0
+            while True:
+                page = await source.search(CTX, SearchQuery((), count=1000, after=after))
+                writes = []
+                if page.versions and await _copied(target, page.versions[0], k):
+                    page.versions = []  # this page was copied by an interrupted run
+                for v in page.versions:
+                    assert v.body is not None
+                    resource = orjson.loads(UUID.sub(sub, v.body))
+                    resource.pop("meta", None)
+                    rid = _new_id(v.id, k)
+                    resource["id"] = rid
+                    writes.append(target.new_version(v.resource_type, rid, resource, 0)[0])
+                if writes:
+                    await target.commit_planned(CTX, writes)
+                copied += len(writes)
+                if not page.more or not page.positions:
+                    break
+                after = page.positions[-1]
+            rate = copied / (time.perf_counter() - started)
+            print(f"  replica {k}: {copied} resources ({rate:,.0f}/s)", file=sys.stderr)
+    partial.rename(db)
+
+
+def ensure_stores(root: Path, population: Path, sizes: list[str]) -> dict[str, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    paths = {size: root / f"{SIZES[size]}.db" for size in sizes}
+    if "10k" in paths and not paths["10k"].exists():
+        print("building the 10k store", file=sys.stderr)
+        build_small(population, paths["10k"])
+    base = root / "s100.db"
+    if ("100k" in paths or "1m" in paths) and not base.exists():
+        print("building the 100k store (load + code)", file=sys.stderr)
+        build_base(population, base)
+    if "1m" in paths and not paths["1m"].exists():
+        print(f"building the 1M store ({REPLICAS} replicas of the 100k one)", file=sys.stderr)
+        asyncio.run(build_replicas(base, paths["1m"]))
+    return paths
+
+
+class Workload:
+    """Query parameters drawn from the store's own data (replica 0 patients)."""
+
+    def __init__(self, db: Path) -> None:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            self.patients = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT v.id FROM resource_versions v WHERE v.type = 'Patient'"
+                    " AND v.is_current = 1 AND v.deleted = 0 ORDER BY v.seq LIMIT 100"
+                )
+            ]
+            self.condition_code = self._common(conn, "Condition", "code", SCT)
+            self.observation_code = self._common(conn, "Observation", "code", LOINC)
+            self.mrn: dict[str, str] = {}
+            for pid in self.patients:
+                row = conn.execute(
+                    "SELECT t.system, t.code FROM sp_token a"
+                    " JOIN sp_token_terms t ON t.term = a.term"
+                    " JOIN resource_versions v ON v.seq = a.seq"
+                    " WHERE v.type = 'Patient' AND v.id = ? AND v.is_current = 1"
+                    " AND t.param = 'identifier' AND t.system LIKE '%synthea%' LIMIT 1",
+                    (pid,),
+                ).fetchone()
+                if row:
+                    self.mrn[pid] = f"{row[0]}|{row[1]}"
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _common(conn: sqlite3.Connection, rtype: str, param: str, system: str) -> str:
+        row = conn.execute(
+            "SELECT t.code, count(*) FROM sp_token_terms t JOIN sp_token a ON a.term = t.term"
+            " WHERE t.type = ? AND t.param = ? AND t.system = ? GROUP BY t.code"
+            " ORDER BY 2 DESC LIMIT 1",
+            (rtype, param, system),
+        ).fetchone()
+        return str(row[0]) if row else "0"
+
+    def queries(self, rng: random.Random) -> dict[str, tuple[str, str]]:
+        p = rng.choice(self.patients)
+        mrn = self.mrn.get(p, "x|x")
+        return {
+            "Claim?patient=&status=active": ("Claim", f"patient={p}&status=active"),
+            "Encounter?patient=&date=ge2015": ("Encounter", f"patient={p}&date=ge2015-01-01"),
+            "Condition?code=(most common)": ("Condition", f"code={SCT}|{self.condition_code}"),
+            "Observation?patient=&code=&_sort=-date": (
+                "Observation",
+                f"patient={p}&code={LOINC}|{self.observation_code}&_sort=-date",
+            ),
+            "Claim?patient=&_include=Claim:encounter": (
+                "Claim",
+                f"patient={p}&_include=Claim:encounter",
+            ),
+            "Patient?_id=&_revinclude=Encounter:patient": (
+                "Patient",
+                f"_id={p}&_revinclude=Encounter:patient&_count=50",
+            ),
+            "Encounter?patient.identifier= (chain)": (
+                "Encounter",
+                f"patient.identifier={mrn}",
+            ),
+            "Patient?_has:Condition:subject:code=": (
+                "Patient",
+                f"_has:Condition:subject:code={SCT}|{self.condition_code}",
+            ),
+        }
+
+
+async def run_query(repo: Repository, rtype: str, text: str, total: bool = False) -> int:
+    parsed = parse_search((rtype,), parse_qsl(text))
+    page = await repo.search(
+        CTX, SearchQuery((rtype,), parsed.where, parsed.sort, parsed.count, total=total)
+    )
+    n = len(page.versions)
+    keys = [(v.resource_type, v.id) for v in page.versions]
+    specs: list[Include] = parsed.includes + parsed.revincludes
+    for inc in specs:
+        n += len(await repo.include(CTX, inc.spec, keys, 1000))
+    return page.total if total and page.total is not None else n
+
+
+def _cpu() -> float:
+    return time.process_time()  # every thread of this process (SQLite readers included)
+
+
+async def time_store(db: Path, runs: int, url: str | None = None) -> dict[str, dict[str, float]]:
+    """Time the workload drawn from SQLite store ``db`` on ``url`` (default: ``db``)."""
+    from server.repository.opened import opened
+
+    workload = Workload(db)
+    out: dict[str, dict[str, float]] = {}
+    async with opened(url or _url(db)) as repo:
+        rng = random.Random(7)
+        names = list(workload.queries(rng))
+        wall: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, float] = dict.fromkeys(names, 0.0)
+        hits: dict[str, list[int]] = {n: [] for n in names}
+        for i in range(runs + 3):
+            for name, (rtype, text) in workload.queries(rng).items():
+                c0, t0 = _cpu(), time.perf_counter()
+                found = await run_query(repo, rtype, text)
+                elapsed = (time.perf_counter() - t0) * 1000
+                if i >= 3:  # the first rounds warm the page cache
+                    wall[name].append(elapsed)
+                    cpu[name] += _cpu() - c0
+                    hits[name].append(found)
+        for name in names:
+            ts = sorted(wall[name])
+            out[name] = {
+                "p50_ms": statistics.median(ts),
+                "p99_ms": ts[min(len(ts) - 1, int(len(ts) * 0.99))],
+                "cpu_ms": cpu[name] / len(ts) * 1000,
+                "hits": statistics.mean(hits[name]),
+            }
+        for label, rtype, text in (
+            ("_total=accurate Observation", "Observation", "_count=1"),
+            ("_total=accurate all types", "", "_count=1"),
+        ):
+            t0 = time.perf_counter()
+            if rtype:
+                count = await run_query(repo, rtype, text, total=True)
+            else:
+                page = await repo.search(CTX, SearchQuery((), count=1, total=True))
+                count = page.total or 0
+            out[label] = {"seconds": time.perf_counter() - t0, "matches": float(count)}
+    return out
+
+
+def explain(db: Path) -> list[str]:
+    """SQLite's plan of each benchmark query's page SQL."""
+    from server.storage.sqlite_search import ORDERED_SCAN_FROM, render_search
+
+    workload = Workload(db)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    lines = []
+    try:
+        for name, (rtype, text) in workload.queries(random.Random(3)).items():
+            parsed = parse_search((rtype,), parse_qsl(text))
+            query = SearchQuery((rtype,), parsed.where, parsed.sort, 20)
+            sql, args, _, probe = render_search(query)
+            if probe is not None:
+                capped = f"SELECT count(*) FROM (SELECT 1 FROM ({probe[0]}) LIMIT ?)"
+                if conn.execute(capped, [*probe[1], ORDERED_SCAN_FROM]).fetchone()[0] >= (
+                    ORDERED_SCAN_FROM
+                ):
+                    sql, args = render_search(query, ordered=True)[:2]
+                    name += " [ordered scan]"
+            lines.append(f"{name}:")
+            for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args):
+                lines.append(f"    {row[3]}")
+    finally:
+        conn.close()
+    return lines
+
+
+def ferretdb_postgres(root: Path, runs: int) -> dict[str, object]:
+    """The 10k population loaded (and coded) into FerretDB on PostgreSQL, same queries."""
+    from bench.ferretdb_pg import ferretdb_on_postgres
+
+    small = root / "s10.db"
+    with ferretdb_on_postgres() as url:
+        started = time.perf_counter()
+        _cli("load", str(root / "s10-files"), "--quiet", "--store", url)
+        loaded = time.perf_counter() - started
+        _cli("code", "--quiet", "--store", url)
+        timings = asyncio.run(time_store(small, runs, url))
+    return {"load_s": loaded, **timings}
+
+
+def figures(
+    sizes: str = "10k,100k,1m",
+    runs: int = 100,
+    root: Path | str = DEFAULT_ROOT,
+    population: Path | str = DEFAULT_POPULATION,
+    mongo: bool = False,
+) -> dict[str, object]:
+    """{size: {query: {p50_ms, p99_ms, cpu_ms, hits}}, plus store resource counts;
+    ``mongo``: also ``ferretdb-pg-10k``, the 10k store's data on FerretDB+PostgreSQL."""
+    wanted = [s.strip().lower() for s in sizes.split(",") if s.strip()]
+    if mongo and "10k" not in wanted:
+        wanted.insert(0, "10k")
+    paths = ensure_stores(Path(root), Path(population), wanted)
+    out: dict[str, object] = {}
+    for size in wanted:
+        db = paths[size]
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        count = conn.execute(
+            "SELECT count(*) FROM resource_versions WHERE is_current = 1 AND deleted = 0"
+            " AND type NOT LIKE 'x-%'"
+        ).fetchone()[0]
+        conn.close()
+        out[size] = {"resources": count, **asyncio.run(time_store(db, runs))}
+    if mongo:
+        pg = ferretdb_postgres(Path(root), max(5, runs // 10))
+        pg["resources"] = out["10k"]["resources"]  # type: ignore[index]
+        out["ferretdb-pg-10k"] = pg
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10k,100k,1m")
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--population", type=Path, default=DEFAULT_POPULATION)
+    parser.add_argument("--explain", action="store_true")
+    parser.add_argument(
+        "--mongo", action="store_true", help="also FerretDB 1.24 on PostgreSQL (10k store)"
+    )
+    args = parser.parse_args()
+    f: dict[str, Any] = figures(args.sizes, args.runs, args.root, args.population, args.mongo)
+    sizes = list(f)
+    print("search p50 / p99 ms (wall, loaded machine) and CPU ms per query, by store size")
+    print(f"{'store':44}" + "".join(f"{s:>26}" for s in sizes))
+    print(f"{'resources':44}" + "".join(f"{f[s]['resources']:>26,}" for s in sizes))
+    names = [
+        n for n in f[sizes[0]] if n not in ("resources", "load_s") and not n.startswith("_total")
+    ]
+    for name in names:
+        cells = ""
+        for s in sizes:
+            m = f[s][name]
+            cells += f"{m['p50_ms']:9.2f} /{m['p99_ms']:8.2f} ({m['cpu_ms']:5.2f})"
+        print(f"{name:44}{cells}")
+    if "ferretdb-pg-10k" in f:
+        print(
+            f"(ferretdb-pg-10k: load of the 10k files took {f['ferretdb-pg-10k']['load_s']:.0f} s)"
+        )
+    for name in [n for n in f[sizes[0]] if n.startswith("_total")]:
+        cells = "".join(
+            f"{f[s][name]['seconds']:12.3f} s {int(f[s][name]['matches']):>11,}" for s in sizes
+        )
+        print(f"{name:44}{cells}")
+    if args.explain:
+        sizes = [s for s in sizes if s in SIZES]
+        largest = ensure_stores(args.root, args.population, [sizes[-1]])[sizes[-1]]
+        print(f"\nquery plans on {largest.name}:")
+        print("\n".join(explain(largest)))
+
+
+if __name__ == "__main__":
+    main()
