@@ -24,6 +24,7 @@ import http.client
 import os
 import random
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -261,8 +262,25 @@ def figures(
             idle_peak = memory_mib(pid, "VmHWM")
             cpu_before = cpu_seconds(pid)
             started = time.perf_counter()
+            samples: list[tuple[float, float, float]] = []
+            done = threading.Event()
+
+            def sample() -> None:  # (seconds, RSS MiB, CPU seconds) while the bundle runs
+                while not done.wait(0.5):
+                    samples.append(
+                        (
+                            time.perf_counter() - started,
+                            memory_mib(pid, "VmRSS"),
+                            cpu_seconds(pid) - cpu_before,
+                        )
+                    )
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
             status, answer = _post(base, body)
             wall = time.perf_counter() - started
+            done.set()
+            sampler.join()
             cpu = cpu_seconds(pid) - cpu_before
             peak = memory_mib(pid, "VmHWM")
             over_status, over_message = _post_declared_only(base, limit + 1)
@@ -282,10 +300,20 @@ def figures(
         "peak_growth_mib": round(peak - idle),
         "peak_over_body": round(peak / body_mib, 2),
         "growth_over_body": round((peak - idle) / body_mib, 2),
+        "rss_timeline": _timeline(samples),
         "over_limit_status": over_status,
         "over_limit_message": over_message,
         "load_average": round(os.getloadavg()[0], 1),
     }
+
+
+def _timeline(samples: list[tuple[float, float, float]], points: int = 12) -> str:
+    """A few (seconds: RSS MiB / CPU s) points of the run, evenly spaced."""
+    if not samples:
+        return ""
+    step = max(1, len(samples) // points)
+    shown = samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else [])
+    return ", ".join(f"{t:.0f}s:{rss:.0f}M/{cpu:.0f}c" for t, rss, cpu in shown)
 
 
 def main() -> None:

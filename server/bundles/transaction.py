@@ -46,6 +46,7 @@ from server.bundles.references import (
     rewrite_serialised,
 )
 from server.bundles.results import EntryResult
+from server.bundles.split import return_free_memory
 from server.errors import FhirError
 from server.repository import (
     Repository,
@@ -61,6 +62,7 @@ from server.validation import validate_resource
 
 MAX_ATTEMPTS = 5
 YIELD_EVERY = 200
+TRIM_EVERY = 2000  # writes of a large bundle between giving freed memory back
 SEARCH_LIMIT = 100
 
 
@@ -99,11 +101,21 @@ async def _plan_and_commit(
         async with repo.conditional_lock:
             plan = TransactionPlan(repo, ctx, entries)
             await plan.resolve_identities()
+            if plan.lean:
+                await validation  # before build_writes lets go of the entries' bytes
             await plan.build_writes()
             await validation
             try:
                 await repo.commit_planned(ctx, plan.writes)
             except VersionConflict as exc:
+                if plan.lean:
+                    # The entries' bytes are gone (each became its write): no new plan.
+                    raise FhirError.of(
+                        409,
+                        "conflict",
+                        f"{exc.resource_type}/{exc.resource_id} was changed by another"
+                        " request while this transaction was processed; send it again",
+                    ) from exc
                 planned = plan.by_identity.get((exc.resource_type, exc.resource_id))
                 if planned is not None and planned.entry.if_match is not None:
                     raise entry_error(
@@ -187,6 +199,9 @@ class TransactionPlan:
         self.by_identity: dict[tuple[str, str], Planned] = {}
         self.writes: list[Write] = []
         self.read_results: dict[int, EntryResult] = {}
+        # A large bundle (its entries hold only bytes): each entry's bytes are dropped as
+        # soon as its write is built, so that the bundle is not held twice at the peak.
+        self.lean = any(e.compact is not None for e in entries)
 
     # -- step 2: identities ---------------------------------------------------------
 
@@ -381,6 +396,10 @@ class TransactionPlan:
                 )
             planned.write = write
             self.writes.append(write)
+            if self.lean:
+                entry.compact = None
+                if len(self.writes) % TRIM_EVERY == 0:
+                    return_free_memory()
             if len(self.writes) % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let other requests (and pool results) through
 

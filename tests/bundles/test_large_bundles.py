@@ -18,6 +18,7 @@ import server.api.body as body_module
 import server.bundles.split as split_module
 from server.api.body import MAX_DEPTH
 from server.bundles.split import split_bundle
+from server.storage.port import VersionConflict
 from tests.bundles.conftest import (
     FHIR_JSON,
     SYNTHEA,
@@ -153,3 +154,24 @@ def test_a_bundle_envelope_with_many_entries_is_not_one_huge_resource():
     entry = {"fullUrl": "urn:uuid:x", "request": {"method": "POST", "url": "Basic"}}
     many = {"resourceType": "Bundle", "type": "transaction", "entry": [entry] * 12_000}
     body_module.check_json_shape(many)
+
+
+def test_a_split_transaction_that_loses_a_race_at_commit_is_a_409_and_stores_nothing(
+    split_always: None, client: TestClient, monkeypatch: pytest.MonkeyPatch
+):
+    """Its entries' bytes became its writes, so it is not planned again: the client
+    sends it again (a whole-parsed transaction is re-planned instead)."""
+    repo = client.app.state.repository
+    original = repo.commit_planned
+
+    async def racing_commit(ctx: Any, writes: Any) -> None:
+        await repo.create(ctx, "Patient", patient("other", id="p9"))
+        raise VersionConflict("Patient", "p9", 0, 1)
+
+    monkeypatch.setattr(repo, "commit_planned", racing_commit)
+    bundle = transaction(put(patient("9", id="p9"), "Patient/p9"), post(patient("10")))
+    r = send(client, orjson.dumps(bundle))
+    assert r.status_code == 409
+    assert "send it again" in r.json()["issue"][0]["diagnostics"]
+    monkeypatch.setattr(repo, "commit_planned", original)
+    assert count(client, "Patient") == 1  # only the racing writer's
