@@ -89,14 +89,14 @@ def test_no_cpt_descriptor_or_snomed_description_is_shipped(service: Terminology
     )
 
 
-# Map targets the CMS tables show are not valid on 2026-03-02. The map review replaced
-# 32405 by 32408 (CPT 2024 deleted 32405: core needle lung biopsy, imaging included), G0424
-# by CPT 94625 (CMS replaced G0424 with 94625/94626 from CY2022; HCPCS terminated it
-# 2021-12-31) and J0171 by J0165 (HCPCS terminated J0171 2025-06-30; J0165 is epinephrine
-# NOS, 0.1 mg, from 2025-07-01). 55700 stays: CPT 2026 split prostate biopsy by approach and
-# guidance (55707-55714), which a SNOMED CT "biopsy of prostate" does not say, so the engine
-# reports the deleted code on the claim (code-not-effective) and a coder picks the code.
-INVALID_MAP_TARGETS = {"55700"}
+# Map targets the CMS tables show are not valid on 2026-03-02: none. The map review
+# replaced 32405 by 32408 (CPT 2024 deleted 32405: core needle lung biopsy, imaging
+# included), G0424 by CPT 94625 (CMS replaced G0424 with 94625/94626 from CY2022; HCPCS
+# terminated it 2021-12-31) and J0171 by J0165 (HCPCS terminated J0171 2025-06-30; J0165 is
+# epinephrine NOS, 0.1 mg, from 2025-07-01), and dropped 55700: CPT 2026 split prostate
+# biopsy by approach and guidance, which a SNOMED CT "biopsy of prostate" does not say, so
+# the engine reports it unmapped and a coder picks the code (docs/decisions.md).
+INVALID_MAP_TARGETS: set[str] = set()
 
 
 def test_every_map_target_is_a_valid_code_of_its_target_system(
