@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from server.x12.build_837p import procedure_composite
-from server.x12.elements import Report, amount, code_in, d8, human_name, quantity
+from server.x12.elements import Report, amount, code_in, d8, quantity
 from server.x12.gather import ClaimParts
 from server.x12.loops_837 import (
     Frequency,
@@ -23,6 +23,7 @@ from server.x12.loops_837 import (
     frequency_reference,
     header,
     line_date,
+    person_name,
     practitioner_npi,
     referring_provider,
     responsible_practitioner,
@@ -214,20 +215,7 @@ def build_837i(
     )
     if who is not None:
         npi = practitioner_npi(who, "2310A", "attending provider", report, where)
-        last, first, middle = human_name(who)
-        report.need(last, "2310A", "NM1", "03", "attending provider last name", f"{where}.name")
-        body.add(
-            "NM1",
-            "71",
-            "1",
-            clean(last or "", 60),
-            clean(first or "", 35),
-            clean(middle or "", 25),
-            "",
-            "",
-            "XX",
-            npi or "",
-        )
+        person_name(body, "71", who, npi, "2310A", "attending provider", where, report)
     referring_provider(body, parts, "2310F", report)
     for n, item in enumerate(items, start=1):
         where_item = f"Claim.item[{n - 1}]"

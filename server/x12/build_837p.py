@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from server.x12.elements import Report, amount, code_in, human_name, quantity
+from server.x12.elements import Report, amount, code_in, quantity
 from server.x12.gather import ClaimParts
 from server.x12.loops_837 import (
     Frequency,
@@ -16,6 +16,7 @@ from server.x12.loops_837 import (
     frequency_reference,
     header,
     line_date,
+    person_name,
     practitioner_npi,
     referring_provider,
     responsible_practitioner,
@@ -99,20 +100,7 @@ def build_837p(
     who, where = responsible_practitioner(parts)
     if who is not None and (parts.provider or {}).get("resourceType") != "Practitioner":
         npi = practitioner_npi(who, "2310B", "rendering provider", report, where)
-        last, first, middle = human_name(who)
-        report.need(last, "2310B", "NM1", "03", "rendering provider last name", f"{where}.name")
-        body.add(
-            "NM1",
-            "82",
-            "1",
-            clean(last or "", 60),
-            clean(first or "", 35),
-            clean(middle or "", 25),
-            "",
-            "",
-            "XX",
-            npi or "",
-        )
+        person_name(body, "82", who, npi, "2310B", "rendering provider", where, report)
     positions = hi_index(claim)
     for n, item in enumerate(items, start=1):
         where_item = f"Claim.item[{n - 1}]"

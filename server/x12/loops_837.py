@@ -108,6 +108,34 @@ def _need_address(
     report.need(zip_ok, loop, "N4", "03", what, f"{where}.address.postalCode")
 
 
+def person_name(
+    body: Segments,
+    entity: str,
+    who: dict[str, Any] | None,
+    npi: str | None,
+    loop: str,
+    role: str,
+    where: str,
+    report: Report,
+) -> None:
+    """NM1 for a person (entity ``85`` billing, ``71`` attending, ``82`` rendering, ``DN``
+    referring): name from the Practitioner, NPI as ``XX``; a missing last name is reported."""
+    last, first, middle = human_name(who)
+    report.need(last, loop, "NM1", "03", f"{role} last name", f"{where}.name")
+    body.add(
+        "NM1",
+        entity,
+        "1",
+        clean(last or "", 60),
+        clean(first or "", 35),
+        clean(middle or "", 25),
+        "",
+        "",
+        "XX",
+        npi or "",
+    )
+
+
 def billing_provider(body: Segments, parts: ClaimParts, parties: Parties, report: Report) -> None:
     """2000A/2010AA: the provider's NPI, address and EIN; the configured billing provider
     supplies what the Claim's provider lacks."""
@@ -136,20 +164,7 @@ def billing_provider(body: Segments, parts: ClaimParts, parties: Parties, report
             f"{where}.identifier",
         )
     if person:
-        last, first, middle = human_name(provider)
-        report.need(last, "2010AA", "NM1", "03", "billing provider last name", f"{where}.name")
-        body.add(
-            "NM1",
-            "85",
-            "1",
-            clean(last or "", 60),
-            clean(first or "", 35),
-            clean(middle or "", 25),
-            "",
-            "",
-            "XX",
-            npi or "",
-        )
+        person_name(body, "85", provider, npi, "2010AA", "billing provider", where, report)
     else:
         name = (provider or {}).get("name") or parties.billing_name
         report.need(
@@ -388,20 +403,7 @@ def referring_provider(body: Segments, parts: ClaimParts, loop: str, report: Rep
     where = (member.get("provider") or {}).get("reference") or "Claim.careTeam.provider"
     who = parts.care_team.get(int(member.get("sequence") or 0))
     npi = practitioner_npi(who, loop, "referring provider", report, where)
-    last, first, middle = human_name(who)
-    report.need(last, loop, "NM1", "03", "referring provider last name", f"{where}.name")
-    body.add(
-        "NM1",
-        "DN",
-        "1",
-        clean(last or "", 60),
-        clean(first or "", 35),
-        clean(middle or "", 25),
-        "",
-        "",
-        "XX",
-        npi or "",
-    )
+    person_name(body, "DN", who, npi, loop, "referring provider", where, report)
 
 
 def line_date(item: dict[str, Any], claim: dict[str, Any]) -> str | None:
