@@ -142,12 +142,14 @@ def line_chart(
         f'<polyline points="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="2.5"/>'
     )
     every = max(1, -(-len(points) // 7))  # at most 7 labels: they never overlap
+    last = len(points) - 1
     for i, ((label, value), (x, y)) in enumerate(zip(points, coords, strict=True)):
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{PALETTE[0]}"><title>{escape(label)}:'
             f" {_fmt(value, False)}{'%' if percent else ''}</title></circle>"
         )
-        if i % every == 0 or i == len(points) - 1:
+        # The last point is always labelled; a regular label too near it is left out.
+        if i == last or (i % every == 0 and last - i >= every):
             parts.append(
                 f'<text x="{x:.1f}" y="{height - 18}" text-anchor="middle" font-size="11"'
                 f' fill="{TEXT}">{escape(label)}</text>'

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from server.webapp import charts
 
 
@@ -32,8 +34,16 @@ def test_a_chart_without_data_says_so() -> None:
     assert "No data yet" in charts.bar_chart("Top edits", [])
 
 
-def test_month_labels_are_thinned_so_they_never_overlap() -> None:
-    points = [(f"2026-{m:02d}", 90.0) for m in range(1, 13)] + [("2027-01", 80.0)]
+@pytest.mark.parametrize("months", [2, 7, 13, 14, 15, 22])
+def test_month_labels_are_thinned_so_they_never_overlap(months: int) -> None:
+    points = [(f"{2025 + m // 12}-{m % 12 + 1:02d}", 90.0) for m in range(months)]
     svg = charts.line_chart("Clean-claim rate", points)
-    labels = re.findall(r'text-anchor="middle" font-size="11" fill="#1f2328">([^<]+)<', svg)
-    assert 2 <= len(labels) <= 8 and labels[-1] == "2027-01"
+    found = re.findall(
+        r'<text x="([\d.]+)" y="\d+" text-anchor="middle" font-size="11" fill="#1f2328">([^<]+)<',
+        svg,
+    )
+    labels = [label for _, label in found]
+    assert 2 <= len(labels) <= 8 and labels[-1] == points[-1][0]
+    # A 7-character label at 11 px is ~45 px wide: centres closer than that would overlap.
+    xs = [float(x) for x, _ in found]
+    assert all(b - a >= 50 for a, b in zip(xs, xs[1:], strict=False)), xs
