@@ -201,7 +201,11 @@ class AuditTrail:
     def __init__(self, repository: Repository, seal: AuditSeal) -> None:
         self.records = repository.records  # the repository's records API
         self.seal = seal
-        self._lock = asyncio.Lock()
+        # Held across the processes appending to this store's chain (``--workers``,
+        # ``billable load`` beside a server): their commits take turns instead of racing
+        # for the head and rebuilding on every lost race; the lock file carries the
+        # head's version, so a process rereads the head only after another appended.
+        self._lock = repository.process_lock("audit-chain")
         self._pending: list[tuple[AuditRecord, asyncio.Future[str]]] = []
         self._prepared = PreparedEvents()
         # The head as this trail last committed it: the next commit expects its version,
@@ -278,6 +282,10 @@ class AuditTrail:
         (default: now); ``journal_mark``: (journal id, last line number) to record in
         the head in the same commit, so a journal is never replayed twice."""
         key_id = self.seal.key_id
+        written = self._lock.read_note()  # the head version the last holder committed
+        if written is not None and self._head is not None:
+            if written != str(self._head.version).encode():
+                self._head = None  # another process appended since: read the head
         for _attempt in range(50):
             head = self._head or await self.records.read(HEAD_TYPE, HEAD_ID)
             self._head = None  # read again after any failure
@@ -332,6 +340,7 @@ class AuditTrail:
                 False,
                 head_write.body,
             )
+            self._lock.write_note(str(head_write.version).encode())
             self.seal.write_anchor(seq, previous, keyed_after)
             return ids
         raise RuntimeError("audit trail: too many concurrent appends")

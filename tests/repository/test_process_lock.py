@@ -78,3 +78,42 @@ def test_in_memory_sqlite_stores_need_no_lock_file() -> None:
     mongo = lock_file(BackendInfo("mongodb", "mongodb://h/db1"), "coding")
     other = lock_file(BackendInfo("mongodb", "mongodb://h/db2"), "coding")
     assert mongo is not None and other is not None and mongo != other
+
+
+NOTE_TAKER = """
+import asyncio, sys
+from pathlib import Path
+from server.repository.process_lock import ProcessLock
+
+async def main() -> None:
+    lock = ProcessLock(Path(sys.argv[1]))
+    async with lock:
+        print((lock.read_note() or b"-").decode(), flush=True)
+        lock.write_note(sys.argv[2].encode())
+
+asyncio.run(main())
+"""
+
+
+def test_the_lock_file_carries_a_note_from_one_holder_to_the_next_process(tmp_path: Path) -> None:
+    """The audit chain leaves its head version here, so another process knows whether
+    its cached head is still the chain's."""
+    path = tmp_path / "audit-chain.lock"
+    lock = ProcessLock(path)
+    assert lock.read_note() is None  # not held: nothing to read
+
+    async def write(note: bytes) -> bytes | None:
+        async with lock:
+            before = lock.read_note()
+            lock.write_note(note)
+            return before
+
+    assert asyncio.run(write(b"a much longer note than the next one")) is None
+    child = subprocess.run(
+        [sys.executable, "-c", NOTE_TAKER, str(path), "17"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == "a much longer note than the next one"
+    assert asyncio.run(write(b"18")) == b"17"  # the shorter note left nothing behind
