@@ -57,17 +57,23 @@ def route_shapes(app: FastAPI) -> set[Shape]:
     return shapes
 
 
-def _claimed(segments: list[str], shapes: dict[int, list[Shape]]) -> bool:
-    for shape in shapes.get(len(segments), ()):
-        if all(s is None or s == value for s, value in zip(shape, segments, strict=True)):
-            return True
+ShapeKey = tuple[int, str | None]  # (number of segments, first segment or None: any)
+
+
+def _claimed(segments: list[str], shapes: dict[ShapeKey, list[Shape]]) -> bool:
+    n = len(segments)
+    for key in ((n, segments[0]), (n, None)):
+        for shape in shapes.get(key, ()):
+            if all(s is None or s == value for s, value in zip(shape, segments, strict=True)):
+                return True
     return False
 
 
-def _by_length(shapes: set[Shape]) -> dict[int, list[Shape]]:
-    grouped: dict[int, list[Shape]] = {}
+def _grouped(shapes: set[Shape]) -> dict[ShapeKey, list[Shape]]:
+    """Shapes by length and first segment: a read tests only the few that could match."""
+    grouped: dict[ShapeKey, list[Shape]] = {}
     for shape in shapes:
-        grouped.setdefault(len(shape), []).append(shape)
+        grouped.setdefault((len(shape), shape[0]), []).append(shape)
     return grouped
 
 
@@ -75,7 +81,7 @@ class DirectReads:
     def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
-        self._shapes: dict[int, list[Shape]] | None = None  # on first use: routes come later
+        self._shapes: dict[ShapeKey, list[Shape]] | None = None  # on first use: routes come later
 
     def target(self, path: str) -> dict[str, str] | None:
         """The path parameters of a read or vread no other route claims, else None."""
@@ -91,7 +97,7 @@ class DirectReads:
         if any(not s or s[0] in "$_" for s in segments[:2]) or not segments[-1]:
             return None
         if self._shapes is None:
-            self._shapes = _by_length(route_shapes(self.fastapi_app))
+            self._shapes = _grouped(route_shapes(self.fastapi_app))
         return None if _claimed(segments, self._shapes) else params
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
