@@ -42,6 +42,7 @@ from server.auth.middleware import SECURITY_HEADERS
 from server.auth.setup import access_policy, build_security
 from server.bulk.service import ExportService
 from server.config import Settings
+from server.native_heap import return_free_memory
 from server.repository import Repository
 from server.storage.factory import create_store
 from server.storage.port import Store
@@ -69,6 +70,7 @@ def settle_heap() -> None:
     if os.environ.get("BILLABLE_GC_FREEZE", "1") == "0":
         return
     gc.collect()
+    return_free_memory()  # what start-up freed (catalog bodies, their compression)
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 

@@ -17,10 +17,7 @@ parses the body whole instead, with orjson's own semantics.
 
 from __future__ import annotations
 
-import ctypes
 import re
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +33,7 @@ from server.api.body import (
 )
 from server.bundles.entries import Entry, parse_entry
 from server.errors import FhirError
+from server.native_heap import return_free_memory
 
 # Everything up to and including the next bracket that is not inside a string: runs of
 # plain characters and whole strings are consumed inside the regex engine.
@@ -172,30 +170,6 @@ def parse_entries(split: SplitBundle, base_url: str) -> list[ParsedEntry]:
     split.body = None
     return_free_memory()
     return out
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        return None
-    return trim
-
-
-_TRIM = _malloc_trim()
-
-
-def return_free_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``).
-
-    A large bundle frees its body, then each entry's bytes as its write is built, while
-    orjson's short-lived output buffers come and go in between: without this the freed
-    holes stay resident, and the peak is the sum of all of it (~90 MB more for 100 MB).
-    """
-    if _TRIM is not None:
-        _TRIM(0)
 
 
 __all__ = ["ParsedEntry", "SplitBundle", "parse_entries", "return_free_memory", "split_bundle"]

@@ -1,12 +1,15 @@
 """The SQLite store's tables, its layout version and the upgrade from older layouts.
 
 ``PRAGMA user_version`` records the layout: 0 is every store written before 0.4
-(index rows keyed by (type, id) text, bodies as plain JSON); 2 is this one (index rows
-keyed by the version's ``seq``, token and string values interned, bodies compressed,
-see ``sqlite_bodies``). Opening a layout-0 store upgrades it in place, in one
-transaction, with SQL alone (no re-extraction: the old rows hold every value); its
-bodies stay as they were (plain JSON is a valid body format) and new versions are
-compressed. A store with a *newer* layout than this code knows is refused with a
+(index rows keyed by (type, id) text, bodies as plain JSON); 2 keyed index rows by the
+version's ``seq``, interned token and string values and compressed bodies with zlib; 3
+is this one (bodies compressed with zstd, see ``sqlite_bodies``). Opening a layout-0
+store upgrades it in place, in one transaction, with SQL alone (no re-extraction: the
+old rows hold every value); its bodies stay as they were (plain JSON is a valid body
+format) and new versions are compressed. Opening a layout-2 store adds two columns to
+``body_dictionaries``; its zlib bodies stay readable as they are, new versions are zstd.
+Layout 3 exists so that a release that knows only zlib refuses the store instead of
+failing on each zstd body. A store with a *newer* layout than this code knows is refused with a
 message, never guessed at.
 """
 
@@ -16,10 +19,11 @@ import logging
 import sqlite3
 
 from server.storage.sqlite_bodies import SCHEMA as BODIES_SCHEMA
+from server.storage.sqlite_bodies import upgrade as upgrade_bodies
 
 log = logging.getLogger(__name__)
 
-LAYOUT = 2
+LAYOUT = 3
 
 
 class StoreLayoutError(RuntimeError):
@@ -147,6 +151,7 @@ def prepare(c: sqlite3.Connection) -> None:
             " Billable knows: open it with the Billable release that wrote it (or newer)"
         )
     c.executescript(VERSIONS + BODIES_SCHEMA)
+    upgrade_bodies(c)
     if layout < LAYOUT and "id" in _columns(c, "sp_token"):
         _upgrade_from_layout_0(c)
     else:

@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from server.storage.sqlite import SQLiteStore
+from server.storage.sqlite_bodies import ZSTD_WITH_DICTIONARY
+from server.storage.sqlite_schema import LAYOUT
 from tests.storage.builders import Clock, Criteria, TokenCriterion, TokenIndexEntry, matching, write
 
 
@@ -118,7 +120,7 @@ async def test_a_layout_0_store_is_upgraded_on_open_and_stays_readable_and_searc
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LAYOUT
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert not {t for t in tables if t.endswith("_layout0")}
 
@@ -132,7 +134,7 @@ async def test_a_store_of_a_newer_layout_is_refused_with_a_message(tmp_path: Pat
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 9")
     store = SQLiteStore(path)
-    with pytest.raises(StoreUnavailable, match="storage layout 9, newer than the 2"):
+    with pytest.raises(StoreUnavailable, match=f"storage layout 9, newer than the {LAYOUT}"):
         await store.open()
 
 
@@ -198,4 +200,4 @@ async def test_a_type_written_one_at_a_time_gets_a_dictionary_from_its_stored_bo
         types = [r[0] for r in conn.execute("SELECT type FROM body_dictionaries")]
         last = conn.execute("SELECT body FROM resource_versions WHERE id = 'c39'").fetchone()[0]
     assert types == ["Claim"]
-    assert last[0] == 0x02  # compressed against the dictionary
+    assert last[0] == ZSTD_WITH_DICTIONARY  # compressed against the dictionary
