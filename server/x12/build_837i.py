@@ -18,20 +18,18 @@ from server.x12.elements import Report, amount, code_in, d8, quantity
 from server.x12.gather import ClaimParts
 from server.x12.loops_837 import (
     Frequency,
-    billing_provider,
+    claim_segment,
     diagnosis_codes,
     frequency_reference,
-    header,
     line_date,
+    open_claim,
     person_name,
     practitioner_npi,
     referring_provider,
     responsible_practitioner,
-    submitter_receiver,
-    subscriber_and_payer,
 )
 from server.x12.parties import Parties
-from server.x12.segments import Segments, clean
+from server.x12.segments import Segments
 
 VERSION = "005010X223A2"
 REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
@@ -142,27 +140,10 @@ def build_837i(
 ) -> Segments:
     claim = parts.claim
     is_inpatient = inpatient(claim)
-    body = Segments()
-    header(body, reference, moment)
-    submitter_receiver(body, parties)
-    billing_provider(body, parts, parties, report)
-    subscriber_and_payer(body, parts, report, institutional=True)
-    items = claim.get("item") or []
-    report.need(items or None, "2400", "SV2", "", "at least one service line", "Claim.item")
-    charge = sum(float((i.get("net") or {}).get("value") or 0) for i in items)
+    opening = open_claim(parts, parties, reference, moment, report, institutional=True)
+    body, items = opening.body, opening.items
     facility = "11" if is_inpatient else "13"  # type of bill 011x hospital inpatient, 013x out
-    body.add(
-        "CLM",
-        clean(pcn, 20),
-        amount(charge),
-        "",
-        "",
-        [facility, "A", frequency.code],
-        "",
-        "A",
-        "Y",
-        "Y",
-    )
+    claim_segment(opening, pcn, [facility, "A", frequency.code], "")
     period = claim.get("billablePeriod") or {}
     start, end = d8(period.get("start")), d8(period.get("end") or period.get("start"))
     report.need(start, "2300", "DTP", "03", "statement from date", "Claim.billablePeriod.start")

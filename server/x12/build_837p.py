@@ -11,17 +11,15 @@ from server.x12.elements import Report, amount, code_in, quantity
 from server.x12.gather import ClaimParts
 from server.x12.loops_837 import (
     Frequency,
-    billing_provider,
+    claim_segment,
     diagnosis_codes,
     frequency_reference,
-    header,
     line_date,
+    open_claim,
     person_name,
     practitioner_npi,
     referring_provider,
     responsible_practitioner,
-    submitter_receiver,
-    subscriber_and_payer,
 )
 from server.x12.parties import Parties
 from server.x12.segments import Segments, clean
@@ -61,30 +59,13 @@ def build_837p(
 ) -> Segments:
     """The transaction set body (BHT to the last service line) of one claim."""
     claim = parts.claim
-    body = Segments()
-    header(body, reference, moment)
-    submitter_receiver(body, parties)
-    billing_provider(body, parts, parties, report)
-    subscriber_and_payer(body, parts, report, institutional=False)
-    items = claim.get("item") or []
-    report.need(items or None, "2400", "SV1", "", "at least one service line", "Claim.item")
-    charge = sum(float((i.get("net") or {}).get("value") or 0) for i in items)
+    opening = open_claim(parts, parties, reference, moment, report, institutional=False)
+    body, items = opening.body, opening.items
     pos = next((code_in(i.get("locationCodeableConcept")) for i in items), None)
     report.need(
         pos, "2300", "CLM", "05-1", "place of service", "Claim.item.locationCodeableConcept"
     )
-    body.add(
-        "CLM",
-        clean(pcn, 20),
-        amount(charge),
-        "",
-        "",
-        [pos or "", "B", frequency.code],
-        "Y",
-        "A",
-        "Y",
-        "Y",
-    )
+    claim_segment(opening, pcn, [pos or "", "B", frequency.code], "Y")
     frequency_reference(body, frequency, report)
     codes = diagnosis_codes(claim)
     report.need(

@@ -17,6 +17,7 @@ from server.x12.elements import (
     Address,
     Report,
     address,
+    amount,
     code_in,
     d8,
     human_name,
@@ -334,6 +335,57 @@ def subscriber_and_payer(
         _need_address(report, addr, "2010CA", "patient", "Patient")
         _address_segments(body, addr)
         _demographics(body, parts.patient, "2010CA", "Patient", report)
+
+
+@dataclass
+class ClaimOpening:
+    """The loops every 837 claim starts with, and what its CLM segment needs."""
+
+    body: Segments
+    items: list[dict[str, Any]]
+    charge: float  # CLM02: the sum of the lines' net amounts
+
+
+def open_claim(
+    parts: ClaimParts,
+    parties: Parties,
+    reference: str,
+    moment: datetime,
+    report: Report,
+    *,
+    institutional: bool,
+) -> ClaimOpening:
+    """BHT, 1000A/B, 2000A/2010AA (billing provider), 2000B/2010BA/BB (subscriber, payer),
+    and the service lines' presence checked (SV1 professional, SV2 institutional)."""
+    body = Segments()
+    header(body, reference, moment)
+    submitter_receiver(body, parties)
+    billing_provider(body, parts, parties, report)
+    subscriber_and_payer(body, parts, report, institutional=institutional)
+    items = parts.claim.get("item") or []
+    line = "SV2" if institutional else "SV1"
+    report.need(items or None, "2400", line, "", "at least one service line", "Claim.item")
+    charge = sum(float((i.get("net") or {}).get("value") or 0) for i in items)
+    return ClaimOpening(body, items, charge)
+
+
+def claim_segment(
+    opening: ClaimOpening, pcn: str, facility: list[str], provider_signature: str
+) -> None:
+    """CLM: patient control number, total charge, CLM05 (facility code, its qualifier,
+    frequency), provider signature on file, assignment, benefits assigned, release."""
+    opening.body.add(
+        "CLM",
+        clean(pcn, 20),
+        amount(opening.charge),
+        "",
+        "",
+        facility,
+        provider_signature,
+        "A",
+        "Y",
+        "Y",
+    )
 
 
 def diagnosis_codes(claim: dict[str, Any]) -> list[str]:
