@@ -89,24 +89,16 @@ class Writes(Conditional):
         if_match: str | None = None,
     ) -> WriteOutcome:
         """PUT: update, or create with the client's id when the resource is new."""
-        self.policy.authorize(ctx, "update", resource_type)
-        check_type(resource, resource_type)
+        self._admit_update(ctx, resource_type, resource)
         body_id = resource.get("id")
         if body_id is None:
             raise FhirError.of(
                 400, "required", "An update must carry the resource id in the body", ("id",)
             )
         if body_id != rid:
-            raise FhirError.of(
-                400,
-                "invalid",
-                f"The id in the body ({body_id!r}) differs from the id in the URL ({rid!r})",
-                (f"{resource_type}.id",),
-            )
+            raise _other_id(resource_type, f"({body_id!r}) differs from the id in the URL", rid)
         validate_resource(resource)
-        expected = parse_version_tag(if_match) if if_match is not None else None
-        produce = self._guarded(ctx, "update", resource_type, rid, lambda _current: resource)
-        return await self._put(ctx, resource_type, rid, produce, expected)
+        return await self._put_as_is(ctx, resource_type, rid, resource, if_match)
 
     async def conditional_update(
         self,
@@ -116,8 +108,7 @@ class Writes(Conditional):
         resource: dict[str, Any],
         if_match: str | None = None,
     ) -> WriteOutcome:
-        self.policy.authorize(ctx, "update", resource_type)
-        check_type(resource, resource_type)
+        self._admit_update(ctx, resource_type, resource)
         validate_resource(resource)
         query = parse_conditional_search(resource_type, criteria, "Conditional update")
         async with self._conditional_lock:
@@ -136,16 +127,30 @@ class Writes(Conditional):
             else:
                 target = ids[0]
                 if body_id is not None and body_id != target:
-                    raise FhirError.of(
-                        400,
-                        "invalid",
-                        f"The id in the body ({body_id!r}) is not the id of the resource"
-                        f" matched by the criteria ({target!r})",
-                        (f"{resource_type}.id",),
+                    raise _other_id(
+                        resource_type,
+                        f"({body_id!r}) is not the id of the resource matched by the criteria",
+                        target,
                     )
-            expected = parse_version_tag(if_match) if if_match is not None else None
-            produce = self._guarded(ctx, "update", resource_type, target, lambda _c: resource)
-            return await self._put(ctx, resource_type, target, produce, expected)
+            return await self._put_as_is(ctx, resource_type, target, resource, if_match)
+
+    def _admit_update(self, ctx: RequestContext, resource_type: str, resource: Any) -> None:
+        """What every update checks first: the policy, then the body's type."""
+        self.policy.authorize(ctx, "update", resource_type)
+        check_type(resource, resource_type)
+
+    async def _put_as_is(
+        self,
+        ctx: RequestContext,
+        resource_type: str,
+        rid: str,
+        resource: dict[str, Any],
+        if_match: str | None,
+    ) -> WriteOutcome:
+        """Store ``resource`` as the next version of ``rid`` (If-Match checked)."""
+        expected = parse_version_tag(if_match) if if_match is not None else None
+        produce = self._guarded(ctx, "update", resource_type, rid, lambda _current: resource)
+        return await self._put(ctx, resource_type, rid, produce, expected)
 
     async def patch(
         self,
@@ -326,3 +331,10 @@ class Writes(Conditional):
             created = current is None or current.deleted
             return WriteOutcome(stored, created=created)
         raise conflict(resource_type, rid)
+
+
+def _other_id(resource_type: str, why: str, expected: str) -> FhirError:
+    """The 400 of an update whose body names another resource than the one it updates."""
+    return FhirError.of(
+        400, "invalid", f"The id in the body {why} ({expected!r})", (f"{resource_type}.id",)
+    )
