@@ -7,12 +7,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from tests.support.serve import stop, wait_until_healthy
 
 
 def free_port() -> int:
@@ -52,22 +51,14 @@ def running_server(
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+
+    def log_tail() -> str:
+        log.seek(0)
+        return log.read().decode()[-2000:]
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"server did not start: {log.read().decode()[-2000:]}")
-            time.sleep(0.1)
+        wait_until_healthy(base, proc, log_tail)
         yield base, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, grace_s=30)
+        log.close()

@@ -42,6 +42,7 @@ from mappings.coding.model import EDIT_SYSTEM
 from mappings.coding.service import TASK_CODE
 from mappings.coding.worklist import PAYER_GROUP
 from server.webapp import CODER_SCOPES
+from tests.support.serve import stop, wait_until_healthy
 from tests.webapp.sample import build_sample
 
 CODER, PASSWORD = "bench-coder", "bench-password-1"
@@ -203,16 +204,7 @@ def figures(
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError((work / "serve.log").read_text()[-2000:])
-            time.sleep(0.2)
+        wait_until_healthy(base, proc, lambda: (work / "serve.log").read_text()[-2000:], poll_s=0.2)
         time.sleep(5)  # let the terminology warm-up finish before timing
         client = sign_in(base)
         first = client.get("/app/").text
@@ -242,11 +234,7 @@ def figures(
             ),
         }
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, grace_s=20)
         log.close()
         shutil.rmtree(work, ignore_errors=True)  # the store, the seed and the sample
     return {

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._server import free_port, rss_mib  # noqa: E402
+from tests.support.serve import stop, wait_until_healthy  # noqa: E402
 
 LOOKUP_CHILD = r"""
 import json, random, sys, tempfile, time
@@ -198,17 +199,7 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"server did not start: {self.log.read()[-2000:]!r}")
-            time.sleep(0.02)
+        wait_until_healthy(self.base, self.proc, self._log_tail, timeout_s=120, poll_s=0.02)
         self.startup_s = time.perf_counter() - self.started
         self.startup_cpu_s = _cpu_seconds(self.pids(), children=True)
 
@@ -233,12 +224,12 @@ class Server:
                 break
         return last
 
+    def _log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read()[-2000:].decode(errors="replace")
+
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc, grace_s=30)
 
 
 def idle_figures(workdir: Path) -> dict[str, Any]:

@@ -13,16 +13,15 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from server.webapp import CODER_SCOPES
+from tests.support.serve import stop, wait_until_healthy
 from tests.webapp.sample import build_sample
 
 CHROMIUM = os.environ.get("BILLABLE_CHROMIUM", "/usr/bin/chromium")
@@ -124,23 +123,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         cwd=ROOT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError((work / "serve.log").read_text()[-3000:])
-            time.sleep(0.2)
+        wait_until_healthy(base, proc, lambda: (work / "serve.log").read_text()[-3000:], poll_s=0.2)
         yield Served(base, store_url, proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, grace_s=20)
         log.close()
 
 
