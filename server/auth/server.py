@@ -9,37 +9,30 @@ implementation; JWTs are handled by joserfc, authlib's JOSE successor.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import orjson
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from server.auth import grants, pages
+from server.auth.client_auth import authenticate_client
 from server.auth.clients import check_user_password, grant_scopes
+from server.auth.oauth_error import OAuthError
 from server.auth.picker_labels import patient_labels
-from server.auth.records import ASSERTION_JTI, AUTH_CODE, CLIENT, REFRESH_TOKEN, REVOKED_TOKEN
+from server.auth.records import AUTH_CODE, CLIENT, REFRESH_TOKEN, REVOKED_TOKEN
 from server.auth.scopes import split_scopes
-from server.auth.tokens import TokenError, _unverified_header
+from server.auth.tokens import TokenError
 
 if TYPE_CHECKING:
     from server.auth.setup import Security
 
 log = logging.getLogger("billable.auth.server")
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ASSERTION_ALGS = ("RS384", "ES384")
-MAX_ASSERTION_LIFETIME_S = 300
 CODE_LIFETIME_S = 60
 FORM_LIFETIME_S = 600
 
@@ -47,29 +40,9 @@ router = APIRouter()
 well_known = APIRouter()
 
 
-class OAuthError(Exception):
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error, self.description, self.status = error, description, status
-
-    def response(self) -> Response:
-        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-        if self.status == 401:
-            headers["WWW-Authenticate"] = 'Basic realm="billable"'
-        return JSONResponse(
-            {"error": self.error, "error_description": self.description},
-            self.status,
-            headers=headers,
-        )
-
-
 def security_of(request: Request) -> Security:
     security: Security = request.app.state.security
     return security
-
-
-def _sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _no_store(payload: dict[str, Any]) -> Response:
@@ -134,7 +107,7 @@ async def authorize(request: Request) -> Response:
         return fail("invalid_request", "PKCE with code_challenge_method=S256 is required")
     launch_context: dict[str, Any] = {}
     if params.get("launch"):
-        launch = await security.records.consume(security.launch_kind, _sha(params["launch"]))
+        launch = await security.records.consume(security.launch_kind, grants.sha(params["launch"]))
         if launch is None or launch.get("exp", 0) < time.time():
             return fail("invalid_request", "unknown or expired launch")
         launch_context = {"patient": launch.get("patient")}
@@ -224,11 +197,14 @@ async def _issue_code(
     code = secrets.token_urlsafe(32)
     # The grant outlives the code: a replay finds it and revokes what it led to.
     await grants.open_grant(
-        security.records, _sha(code), pending["client_id"], security.offline_refresh_lifetime_s
+        security.records,
+        grants.sha(code),
+        pending["client_id"],
+        security.offline_refresh_lifetime_s,
     )
     await security.records.put(
         AUTH_CODE,
-        _sha(code),
+        grants.sha(code),
         {
             "client_id": pending["client_id"],
             "redirect_uri": pending["redirect_uri"],
@@ -285,127 +261,6 @@ async def token(request: Request) -> Response:
     return _no_store(payload)
 
 
-def token_endpoint_url(request: Request, security: Security) -> str:
-    """The assertion audience: the pinned issuer's token URL, whatever Host was sent."""
-    return security.issuer_url() + "/token"
-
-
-async def authenticate_client(
-    request: Request, security: Security, form: dict[str, str], allow_public: bool
-) -> dict[str, Any]:
-    """The calling client, authenticated by private_key_jwt, a secret, or (public) its id."""
-    if form.get("client_assertion_type") or form.get("client_assertion"):
-        if form.get("client_assertion_type") != ASSERTION_TYPE:
-            raise OAuthError("invalid_client", "unsupported client_assertion_type", 401)
-        proven = await verify_client_assertion(
-            security, form.get("client_assertion", ""), token_endpoint_url(request, security)
-        )
-        request.state.oauth_client = proven["client_id"]  # proven: the AuditEvent names it
-        return proven
-    client_id, secret = form.get("client_id"), form.get("client_secret")
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            decoded = base64.b64decode(header[6:]).decode()
-            client_id, secret = decoded.split(":", 1)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise OAuthError("invalid_client", "malformed Basic credentials", 401) from exc
-        from urllib.parse import unquote_plus
-
-        client_id, secret = unquote_plus(client_id), unquote_plus(secret)
-    if not client_id:
-        raise OAuthError("invalid_client", "client authentication is required", 401)
-    client = await security.records.get(CLIENT, client_id)
-    if client is None:
-        raise OAuthError("invalid_client", "unknown client", 401)
-    if client.get("secret_hash"):
-        from server.auth.passwords import verify_secret
-
-        if not secret or not verify_secret(secret, client["secret_hash"]):
-            raise OAuthError("invalid_client", "client authentication failed", 401)
-        request.state.oauth_client = client["client_id"]
-        return client
-    if client.get("confidential"):
-        raise OAuthError("invalid_client", "this client must authenticate with its key", 401)
-    if not allow_public:
-        raise OAuthError("invalid_client", "a public client cannot use this endpoint", 401)
-    return client
-
-
-async def verify_client_assertion(
-    security: Security, assertion: str, token_url: str
-) -> dict[str, Any]:
-    """SMART Backend Services: a JWT signed with the client's registered key."""
-    try:
-        header = _unverified_header(assertion)
-    except TokenError as exc:
-        raise OAuthError("invalid_client", "the client assertion is not a JWT", 401) from exc
-    if not isinstance(header, dict):  # a JSON array or string where the header goes
-        raise OAuthError("invalid_client", "the client assertion header is not an object", 401)
-    if header.get("alg") not in ASSERTION_ALGS:
-        raise OAuthError(
-            "invalid_client", f"client assertions must be signed with {ASSERTION_ALGS}", 401
-        )
-    try:
-        payload = orjson.loads(_b64(assertion.split(".")[1]))
-    except (ValueError, orjson.JSONDecodeError) as exc:
-        raise OAuthError("invalid_client", "the client assertion is not a JWT", 401) from exc
-    if not isinstance(payload, dict):  # a JSON array or string where the claims go
-        raise OAuthError("invalid_client", "the client assertion claims are not an object", 401)
-    client_id = payload.get("iss")
-    client = await security.records.get(CLIENT, client_id) if isinstance(client_id, str) else None
-    if client is None:
-        raise OAuthError("invalid_client", "unknown client", 401)
-    if payload.get("sub") != client_id:
-        raise OAuthError(
-            "invalid_client", "iss and sub of the assertion must be the client id", 401
-        )
-    keyset = await _client_keys(security, client, header)
-    try:
-        verified = jwt.decode(assertion, keyset, algorithms=[header["alg"]]).claims
-    except JoseError as exc:
-        raise OAuthError(
-            "invalid_client", "the client assertion signature is invalid", 401
-        ) from exc
-    aud = verified.get("aud")
-    if token_url not in (aud if isinstance(aud, list) else [aud]):
-        raise OAuthError("invalid_client", "the assertion aud must be the token endpoint", 401)
-    now = time.time()
-    exp = verified.get("exp")
-    if not isinstance(exp, int | float) or exp <= now:
-        raise OAuthError("invalid_client", "the client assertion is expired", 401)
-    if exp > now + MAX_ASSERTION_LIFETIME_S + 5:
-        raise OAuthError("invalid_client", "the assertion exp is more than 5 minutes ahead", 401)
-    jti = verified.get("jti")
-    if not isinstance(jti, str) or not jti:
-        raise OAuthError("invalid_client", "the client assertion needs a jti", 401)
-    if not await security.records.insert(
-        ASSERTION_JTI, _sha(f"{client_id}\n{jti}"), {"client_id": client_id, "exp": exp}
-    ):
-        raise OAuthError("invalid_client", "the client assertion was already used (jti)", 401)
-    return client
-
-
-def _b64(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
-async def _client_keys(
-    security: Security, client: dict[str, Any], header: dict[str, Any]
-) -> KeySet:
-    if client.get("jwks"):
-        return KeySet.import_key_set(client["jwks"])
-    url = client.get("jwks_url")
-    if not url:
-        raise OAuthError("invalid_client", "the client has no registered keys", 401)
-    if header.get("jku") and header["jku"] != url:
-        raise OAuthError("invalid_client", "jku is not the client's registered JWKS URL", 401)
-    try:
-        return await security.client_jwks(url)
-    except Exception as exc:  # network, JSON or key errors: all mean "cannot verify"
-        raise OAuthError("invalid_client", "the client's JWKS URL could not be read", 401) from exc
-
-
 async def _client_credentials(
     request: Request, security: Security, form: dict[str, str]
 ) -> dict[str, Any]:
@@ -436,11 +291,11 @@ async def _authorization_code(
 ) -> dict[str, Any]:
     client = await authenticate_client(request, security, form, allow_public=True)
     code = form.get("code", "")
-    grant = await security.records.consume(AUTH_CODE, _sha(code)) if code else None
-    if grant is None and code and await grants.is_used_code(security.records, _sha(code)):
+    grant = await security.records.consume(AUTH_CODE, grants.sha(code)) if code else None
+    if grant is None and code and await grants.is_used_code(security.records, grants.sha(code)):
         # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
         issued_to, revoked = await grants.revoke_grant(
-            security.records, _sha(code), security.offline_refresh_lifetime_s
+            security.records, grants.sha(code), security.offline_refresh_lifetime_s
         )
         request.state.audit_note = (
             f"authorization code of client {issued_to} replayed;"
@@ -461,7 +316,7 @@ async def _authorization_code(
         create_s256_code_challenge(verifier), grant["code_challenge"]
     ):
         raise OAuthError("invalid_grant", "the PKCE code_verifier does not match")
-    grant["grant"] = _sha(code)
+    grant["grant"] = grants.sha(code)
     request.state.oauth_client = client["client_id"]  # a public client: proven by the code
     return await _user_tokens(request, security, client["client_id"], grant, refresh=None)
 
@@ -524,7 +379,7 @@ async def _user_tokens(
             for key in ("scope", "username", "fhir_user", "user_patients", "patient", "grant")
         }
         record.update({"client_id": client_id, "exp": time.time() + lifetime})
-        await security.records.put(REFRESH_TOKEN, _sha(token), record)
+        await security.records.put(REFRESH_TOKEN, grants.sha(token), record)
         payload["refresh_token"] = token
     return payload
 
@@ -532,7 +387,7 @@ async def _user_tokens(
 async def _refresh(request: Request, security: Security, form: dict[str, str]) -> dict[str, Any]:
     client = await authenticate_client(request, security, form, allow_public=True)
     old = form.get("refresh_token", "")
-    grant = await security.records.consume(REFRESH_TOKEN, _sha(old)) if old else None
+    grant = await security.records.consume(REFRESH_TOKEN, grants.sha(old)) if old else None
     if grant is None or grant["exp"] < time.time() or grant["client_id"] != client["client_id"]:
         raise OAuthError("invalid_grant", "the refresh token is unknown, revoked or expired")
     if form.get("scope"):
@@ -560,9 +415,9 @@ async def revoke(request: Request) -> Response:
     except OAuthError as exc:
         return exc.response()
     value = form.get("token", "")
-    refresh = await security.records.get(REFRESH_TOKEN, _sha(value)) if value else None
+    refresh = await security.records.get(REFRESH_TOKEN, grants.sha(value)) if value else None
     if refresh is not None and refresh["client_id"] == client["client_id"]:
-        await security.records.delete(REFRESH_TOKEN, _sha(value))
+        await security.records.delete(REFRESH_TOKEN, grants.sha(value))
     elif value.count(".") == 2:
         claims = await security.own_token_claims(value)
         if claims is not None and claims.get("client_id") == client["client_id"]:
