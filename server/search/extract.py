@@ -13,11 +13,18 @@ per word onwards so that a word inside the text matches),
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
-from server.search.fhirpath import reference_type, relative_root_keys, root_keys
+from server.search.fhirpath import (
+    Evaluator,
+    reference_type,
+    relative_root_keys,
+    root_keys,
+    split_top_level,
+)
 from server.search.registry import SearchParam, registry
 from server.search.values import MAX_INSTANT, MIN_INSTANT, BadValue, date_range, normalise_string
 from server.storage.port import CompositePart, SearchIndex
@@ -238,30 +245,54 @@ def quantity_values(node: Any) -> list[tuple[str | None, str | None, float]]:
     return rows
 
 
+Adder = Callable[[_Collector, str, Any], None]
+
+
+def _add_string(c: _Collector, code: str, node: Any) -> None:
+    for s in string_values(node):
+        _string(c, code, s)
+
+
+def _add_date(c: _Collector, code: str, node: Any) -> None:
+    for lo, hi in date_values(node):
+        c.dates[(code, lo, hi)] = None
+
+
+def _add_number(c: _Collector, code: str, node: Any) -> None:
+    if isinstance(node, int | float) and not isinstance(node, bool):
+        c.numbers[(code, float(node))] = None
+    elif isinstance(node, dict) and isinstance(node.get("value"), int | float):
+        c.numbers[(code, float(node["value"]))] = None
+
+
+def _add_quantity(c: _Collector, code: str, node: Any) -> None:
+    for system, unit, value in quantity_values(node):
+        c.quantities[(code, system, unit, value)] = None
+
+
+def _add_uri(c: _Collector, code: str, node: Any) -> None:
+    if isinstance(node, str):
+        c.uris[(code, node)] = None
+
+
+def _add_nothing(c: _Collector, code: str, node: Any) -> None:
+    return None
+
+
+_ADDERS: dict[str, Adder] = {
+    "token": _token,
+    "string": _add_string,
+    "reference": _reference,
+    "date": _add_date,
+    "number": _add_number,
+    "quantity": _add_quantity,
+    "uri": _add_uri,
+}
+
+
 def _add(c: _Collector, param: SearchParam, node: Any) -> None:
-    code = param.code
-    kind = param.type
-    if kind == "token":
-        _token(c, code, node)
-    elif kind == "string":
-        for s in string_values(node):
-            _string(c, code, s)
-    elif kind == "reference":
-        _reference(c, code, node)
-    elif kind == "date":
-        for lo, hi in date_values(node):
-            c.dates[(code, lo, hi)] = None
-    elif kind == "number":
-        if isinstance(node, int | float) and not isinstance(node, bool):
-            c.numbers[(code, float(node))] = None
-        elif isinstance(node, dict) and isinstance(node.get("value"), int | float):
-            c.numbers[(code, float(node["value"]))] = None
-    elif kind == "quantity":
-        for system, unit, value in quantity_values(node):
-            c.quantities[(code, system, unit, value)] = None
-    elif kind == "uri":
-        if isinstance(node, str):
-            c.uris[(code, node)] = None
+    """The rows of one node of a (non-composite) parameter."""
+    _ADDERS.get(param.type, _add_nothing)(c, param.code, node)
 
 
 def component_parts(param: SearchParam, node: Any) -> list[CompositePart]:
@@ -290,14 +321,34 @@ def component_parts(param: SearchParam, node: Any) -> list[CompositePart]:
 
 
 def _composite(c: _Collector, param: SearchParam, node: Any, resource: Any) -> None:
-    combos: list[tuple[CompositePart, ...]] = [()]
+    """The rows of one node of a composite: every combination of its components' parts.
+
+    Every component's nodes are found before any part is built: a node without a value
+    for one component (an Observation's ``value`` of another type) yields no row, and
+    finding that out is cheaper than the parts of the components before it."""
+    found = []
     for comp in param.components:
-        parts = [p for v in comp.evaluate(node, resource) for p in component_parts(comp.param, v)]
+        values = comp.evaluate(node, resource)
+        if not values:
+            return
+        found.append(values)
+    combos: list[tuple[CompositePart, ...]] = [()]
+    for comp, values in zip(param.components, found, strict=True):
+        parts = [p for v in values for p in component_parts(comp.param, v)]
         if not parts:
             return
         combos = [combo + (p,) for combo in combos for p in parts][:64]
     for combo in combos:
         c.comps[(param.code, combo)] = None
+
+
+# A parameter as extraction runs it: its code, its evaluator, and either the adder of
+# its kind or, for a composite, the parameter itself (its components build the rows).
+_Run = tuple[str, Evaluator, Adder | None, SearchParam]
+
+# When a parameter can yield a value: any one of its alternatives holds, an alternative
+# being key sets that must each meet the resource's top-level keys (``root_keys``).
+_Condition = tuple[tuple[frozenset[str], ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,11 +357,44 @@ class _TypePlan:
     each top-level key of a resource can feed (``fhirpath.root_keys``)."""
 
     params: tuple[SearchParam, ...]
+    runs: tuple[_Run, ...]  # one per parameter, same order
     by_key: dict[str, tuple[int, ...]]
-    always: tuple[int, ...]  # evaluated whatever the keys (no root key, _lastUpdated)
-    # Composites over the whole resource (``Observation``): a row needs a value of every
-    # component, so each needs one of the keys its component reads.
-    whole: tuple[tuple[int, tuple[frozenset[str], ...]], ...]
+    always: tuple[int, ...]  # evaluated whatever the keys (no root key)
+    # Parameters with several alternatives (composites over the resource and its parts:
+    # ``Observation | Observation.component``), each checked against the resource.
+    conditional: tuple[tuple[int, _Condition], ...]
+    last_updated: int | None  # ``_lastUpdated``: indexed from ``meta`` or the given instant
+    # The runs chosen for a set of top-level keys (resources of one type mostly share
+    # theirs): bounded, forgotten past ``_CHOICE_LIMIT`` sets.
+    chosen: dict[tuple[str, ...], tuple[_Run, ...]]
+
+
+_CHOICE_LIMIT = 4096
+
+
+def _condition(param: SearchParam, rtype: str) -> _Condition | None:
+    """When ``param`` can yield a value for a resource of ``rtype`` (None: always)."""
+    expression = param.expression
+    if not expression:
+        return None
+    if param.type != "composite":
+        keys = root_keys(expression, rtype)
+        return None if keys is None else ((keys,),)
+    alternatives: list[tuple[frozenset[str], ...]] = []
+    for member in split_top_level(expression):
+        if member.strip() == rtype:
+            # The resource itself: a row needs a value of every component, so each
+            # needs one of the keys its component reads.
+            needs = [relative_root_keys(str(comp.param.expression)) for comp in param.components]
+            if not needs or any(n is None for n in needs):
+                return None
+            alternatives.append(tuple(n for n in needs if n is not None))
+            continue
+        keys = root_keys(member, rtype)
+        if keys is None:
+            return None
+        alternatives.append((keys,))
+    return tuple(alternatives)
 
 
 @cache
@@ -320,39 +404,64 @@ def _plan(rtype: str) -> _TypePlan:
         for p in registry().params(rtype).values()
         if p.evaluate is not None and p.code not in _SKIP
     )
+    runs: list[_Run] = []
     by_key: dict[str, list[int]] = {}
     always: list[int] = []
-    whole: list[tuple[int, tuple[frozenset[str], ...]]] = []
+    conditional: list[tuple[int, _Condition]] = []
+    last_updated: int | None = None
     for i, param in enumerate(params):
-        keys = root_keys(param.expression, rtype) if param.expression else None
-        if keys is None and param.type == "composite" and param.expression == rtype:
-            needs = [relative_root_keys(str(comp.param.expression)) for comp in param.components]
-            if needs and all(n is not None for n in needs):
-                whole.append((i, tuple(n for n in needs if n is not None)))
-                continue
-        if keys is None or param.code == "_lastUpdated":
-            always.append(i)
+        assert param.evaluate is not None
+        adder = None if param.type == "composite" else _ADDERS.get(param.type, _add_nothing)
+        runs.append((param.code, param.evaluate, adder, param))
+        if param.code == "_lastUpdated":
+            last_updated = i
             continue
-        for key in keys:
-            by_key.setdefault(key, []).append(i)
-    return _TypePlan(params, {k: tuple(v) for k, v in by_key.items()}, tuple(always), tuple(whole))
+        condition = _condition(param, rtype)
+        if condition is None:
+            always.append(i)
+        elif len(condition) == 1 and len(condition[0]) == 1:
+            for key in condition[0][0]:
+                by_key.setdefault(key, []).append(i)
+        else:
+            conditional.append((i, condition))
+    return _TypePlan(
+        params,
+        tuple(runs),
+        {k: tuple(v) for k, v in by_key.items()},
+        tuple(always),
+        tuple(conditional),
+        last_updated,
+        {},
+    )
 
 
-def _params_for(resource: dict[str, Any], rtype: str) -> list[SearchParam]:
-    """The parameters that can yield a value for ``resource`` (the others yield nothing:
-    none of the elements their expressions start from is present), in registry order."""
-    plan = _plan(rtype)
+def _chosen(plan: _TypePlan, keys: tuple[str, ...]) -> tuple[_Run, ...]:
+    """The runs of the parameters that can yield a value for a resource with ``keys``
+    (the others yield nothing: none of the elements their expressions start from is
+    present), in registry order; ``_lastUpdated`` apart."""
     chosen = set(plan.always)
     by_key = plan.by_key
-    for key in resource:
+    for key in keys:
         found = by_key.get(key)
         if found is not None:
             chosen.update(found)
-    for i, needs in plan.whole:
-        if all(not keys.isdisjoint(resource) for keys in needs):
+    present = frozenset(keys)
+    for i, condition in plan.conditional:
+        if any(all(not need.isdisjoint(present) for need in alt) for alt in condition):
             chosen.add(i)
-    params = plan.params
-    return [params[i] for i in sorted(chosen)]
+    runs = plan.runs
+    return tuple(runs[i] for i in sorted(chosen))
+
+
+def _params_for(resource: dict[str, Any], rtype: str) -> tuple[_Run, ...]:
+    plan = _plan(rtype)
+    keys = tuple(resource)
+    found = plan.chosen.get(keys)
+    if found is None:
+        if len(plan.chosen) >= _CHOICE_LIMIT:
+            plan.chosen.clear()
+        found = plan.chosen[keys] = _chosen(plan, keys)
+    return found
 
 
 def extract_index_values(resource: dict[str, Any], last_updated: str | None = None) -> SearchIndex:
@@ -361,21 +470,27 @@ def extract_index_values(resource: dict[str, Any], last_updated: str | None = No
     c = _Collector()
     if not isinstance(rtype, str):
         return c.result()
-    for param in _params_for(resource, rtype):
-        if param.code == "_lastUpdated" and last_updated is not None:
+    plan = _plan(rtype)
+    if plan.last_updated is not None:
+        if last_updated is not None:
             lo, hi = date_range(last_updated)
             c.dates[("_lastUpdated", lo, hi)] = None
-            continue
-        evaluate = param.evaluate
-        assert evaluate is not None  # the plan holds evaluable parameters only
-        try:
-            nodes = evaluate(resource)
-        except (TypeError, AttributeError, ValueError):
-            continue  # malformed data is not indexed; validation owns rejecting it
-        if param.type == "composite":
-            for node in nodes:
-                _composite(c, param, node, resource)
-            continue
-        for node in nodes:
-            _add(c, param, node)
+        elif isinstance(resource.get("meta"), dict):
+            _run(c, plan.runs[plan.last_updated], resource)
+    for run in _params_for(resource, rtype):
+        _run(c, run, resource)
     return c.result()
+
+
+def _run(c: _Collector, run: _Run, resource: dict[str, Any]) -> None:
+    code, evaluate, adder, param = run
+    try:
+        nodes = evaluate(resource)
+    except (TypeError, AttributeError, ValueError):
+        return  # malformed data is not indexed; validation owns rejecting it
+    if adder is None:
+        for node in nodes:
+            _composite(c, param, node, resource)
+    else:
+        for node in nodes:
+            adder(c, code, node)
