@@ -131,25 +131,58 @@ def token_values(node: Any) -> list[tuple[str | None, str]]:
 
 
 def _token(c: _Collector, param: str, node: Any) -> None:
-    for system, code in token_values(node):
-        c.tokens[(param, system if isinstance(system, str) else None, code)] = None
-    if isinstance(node, dict):
-        text_param = _TEXT_NAMES.get(param) or _TEXT_NAMES.setdefault(param, param + ":text")
-        if isinstance(node.get("text"), str):
-            _text(c, text_param, node["text"])
-        if isinstance(node.get("display"), str):
-            _text(c, text_param, node["display"])
-        for coding in node.get("coding") or ():
-            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
-                _text(c, text_param, coding["display"])
-        ident_type = node.get("type")
-        if isinstance(ident_type, dict) and isinstance(node.get("value"), str):
-            if isinstance(ident_type.get("text"), str):
-                _text(c, text_param, ident_type["text"])
-            for coding in ident_type.get("coding") or ():
-                if isinstance(coding, dict) and coding.get("code"):
-                    key = f"{coding['code']}|{node['value']}"
-                    c.tokens[(param + ":of-type", coding.get("system"), key)] = None
+    """The token rows of one node (``token_values``, inlined: the commonest row kind) and
+    its ``:text`` rows (text and display of the concept, its codings, an identifier's
+    type) and ``:of-type`` rows (an identifier's type code with its value)."""
+    tokens = c.tokens
+    if not isinstance(node, dict):
+        if isinstance(node, bool):
+            tokens[(param, None, "true" if node else "false")] = None
+        elif isinstance(node, str | int | float):
+            tokens[(param, None, str(node))] = None
+        return
+    codings = node.get("coding")
+    if isinstance(codings, list):  # CodeableConcept
+        for coding in codings:
+            if isinstance(coding, dict):
+                code = coding.get("code")
+                if code is not None:
+                    system = coding.get("system")
+                    tokens[(param, system if isinstance(system, str) else None, str(code))] = None
+    elif "code" in node and not isinstance(node.get("code"), dict):  # Coding, Quantity
+        if node["code"] is not None:
+            system = node.get("system")
+            tokens[(param, system if isinstance(system, str) else None, str(node["code"]))] = None
+    elif node.get("value") is not None and not isinstance(node["value"], dict):
+        # Identifier (system|value); ContactPoint (value; its system is not a URI)
+        system = node.get("system")
+        if system in _CONTACT_SYSTEMS or not isinstance(system, str):
+            system = None
+        tokens[(param, system, str(node["value"]))] = None
+    text_param = _TEXT_NAMES.get(param) or _TEXT_NAMES.setdefault(param, param + ":text")
+    strings = c.strings
+    text = node.get("text")
+    if isinstance(text, str):
+        for row in _text_rows(text_param, text):
+            strings[row] = None
+    display = node.get("display")
+    if isinstance(display, str):
+        for row in _text_rows(text_param, display):
+            strings[row] = None
+    for coding in codings or ():
+        if isinstance(coding, dict):
+            display = coding.get("display")
+            if isinstance(display, str):
+                for row in _text_rows(text_param, display):
+                    strings[row] = None
+    ident_type = node.get("type")
+    if isinstance(ident_type, dict) and isinstance(node.get("value"), str):
+        if isinstance(ident_type.get("text"), str):
+            _text(c, text_param, ident_type["text"])
+        for coding in ident_type.get("coding") or ():
+            if isinstance(coding, dict) and coding.get("code"):
+                key = f"{coding['code']}|{node['value']}"
+                tokens[(param + ":of-type", coding.get("system"), key)] = None
 
 
 _TEXT_NAMES: dict[str, str] = {}  # param -> "param:text", one string object each
@@ -175,8 +208,12 @@ def string_values(node: Any) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=65536)
 def split_reference(reference: str) -> tuple[str | None, str | None, str | None]:
-    """``Patient/1`` → (Patient, 1, None); absolute URLs keep the URL as well."""
+    """``Patient/1`` → (Patient, 1, None); absolute URLs keep the URL as well.
+
+    Cached: the resources of one patient repeat the same few references (the patient,
+    the encounter, the practitioner and organisation)."""
     if reference.startswith("#"):
         return None, None, reference
     parts = reference.split("/")
@@ -189,6 +226,12 @@ def split_reference(reference: str) -> tuple[str | None, str | None, str | None]
     return rtype, parts[-1], ("/".join(parts) if absolute else None)
 
 
+@lru_cache(maxsize=65536)
+def _reference_row(param: str, reference: str) -> tuple[str, str | None, str | None, str | None]:
+    """The row of ``Reference.reference`` (cached and shared, as ``_text_rows``)."""
+    return (param, *split_reference(reference))
+
+
 def _reference(c: _Collector, param: str, node: Any) -> None:
     if isinstance(node, str):  # canonical / uri target
         url = node.split("|", 1)[0]
@@ -199,7 +242,7 @@ def _reference(c: _Collector, param: str, node: Any) -> None:
         return
     ref = node.get("reference")
     if isinstance(ref, str):
-        c.refs[(param, *split_reference(ref))] = None
+        c.refs[_reference_row(param, ref)] = None
     ident = node.get("identifier")
     if isinstance(ident, dict):
         _token(c, param + ":identifier", ident)

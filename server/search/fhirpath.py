@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 Step = Callable[[list[Any]], list[Any]]
@@ -168,6 +169,7 @@ def _exact_field(name: str) -> Step:
     return step
 
 
+@lru_cache(maxsize=65536)
 def reference_type(reference: str) -> str | None:
     """``Patient/1``, ``http://x/fhir/Patient/1``, ``Patient/1/_history/2`` → ``Patient``."""
     parts = reference.split("/")
@@ -288,6 +290,9 @@ def compile_expression(expression: str, resource_type: str | None = None) -> Eva
             rel = body.split(".", 1)[1] if "." in body else ""
             members.append(_compile_path(rel) if rel else [])
 
+    if not specials and len(members) == 1:
+        return _single_member(members[0])
+
     def evaluate(resource: Any) -> list[Any]:
         out: list[Any] = []
         for steps in members:
@@ -300,6 +305,26 @@ def compile_expression(expression: str, resource_type: str | None = None) -> Eva
         for special_eval in specials:
             out.extend(special_eval(resource))
         return out
+
+    return evaluate
+
+
+def _single_member(steps: list[Step]) -> Evaluator:
+    """The evaluator of a one-path expression (most of them): no union to gather."""
+    if not steps:
+        return lambda resource: [resource]
+    if len(steps) == 1:
+        (only,) = steps
+        return lambda resource: only([resource])
+    first, *rest = steps
+
+    def evaluate(resource: Any) -> list[Any]:
+        nodes = first([resource])
+        for step in rest:
+            if not nodes:
+                break
+            nodes = step(nodes)
+        return nodes
 
     return evaluate
 
