@@ -34,7 +34,17 @@ _SKIP = frozenset(("_id", "_text", "_content", "_query"))
 
 
 class _Collector:
-    __slots__ = ("tokens", "strings", "refs", "dates", "numbers", "quantities", "uris", "comps")
+    __slots__ = (
+        "tokens",
+        "strings",
+        "refs",
+        "dates",
+        "numbers",
+        "quantities",
+        "uris",
+        "comps",
+        "parts",
+    )
 
     def __init__(self) -> None:
         self.tokens: dict[tuple[str, str | None, str], None] = {}
@@ -45,12 +55,17 @@ class _Collector:
         self.quantities: dict[tuple[str, str | None, str | None, float], None] = {}
         self.uris: dict[tuple[str, str], None] = {}
         self.comps: dict[tuple[str, tuple[CompositePart, ...]], None] = {}
+        # The parts of one component on one node, by (type, expression, id(node)): the
+        # composites of a type share components (``code-value-quantity`` and
+        # ``combo-code-value-quantity`` both read ``code`` and ``value`` of the resource).
+        # A node is an element of the resource, alive while it is extracted.
+        self.parts: dict[tuple[str, str | None, int], list[CompositePart]] = {}
 
     def result(self) -> SearchIndex:
         return SearchIndex(
             tokens=_shared(self.tokens),
             strings=tuple(self.strings),  # mostly the shared rows of ``_text_rows``
-            references=_shared(self.refs),
+            references=tuple(self.refs),  # mostly the shared rows of ``_reference_row``
             dates=tuple(self.dates),
             numbers=tuple(self.numbers),
             quantities=tuple(self.quantities),
@@ -369,15 +384,27 @@ def _composite(c: _Collector, param: SearchParam, node: Any, resource: Any) -> N
     Every component's nodes are found before any part is built: a node without a value
     for one component (an Observation's ``value`` of another type) yields no row, and
     finding that out is cheaper than the parts of the components before it."""
-    found = []
+    memo = c.parts
+    where = id(node)
+    found: list[tuple[Any, list[Any] | None, list[CompositePart] | None]] = []
     for comp in param.components:
-        values = comp.evaluate(node, resource)
-        if not values:
+        key = (comp.param.type, comp.param.expression, where)
+        parts = memo.get(key)
+        if parts is None:
+            values = comp.evaluate(node, resource)
+            if not values:
+                memo[key] = []
+                return
+            found.append((key, values, None))
+        elif not parts:
             return
-        found.append(values)
+        else:
+            found.append((key, None, parts))
     combos: list[tuple[CompositePart, ...]] = [()]
-    for comp, values in zip(param.components, found, strict=True):
-        parts = [p for v in values for p in component_parts(comp.param, v)]
+    for comp, (key, values, parts) in zip(param.components, found, strict=True):
+        if parts is None:
+            assert values is not None
+            parts = memo[key] = [p for v in values for p in component_parts(comp.param, v)]
         if not parts:
             return
         combos = [combo + (p,) for combo in combos for p in parts][:64]
@@ -520,17 +547,27 @@ def extract_index_values(resource: dict[str, Any], last_updated: str | None = No
             c.dates[("_lastUpdated", lo, hi)] = None
         elif isinstance(resource.get("meta"), dict):
             _run(c, plan.runs[plan.last_updated], resource)
-    for run in _params_for(resource, rtype):
-        _run(c, run, resource)
+    for code, evaluate, adder, param in _params_for(resource, rtype):
+        try:
+            nodes = evaluate(resource)
+        except (TypeError, AttributeError, ValueError):
+            continue  # malformed data is not indexed; validation owns rejecting it
+        if adder is None:
+            for node in nodes:
+                _composite(c, param, node, resource)
+        else:
+            for node in nodes:
+                adder(c, code, node)
     return c.result()
 
 
 def _run(c: _Collector, run: _Run, resource: dict[str, Any]) -> None:
+    """One parameter's rows (the loop of ``extract_index_values``, for ``_lastUpdated``)."""
     code, evaluate, adder, param = run
     try:
         nodes = evaluate(resource)
     except (TypeError, AttributeError, ValueError):
-        return  # malformed data is not indexed; validation owns rejecting it
+        return
     if adder is None:
         for node in nodes:
             _composite(c, param, node, resource)
