@@ -401,13 +401,13 @@ def _composite(c: _Collector, param: SearchParam, node: Any, resource: Any) -> N
         else:
             found.append((key, None, parts))
     combos: list[tuple[CompositePart, ...]] = [()]
-    for comp, (key, values, parts) in zip(param.components, found, strict=True):
-        if parts is None:
+    for comp, (key, values, known) in zip(param.components, found, strict=True):
+        if known is None:
             assert values is not None
-            parts = memo[key] = [p for v in values for p in component_parts(comp.param, v)]
-        if not parts:
+            known = memo[key] = [p for v in values for p in component_parts(comp.param, v)]
+        if not known:
             return
-        combos = [combo + (p,) for combo in combos for p in parts][:64]
+        combos = [combo + (p,) for combo in combos for p in known][:64]
     for combo in combos:
         c.comps[(param.code, combo)] = None
 
