@@ -401,10 +401,10 @@ def _composite(c: _Collector, param: SearchParam, node: Any, resource: Any) -> N
         else:
             found.append((key, None, parts))
     combos: list[tuple[CompositePart, ...]] = [()]
-    for comp, (key, values, known) in zip(param.components, found, strict=True):
+    for comp, (key, nodes, known) in zip(param.components, found, strict=True):
         if known is None:
-            assert values is not None
-            known = memo[key] = [p for v in values for p in component_parts(comp.param, v)]
+            assert nodes is not None
+            known = memo[key] = [p for v in nodes for p in component_parts(comp.param, v)]
         if not known:
             return
         combos = [combo + (p,) for combo in combos for p in known][:64]
