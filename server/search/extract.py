@@ -6,7 +6,8 @@ typed index rows (``SearchIndex``) that both backends store next to the resource
 
 Derived rows under a suffixed name serve modifiers without extra tables:
 ``<param>:text`` (string rows from CodeableConcept/Coding/Identifier text and display, one
-per word onwards so that a word inside the text matches),
+per word onwards so that a word inside the text matches; none for a parameter that is
+the union of others, whose ``:text`` searches theirs: ``derived_text``),
 ``<param>:identifier`` (token rows from ``Reference.identifier``) and
 ``identifier:of-type`` (token rows ``type-system | type-code|value``).
 """
@@ -146,16 +147,23 @@ def token_values(node: Any) -> list[tuple[str | None, str]]:
 
 
 def _token(c: _Collector, param: str, node: Any) -> None:
+    """The token rows of one node and its ``:text`` rows (text and display of the
+    concept, its codings, an identifier's type)."""
+    if _token_codes(c, param, node):
+        _token_text(c, param, node)
+
+
+def _token_codes(c: _Collector, param: str, node: Any) -> bool:
     """The token rows of one node (``token_values``, inlined: the commonest row kind) and
-    its ``:text`` rows (text and display of the concept, its codings, an identifier's
-    type) and ``:of-type`` rows (an identifier's type code with its value)."""
+    ``:of-type`` rows (an identifier's type code with its value). True for an element
+    (a dict: it may carry text)."""
     tokens = c.tokens
     if not isinstance(node, dict):
         if isinstance(node, bool):
             tokens[(param, None, "true" if node else "false")] = None
         elif isinstance(node, str | int | float):
             tokens[(param, None, str(node))] = None
-        return
+        return False
     codings = node.get("coding")
     if isinstance(codings, list):  # CodeableConcept
         for coding in codings:
@@ -174,6 +182,16 @@ def _token(c: _Collector, param: str, node: Any) -> None:
         if system in _CONTACT_SYSTEMS or not isinstance(system, str):
             system = None
         tokens[(param, system, str(node["value"]))] = None
+    ident_type = node.get("type")
+    if isinstance(ident_type, dict) and isinstance(node.get("value"), str):
+        for coding in ident_type.get("coding") or ():
+            if isinstance(coding, dict) and coding.get("code"):
+                key = f"{coding['code']}|{node['value']}"
+                tokens[(param + ":of-type", coding.get("system"), key)] = None
+    return True
+
+
+def _token_text(c: _Collector, param: str, node: dict[str, Any]) -> None:
     text_param = _TEXT_NAMES.get(param) or _TEXT_NAMES.setdefault(param, param + ":text")
     strings = c.strings
     text = node.get("text")
@@ -184,7 +202,7 @@ def _token(c: _Collector, param: str, node: Any) -> None:
     if isinstance(display, str):
         for row in _text_rows(text_param, display):
             strings[row] = None
-    for coding in codings or ():
+    for coding in node.get("coding") or ():
         if isinstance(coding, dict):
             display = coding.get("display")
             if isinstance(display, str):
@@ -194,10 +212,46 @@ def _token(c: _Collector, param: str, node: Any) -> None:
     if isinstance(ident_type, dict) and isinstance(node.get("value"), str):
         if isinstance(ident_type.get("text"), str):
             _text(c, text_param, ident_type["text"])
-        for coding in ident_type.get("coding") or ():
-            if isinstance(coding, dict) and coding.get("code"):
-                key = f"{coding['code']}|{node['value']}"
-                tokens[(param + ":of-type", coding.get("system"), key)] = None
+
+
+def _token_without_text(c: _Collector, param: str, node: Any) -> None:
+    """A token parameter whose ``:text`` is derived (``derived_text``): codes only."""
+    _token_codes(c, param, node)
+
+
+@cache
+def derived_text(rtype: str) -> dict[str, tuple[str, ...]]:
+    """Token parameters of ``rtype`` whose expression is a union of the expressions of
+    other token parameters, and the ``:text`` names those hold the same text under.
+
+    Observation's ``combo-code`` is ``Observation.code | Observation.component.code``:
+    its ``:text`` rows would be exactly the ``code:text`` and ``component-code:text``
+    rows again (5 of a Synthea Observation's ~30 index rows). They are not stored;
+    ``combo-code:text=x`` is searched as ``code:text=x`` OR ``component-code:text=x``
+    (``text_params``), which matches the same resources (``test_derived_text``).
+    Stores written before keep the rows; the OR finds the same resources there."""
+    single: dict[str, str] = {}
+    params = registry().params(rtype)
+    for p in params.values():
+        if p.type == "token" and p.expression:
+            members = split_top_level(p.expression)
+            if len(members) == 1:
+                single.setdefault(members[0], p.code)
+    out: dict[str, tuple[str, ...]] = {}
+    for p in params.values():
+        if p.type != "token" or not p.expression or p.code in _SKIP:
+            continue
+        members = split_top_level(p.expression)
+        sources = [single.get(m) for m in members]
+        if len(members) > 1 and all(s is not None and s != p.code for s in sources):
+            out[p.code] = tuple(f"{s}:text" for s in dict.fromkeys(sources) if s is not None)
+    return out
+
+
+def text_params(rtype: str, code: str) -> tuple[str, ...]:
+    """The ``:text`` row names that ``<code>:text`` searches on ``rtype``: its own, or
+    those of the parameters it is the union of (``derived_text``)."""
+    return derived_text(rtype).get(code) or (code + ":text",)
 
 
 _TEXT_NAMES: dict[str, str] = {}  # param -> "param:text", one string object each
@@ -479,9 +533,12 @@ def _plan(rtype: str) -> _TypePlan:
     always: list[int] = []
     conditional: list[tuple[int, _Condition]] = []
     last_updated: int | None = None
+    derived = derived_text(rtype)
     for i, param in enumerate(params):
         assert param.evaluate is not None
         adder = None if param.type == "composite" else _ADDERS.get(param.type, _add_nothing)
+        if param.code in derived:
+            adder = _token_without_text
         runs.append((param.code, param.evaluate, adder, param))
         if param.code == "_lastUpdated":
             last_updated = i
