@@ -39,7 +39,8 @@ from server.search.expr import (
     TokenValue,
     Uri,
 )
-from server.search.extract import split_reference, text_params
+from server.search.extract import text_params
+from server.search.node_values import split_reference
 from server.search.registry import SearchParam, common_params, registry
 from server.search.values import (
     MAX_INSTANT,
