@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 Step = Callable[[list[Any]], list[Any]]
@@ -27,6 +28,41 @@ CHOICE_SUFFIXES = frozenset(
     " Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail"
     " Contributor DataRequirement Expression ParameterDefinition RelatedArtifact"
     " TriggerDefinition UsageContext Dosage Meta".split()
+)
+
+# Every ``name`` such that some R4 element is called ``name`` + a choice suffix
+# (``effective`` for ``effectiveDateTime``; also ``reference`` for ``referenceRange``),
+# from the shipped validation schema (``tests/search/test_fhirpath_choice.py`` checks it).
+# A valid resource (additional properties are refused) holds ``nameType`` keys only for
+# these names, so a missing element of any other name needs no scan of its siblings.
+CHOICE_PREFIXES = frozenset(
+    "abatement abatementDate accession action actor additional additive age allowed alt "
+    "amount answer answerDate approval asNeeded attestation author authorization available "
+    "availableEnd availableStart batch benefit billable birth born bounds "
+    "cTerminalModification characteristic chargeItem closing code collected collectedDate "
+    "compareToSource conclusion content contextLink contraindicatedVaccine created "
+    "createdDate cross data dataExclusivity dataset date dateDate deceased deceasedDate "
+    "defaultValue defaultValueDate definingSubstance definition denominator derivedFrom "
+    "detail device diagnosis distinct dose doseNumber due effective effectiveDate "
+    "encodeRequest entered entity estimated event example execution expectedSupply "
+    "expiration fastingStatus fixed fixedDate form full gestational goal group grouping "
+    "halfLife identified identifiedDate indication instantiates internationalBirth item "
+    "language lastReview legallyBinding link listRule location locked manufacture "
+    "manufacturer master maternalOrganism max maxDosePer maxDosePerTreatment maxTreatment "
+    "maxValue maxValueDate measurement medication minValue minValueDate minimum "
+    "minimumVolume minutes module multipleBirth nTerminalModification name numerator "
+    "occurred occurredDate occurrence occurrenceDate offset onset onsetDate opening "
+    "organism outcome package parentSubstance participantEffective participantEffectiveDate "
+    "paternalOrganism pattern patternDate payment performed performedDate performerLink "
+    "postal preAdmission preAuth preAuthRef presentation probability procedure product "
+    "prognosis program proxy publication quantity rate readset reason reasonLink received "
+    "recorded reference referenceSeq release reported request requested requesterLink "
+    "resource response restore retention scheduled sequence seriesDoses service "
+    "serviceProvision serviced source specimen start status statusReason studyEffective "
+    "studyEffectiveDate subject subscriber substance target temperature time timeDate "
+    "timing timingDate topic type udiDevice unique use used vaccine validate "
+    "validateProfile validation validity value valueDate variantset verification version "
+    "when withdrawal ".split()
 )
 
 
@@ -77,6 +113,8 @@ def _choice_type(type_name: str) -> str:
 
 
 def _field(name: str) -> Step:
+    if name not in CHOICE_PREFIXES:
+        return _plain_field(name)
     prefix_len = len(name)
 
     def step(nodes: list[Any]) -> list[Any]:
@@ -106,6 +144,24 @@ def _field(name: str) -> Step:
     return step
 
 
+def _plain_field(name: str) -> Step:
+    """``_field`` of a name no R4 choice element starts with: one lookup per node."""
+
+    def step(nodes: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for node in nodes:
+            if isinstance(node, dict):
+                value = node.get(name)
+                if value is not None:
+                    if isinstance(value, list):
+                        out.extend(value)
+                    else:
+                        out.append(value)
+        return out
+
+    return step
+
+
 def _exact_field(name: str) -> Step:
     def step(nodes: list[Any]) -> list[Any]:
         return _flatten(n.get(name) for n in nodes if isinstance(n, dict))
@@ -113,6 +169,7 @@ def _exact_field(name: str) -> Step:
     return step
 
 
+@lru_cache(maxsize=65536)
 def reference_type(reference: str) -> str | None:
     """``Patient/1``, ``http://x/fhir/Patient/1``, ``Patient/1/_history/2`` → ``Patient``."""
     parts = reference.split("/")
@@ -233,6 +290,9 @@ def compile_expression(expression: str, resource_type: str | None = None) -> Eva
             rel = body.split(".", 1)[1] if "." in body else ""
             members.append(_compile_path(rel) if rel else [])
 
+    if not specials and len(members) == 1:
+        return _single_member(members[0])
+
     def evaluate(resource: Any) -> list[Any]:
         out: list[Any] = []
         for steps in members:
@@ -245,6 +305,26 @@ def compile_expression(expression: str, resource_type: str | None = None) -> Eva
         for special_eval in specials:
             out.extend(special_eval(resource))
         return out
+
+    return evaluate
+
+
+def _single_member(steps: list[Step]) -> Evaluator:
+    """The evaluator of a one-path expression (most of them): no union to gather."""
+    if not steps:
+        return lambda resource: [resource]
+    if len(steps) == 1:
+        (only,) = steps
+        return lambda resource: only([resource])
+    first, *rest = steps
+
+    def evaluate(resource: Any) -> list[Any]:
+        nodes = first([resource])
+        for step in rest:
+            if not nodes:
+                break
+            nodes = step(nodes)
+        return nodes
 
     return evaluate
 

@@ -39,7 +39,8 @@ from server.search.expr import (
     TokenValue,
     Uri,
 )
-from server.search.extract import split_reference
+from server.search.extract import text_params
+from server.search.node_values import split_reference
 from server.search.registry import SearchParam, common_params, registry
 from server.search.values import (
     MAX_INSTANT,
@@ -239,7 +240,10 @@ def _leaf(
         if code == "_id":
             return Ids(tuple(unescape(v) for v in raw_values))
         if modifier == "text":
-            return String(code + ":text", tuple(normalise_string(unescape(v)) for v in raw_values))
+            texts = tuple(normalise_string(unescape(v)) for v in raw_values)
+            names = text_params(param.resource_type, code)  # combo-code: code, component-code
+            by_name = tuple(String(name, texts) for name in names)
+            return by_name[0] if len(by_name) == 1 else Or(by_name)
         if modifier == "of-type":
             values = []
             for v in raw_values:

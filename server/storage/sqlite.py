@@ -357,6 +357,7 @@ class SQLiteStore:
                         continue
                     self._index.clear(c, [row[0]])
                     self._index.add(c, rtype, row[0], index)
+                self._index.flush(c)
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
@@ -404,6 +405,7 @@ class SQLiteStore:
                     if w.index is not None and not w.deleted:
                         assert cur.lastrowid is not None
                         self._index.add(c, w.resource_type, cur.lastrowid, w.index)
+                self._index.flush(c)
                 pause_before_commit()  # crash-recovery tests only; no-op otherwise
                 c.execute("COMMIT")
             except BaseException:
