@@ -10,10 +10,12 @@ finds the file, commits what the store does not have yet and empties it.
 Exactly once: each line has a number; the chain's head records, in the same atomic
 commit as the events, the last number of each journal it took events from, so a line
 already committed is skipped on replay. A journal belongs to one process at a time (an
-exclusive ``flock``): the first free slot of a few (``<key file>.journal-1``, ``-2``...)
-next to the key and the anchor, so several workers on one machine each have their own.
-Its id names the machine (a random id made once beside the key file) and the slot, so
-journals of machines sharing one MongoDB never mix.
+exclusive ``flock``): the slot of its audit lane (``<key file>.journal-<lane + 1>``, next
+to the key and the anchor; lane 0 has ``journal-1``, the first slot of every release
+before lanes), or the first free slot when another process holds that one, so two
+processes never share a journal and whoever takes a lane over replays what its last
+owner left. Its id names the machine (a random id made once beside the key file) and
+the slot, so journals of machines sharing one MongoDB never mix.
 """
 
 from __future__ import annotations
@@ -47,11 +49,13 @@ class AuditJournal:
         self._fd: int | None = None
         self.last = 0  # the number of the last line written
 
-    def open(self) -> list[tuple[int, str, AuditRecord]]:
-        """Take a free slot; the records its file still holds (from a crashed process)."""
+    def open(self, preferred: int = 1) -> list[tuple[int, str, AuditRecord]]:
+        """Take slot ``preferred`` (the lane's), else the first free one; the records its
+        file still holds (from a process that stopped before committing them)."""
         self.key_file.parent.mkdir(parents=True, exist_ok=True)
         machine = self._machine_id()
-        for slot in range(1, SLOTS + 1):
+        others = [slot for slot in range(1, SLOTS + 1) if slot != preferred]
+        for slot in [preferred, *others]:
             path = self.key_file.with_name(f"{self.key_file.name}.journal-{slot}")
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:

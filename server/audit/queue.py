@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from server.audit.chain import HEAD_ID, HEAD_TYPE, AuditRecord, AuditTrail, ChainReport, _instant
+from server.audit.chain import HEAD_TYPE, AuditRecord, AuditTrail, _instant
 from server.audit.journal import AuditJournal
+from server.audit.lanes import MAX_LANES, head_id
+from server.audit.verify import ChainReport
 
 if TYPE_CHECKING:
     from server.audit.seal import AuditSeal
@@ -71,11 +73,13 @@ class JournaledTrail:
         return ""
 
     async def _open(self) -> None:
-        """Take a journal slot; commit what a crashed process left in it."""
+        """Claim the trail's lane and the journal slot that goes with it; commit what a
+        stopped process left in the journal."""
         async with self._open_lock:
             if self._opened:
                 return
-            left = self.journal.open()
+            lane = self.trail.claim_lane()
+            left = self.journal.open(preferred=lane + 1)
             if left:
                 done = await self._committed_through()
                 pending = [line for line in left if line[0] > done]
@@ -93,16 +97,22 @@ class JournaledTrail:
             self._opened = True
 
     async def _committed_through(self) -> int:
-        """The last line of this journal the chain's head says is in the store."""
-        head = await self.trail.records.read(HEAD_TYPE, HEAD_ID)
-        if head is None or head.body is None:
-            return 0
-        journals = orjson.loads(head.body).get("journals", {})
-        return int(journals.get(self.journal.id, 0))
+        """The last line of this journal that a lane's head says is in the store: the
+        mark is in the head of the lane that committed it (before lanes, and whenever a
+        journal changed hands between lanes, another lane than this trail's)."""
+
+        async def mark(lane: int) -> int:
+            head = await self.trail.records.read(HEAD_TYPE, head_id(lane))
+            if head is None or head.body is None:
+                return 0
+            journals = orjson.loads(head.body).get("journals", {})
+            return int(journals.get(self.journal.id, 0))
+
+        return max(await asyncio.gather(*(mark(lane) for lane in range(MAX_LANES))))
 
     async def _commit_lines(self, lines: list[tuple[int, str, AuditRecord]]) -> None:
         assert self.journal.id is not None
-        async with self.trail._lock:
+        async with self.trail._lock:  # this trail's commits, one at a time
             await self.trail._commit(
                 [record for _, _, record in lines],
                 [at for _, at, _ in lines],
@@ -144,11 +154,12 @@ class JournaledTrail:
             await asyncio.shield(self._flusher)
 
     async def close(self) -> None:
-        """Commit what is queued (shutdown), then let the journal slot go."""
+        """Commit what is queued (shutdown), then let the journal slot and the lane go."""
         if self._opened:
             await self.flushed()
             self.journal.close()
             self._opened = False
+        await self.trail.close()
 
     async def verify(self) -> list[str]:
         return await self.trail.verify()
