@@ -14,7 +14,8 @@ exclusive ``flock``): the slot of its audit lane (``<key file>.journal-<lane + 1
 to the key and the anchor; lane 0 has ``journal-1``, the first slot of every release
 before lanes), or the first free slot when another process holds that one, so two
 processes never share a journal and whoever takes a lane over replays what its last
-owner left. Its id names the machine (a random id made once beside the key file) and
+owner left (and a process opening its journal commits those of the other slots no live
+process holds, ``JournaledTrail._open``). Its id names the machine (a random id made once beside the key file) and
 the slot, so journals of machines sharing one MongoDB never mix.
 """
 
@@ -56,7 +57,7 @@ class AuditJournal:
         machine = self._machine_id()
         others = [slot for slot in range(1, SLOTS + 1) if slot != preferred]
         for slot in [preferred, *others]:
-            path = self.key_file.with_name(f"{self.key_file.name}.journal-{slot}")
+            path = slot_path(self, slot)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -68,6 +69,27 @@ class AuditJournal:
             self.last = left[-1][0] if left else 0
             return left
         raise JournalUnavailable(f"every audit journal slot next to {self.key_file} is in use")
+
+    def take(self, slot: int) -> list[tuple[int, str, AuditRecord]] | None:
+        """Take slot ``slot`` if its file exists, no live process holds it and it still
+        has records (a process that stopped before committing them); those records.
+        None otherwise (then nothing is held)."""
+        path = slot_path(self, slot)
+        try:
+            if path.stat().st_size == 0:
+                return None
+            fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        self._fd, self.path, self.id = fd, path, f"{self._machine_id()}-{slot}"
+        left = read_lines(path)
+        self.last = left[-1][0] if left else 0
+        return left
 
     def _machine_id(self) -> str:
         path = self.key_file.with_name(self.key_file.name + ".journal-id")
@@ -108,6 +130,11 @@ class AuditJournal:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock
             self._fd = None
+
+
+def slot_path(journal: AuditJournal, slot: int) -> Path:
+    """The file of journal slot ``slot`` (1, 2, ...) beside the journal's key file."""
+    return journal.key_file.with_name(f"{journal.key_file.name}.journal-{slot}")
 
 
 def read_lines(path: Path) -> list[tuple[int, str, AuditRecord]]:

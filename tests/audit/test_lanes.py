@@ -109,10 +109,26 @@ def _entity(event: dict[str, Any]) -> str | None:
 
 
 # ----------------------------------------------------------- two real server processes
-def _serve(port: int, store_url: str, key_file: Path, public: str, env: dict[str, str]) -> Any:
-    log = open(key_file.parent / f"server-{port}.log", "w")  # noqa: SIM115 (the child's)
+# The server with the journal's flusher held back: records stay in the journal only.
+SLOW_FLUSH = (
+    "import sys; from server.audit.queue import JournaledTrail;"
+    " JournaledTrail.FLUSH_DELAY_S = 60.0;"
+    " from server.cli import main; sys.exit(main())"
+)
+CLI = ("-m", "server.cli")
+
+
+def _serve(
+    port: int,
+    store_url: str,
+    key_file: Path,
+    public: str,
+    env: dict[str, str],
+    launcher: tuple[str, ...] = CLI,
+) -> Any:
+    log = open(key_file.parent / f"server-{port}.log", "a")  # noqa: SIM115 (the child's)
     return subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--store",
+        [sys.executable, *launcher, "serve", "--port", str(port), "--store",
          store_url, "--audit-key-file", str(key_file), "--base-url", public],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -133,11 +149,17 @@ def _wait(base: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def _two_servers_append(
-    store_url: str, tmp_path: Path, n: int, env: dict[str, str]
+    store_url: str,
+    tmp_path: Path,
+    n: int,
+    env: dict[str, str],
+    launcher: tuple[str, ...] = CLI,
+    kill: bool = False,
 ) -> tuple[Path, list[str], list[dict[str, Any]]]:
     """Two ``serve`` processes on one store, ``n`` reads through each at once (each read
     names its own missing Patient); then an auditor's search of every AuditEvent, sorted
-    by date, through one of them. The key file, the read ids and the search's events."""
+    by date, through one of them (``kill``: none, and both are killed instead of
+    stopped). The key file, the read ids and the search's events."""
     key = RSAKey.generate_key(2048, parameters={"kid": "payer-key"})
     jwks = tmp_path / "payer.jwks.json"
     jwks.write_text(json.dumps(KeySet([key]).as_dict(private=False)))
@@ -148,7 +170,7 @@ def _two_servers_append(
     key_file.parent.mkdir(exist_ok=True)
     ports = free_port(), free_port()
     public = f"http://127.0.0.1:{ports[0]}/fhir"  # one public base, as behind a balancer
-    processes = [_serve(port, store_url, key_file, public, env) for port in ports]
+    processes = [_serve(port, store_url, key_file, public, env, launcher) for port in ports]
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for base, process in zip(bases, processes, strict=True):
@@ -164,6 +186,10 @@ def _two_servers_append(
 
         with ThreadPoolExecutor(8) as pool:
             assert set(pool.map(read, range(2 * n))) == {404}
+        if kill:
+            for process in processes:
+                process.send_signal(signal.SIGKILL)
+            return key_file, reads, []
         bundle = httpx.get(
             f"{bases[1]}/fhir/AuditEvent",
             params={"_sort": "date", "_count": "1000"},
@@ -216,6 +242,36 @@ def test_two_journaled_server_processes_each_keep_their_own_journal(
     counted = Counter(_entity(e) for e in stored_events(store_url).values())
     assert all(counted[f"Patient/{rid}"] == 1 for rid in reads)
     assert all(Counter(_entity(e) for e in searched)[f"Patient/{rid}"] == 1 for rid in reads)
+    result = verify(store_url, key_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_journals_of_two_killed_processes_are_committed_by_the_one_started_next(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Both processes are killed with records only in their journals; one process
+    started afterwards commits both journals (its own slot's, and the other no live
+    process holds), each record once."""
+    env = {"BILLABLE_AUDIT_JOURNAL": "1"}
+    key_file, reads, _ = _two_servers_append(store_url, tmp_path, 6, env, ("-c", SLOW_FLUSH), True)
+    journals = [key_file.with_name(f"audit.key.journal-{slot}") for slot in (1, 2)]
+    assert all(path.stat().st_size > 0 for path in journals)
+    assert not any(
+        f"Patient/{rid}" in map(_entity, stored_events(store_url).values()) for rid in reads
+    )
+    port = free_port()
+    process = _serve(port, store_url, key_file, f"http://127.0.0.1:{port}/fhir", env)
+    try:
+        _wait(f"http://127.0.0.1:{port}", process)
+        httpx.get(f"http://127.0.0.1:{port}/fhir/Patient/after-restart", timeout=60)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    counted = Counter(_entity(e) for e in stored_events(store_url).values())
+    assert all(counted[f"Patient/{rid}"] == 1 for rid in reads), counted
+    assert counted["Patient/after-restart"] == 1
+    assert all(path.stat().st_size == 0 for path in journals)
     result = verify(store_url, key_file)
     assert result.returncode == 0, result.stdout + result.stderr
 
