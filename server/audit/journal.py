@@ -15,8 +15,9 @@ to the key and the anchor; lane 0 has ``journal-1``, the first slot of every rel
 before lanes), or the first free slot when another process holds that one, so two
 processes never share a journal and whoever takes a lane over replays what its last
 owner left (and a process opening its journal commits those of the other slots no live
-process holds, ``JournaledTrail._open``). Its id names the machine (a random id made once beside the key file) and
-the slot, so journals of machines sharing one MongoDB never mix.
+process holds, ``JournaledTrail._open``). Its id names the machine (a random id made
+once beside the key file) and the slot, so journals of machines sharing one MongoDB
+never mix.
 """
 
 from __future__ import annotations
