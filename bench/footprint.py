@@ -11,7 +11,8 @@ parsed form the tables used to be held in); in-process look-ups timed over fixed
 samples; and ``wrk`` against ``billable serve --workers N`` with SMART auth on (token
 check and audit included), with the server's CPU time from /proc (all its processes),
 and, from the audit lanes' heads, how many lanes (processes) appended and how many
-events each audit commit carried.
+events each audit commit carried; SMART auth runs with each read's audit committed
+(the default) and queued in the audit journal ("journal", ``BILLABLE_AUDIT_JOURNAL=1``).
 ``--baseline DIR`` runs the look-up timings also against another checkout (e.g.
 ``git archive`` of the commit before) for a before/after table. Wall figures taken on a
 shared machine vary with its load; CPU per request varies less.
@@ -389,14 +390,19 @@ def worker_figures(
     seconds: int,
     connections: int,
     workers: tuple[int, ...] = (1, 2),
-    auth: tuple[str, ...] = ("smart", "off"),
+    auth: tuple[str, ...] = ("smart", "journal", "off"),
 ) -> list[dict[str, Any]]:
     if shutil.which("wrk") is None:
         return [{"workers": n, "error": "wrk not installed (Debian package wrk)"} for n in workers]
     store_url, ids = _seed(workdir, 500)
     rows = []
     for mode, n in ((m, n) for m in auth for n in workers):
-        server = Server(store_url, "--workers", str(n), "--coding", "manual", "--auth", mode)
+        # "journal": SMART auth with the audit journal (BILLABLE_AUDIT_JOURNAL=1).
+        server = Server(
+            store_url, "--workers", str(n), "--coding", "manual",
+            "--auth", "off" if mode == "off" else "smart",
+            env={"BILLABLE_AUDIT_JOURNAL": "1" if mode == "journal" else "0"},
+        )  # fmt: skip
         try:
             server.settle(quiet_s=1.0, limit_s=30)
             token = "none" if mode == "off" else subprocess.run(
@@ -513,14 +519,14 @@ def report(found: dict[str, Any]) -> None:
         print("\nreads by id (wrk, loopback; server CPU from /proc, every server process)")
         head = ("auth", "workers", "req/s", "p50 ms", "p99 ms", "CPU us/req", "non-2xx", "busiest",
                 "lanes", "events/commit")  # fmt: skip
-        widths = (5, 7, 8, 7, 7, 10, 7, 7, 5, 13)
+        widths = (7, 7, 8, 7, 7, 10, 7, 7, 5, 13)
         print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
         for row in found["workers"]:
             if "error" in row:
-                print(f"{row['workers']:>13} {row['error']}")
+                print(f"{row['workers']:>15} {row['error']}")
                 continue
             print(
-                f"{row['auth']:>5} {row['workers']:>7} {row['rps']:8.0f} {row['p50_ms']:7.2f}"
+                f"{row['auth']:>7} {row['workers']:>7} {row['rps']:8.0f} {row['p50_ms']:7.2f}"
                 f" {row['p99_ms']:7.2f} {row['server_cpu_us_per_request']:10.0f}"
                 f" {row['non_2xx']:7} {row['busiest_process_cpu_share']:7.0%}"
                 + (
