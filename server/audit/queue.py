@@ -85,10 +85,8 @@ class JournaledTrail:
             self.journal.last = max(self.journal.last, done)
             await self._replay(self.journal, left, done)
             for slot in range(1, SLOTS + 1):
-                if self.journal.path is not None and slot_path(self.journal, slot) == (
-                    self.journal.path
-                ):
-                    continue
+                if slot_path(self.journal, slot) == self.journal.path:
+                    continue  # this trail's own
                 orphan = AuditJournal(self.journal.key_file)
                 found = orphan.take(slot)  # None: held by a live process, or empty
                 if found is None:
