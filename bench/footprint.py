@@ -9,7 +9,10 @@ the first start after a release change also builds the cache, reported apart); o
 child process per table for its memory (the on-disk view after 2,000 look-ups, and the
 parsed form the tables used to be held in); in-process look-ups timed over fixed code
 samples; and ``wrk`` against ``billable serve --workers N`` with SMART auth on (token
-check and audit included), with the server's CPU time from /proc (all its processes).
+check and audit included), with the server's CPU time from /proc (all its processes),
+and, from the audit lanes' heads, how many lanes (processes) appended and how many
+events each audit commit carried; SMART auth runs with each read's audit committed
+(the default) and queued in the audit journal ("journal", ``BILLABLE_AUDIT_JOURNAL=1``).
 ``--baseline DIR`` runs the look-up timings also against another checkout (e.g.
 ``git archive`` of the commit before) for a before/after table. Wall figures taken on a
 shared machine vary with its load; CPU per request varies less.
@@ -347,19 +350,50 @@ def _wrk(url: str, ids: list[str], token: str, seconds: int, connections: int) -
     }
 
 
+def _audit_heads(store_url: str) -> dict[int, tuple[int, int]]:
+    """lane -> (head version = commits, seq = events) of every audit lane in the store."""
+    import asyncio
+
+    import orjson
+
+    from server.audit.verify import lanes_in_store
+    from server.repository import Repository
+    from server.storage.factory import create_store
+
+    async def run() -> dict[int, tuple[int, int]]:
+        store = create_store(store_url)
+        await store.open()
+        try:
+            heads = await lanes_in_store(Repository(store).records)
+            return {
+                lane: (head.version, int(orjson.loads(head.body)["seq"]))
+                for lane, head in heads.items()
+                if head is not None and head.body is not None
+            }
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def worker_figures(
     workdir: Path,
     seconds: int,
     connections: int,
     workers: tuple[int, ...] = (1, 2),
-    auth: tuple[str, ...] = ("smart", "off"),
+    auth: tuple[str, ...] = ("smart", "journal", "off"),
 ) -> list[dict[str, Any]]:
     if shutil.which("wrk") is None:
         return [{"workers": n, "error": "wrk not installed (Debian package wrk)"} for n in workers]
     store_url, ids = _seed(workdir, 500)
     rows = []
     for mode, n in ((m, n) for m in auth for n in workers):
-        server = Server(store_url, "--workers", str(n), "--coding", "manual", "--auth", mode)
+        # "journal": SMART auth with the audit journal (BILLABLE_AUDIT_JOURNAL=1).
+        server = Server(
+            store_url, "--workers", str(n), "--coding", "manual",
+            "--auth", "off" if mode == "off" else "smart",
+            env={"BILLABLE_AUDIT_JOURNAL": "1" if mode == "journal" else "0"},
+        )  # fmt: skip
         try:
             server.settle(quiet_s=1.0, limit_s=30)
             token = "none" if mode == "off" else subprocess.run(
@@ -370,9 +404,23 @@ def worker_figures(
             # One warm-up pass (pins the base URL, opens connections, fills caches).
             _wrk(server.base, ids, token, 2, connections)
             pids = server.pids()
+            heads0 = _audit_heads(store_url)
             each0 = {pid: _cpu_seconds([pid]) for pid in pids}
             found = _wrk(server.base, ids, token, seconds, connections)
             each = {pid: _cpu_seconds([pid]) - each0[pid] for pid in pids}
+            # One audit lane per process (server/audit/lanes.py): how many appended, and
+            # how many events each group commit carried (fewer per process with more).
+            heads1 = _audit_heads(store_url)
+            grown = {
+                lane: (v - heads0.get(lane, (0, 0))[0], n - heads0.get(lane, (0, 0))[1])
+                for lane, (v, n) in heads1.items()
+                if n > heads0.get(lane, (0, 0))[1]
+            }
+            commits = sum(c for c, _ in grown.values())
+            found["audit_lanes"] = len(grown)
+            found["audit_events_per_commit"] = (
+                sum(e for _, e in grown.values()) / commits if commits else float("nan")
+            )
             cpu = sum(each.values())
             # The kernel hands each new connection to whichever worker accepts first: a
             # burst of keep-alive connections may all land on one (see docs/performance.md).
@@ -460,17 +508,23 @@ def report(found: dict[str, Any]) -> None:
             print(f"{key:32} {lookups[key]:10.2f} {was}")
     if "workers" in found:
         print("\nreads by id (wrk, loopback; server CPU from /proc, every server process)")
-        head = ("auth", "workers", "req/s", "p50 ms", "p99 ms", "CPU us/req", "non-2xx", "busiest")
-        widths = (5, 7, 8, 7, 7, 10, 7, 7)
+        head = ("auth", "workers", "req/s", "p50 ms", "p99 ms", "CPU us/req", "non-2xx", "busiest",
+                "lanes", "events/commit")  # fmt: skip
+        widths = (7, 7, 8, 7, 7, 10, 7, 7, 5, 13)
         print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
         for row in found["workers"]:
             if "error" in row:
-                print(f"{row['workers']:>13} {row['error']}")
+                print(f"{row['workers']:>15} {row['error']}")
                 continue
             print(
-                f"{row['auth']:>5} {row['workers']:>7} {row['rps']:8.0f} {row['p50_ms']:7.2f}"
+                f"{row['auth']:>7} {row['workers']:>7} {row['rps']:8.0f} {row['p50_ms']:7.2f}"
                 f" {row['p99_ms']:7.2f} {row['server_cpu_us_per_request']:10.0f}"
                 f" {row['non_2xx']:7} {row['busiest_process_cpu_share']:7.0%}"
+                + (
+                    f" {row['audit_lanes']:5} {row['audit_events_per_commit']:13.1f}"
+                    if row.get("audit_lanes")
+                    else f" {'-':>5} {'-':>13}"  # auth off: nothing audited
+                )
             )
 
 

@@ -1,18 +1,21 @@
 """An append-only, tamper-evident audit trail of FHIR AuditEvents.
 
-Event ``n`` (id ``n`` zero-padded) carries three extensions: the hash of event ``n-1``,
-the id of the key that sealed it, and its own hash: HMAC-SHA256, with a key kept outside
-the store (``server.audit.seal``), over the previous hash and the canonical JSON of the
-event without its own hash. A head record (``x-billable-audit-head``, version ``n``)
-names the last event; appending commits the new events and the head's next version in
-one atomic commit that expects the head's current version, so concurrent writers (in
-one process or several) serialise and the chain never forks. After each commit the
-seal's anchor file (outside the store too) records the last event.
+Each process appends to a chain of its own, a *lane* (``server.audit.lanes``): lane 0
+is the one chain of every release before lanes, with the same ids and head record. Event
+``n`` of a lane carries three extensions: the hash of event ``n-1``, the id of the key
+that sealed it, and its own hash: HMAC-SHA256, with a key kept outside the store
+(``server.audit.seal``), over the previous hash and the canonical JSON of the event
+without its own hash. A head record per lane (``x-billable-audit-head``, version ``n``)
+names its last event; appending commits the new events and the head's next version in
+one atomic commit that expects the head's current version, so two writers that ever
+share a lane serialise and it never forks. After each commit the seal's anchor file
+(outside the store too) records the lane's last event, in the lane's slot.
 
-``verify`` reports any event changed (no one without the key can recompute its hash),
-missing, reordered or damaged, and a chain cut short (it ends before the anchor). Events
-written by releases before keying (plain SHA-256, no key extension) still verify, but
-only as the chain's first ``keyed_after`` events, a number the anchor keeps.
+``verify`` (``server.audit.verify``) walks every lane and reports any event changed (no
+one without the key can recompute its hash), missing, reordered or damaged, and a lane
+cut short or removed (it ends before its anchor). Events written by releases before
+keying (plain SHA-256, no key extension) still verify, but only as lane 0's first
+``keyed_after`` events, a number the anchor keeps.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import base64
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from server.audit.lanes import LaneClaim, event_id, head_id
 from server.audit.prepared import PreparedEvents
 from server.audit.seal import AuditSeal
 from server.instants import format_micros
@@ -34,12 +38,13 @@ from server.storage.port import StoredVersion, VersionConflict, Write
 from terminology.billable_systems import AUDIT_SUBTYPE, AUDIT_SUBTYPES
 
 if TYPE_CHECKING:
+    from server.audit.verify import ChainReport
     from server.repository import Repository
 
 log = logging.getLogger("billable.audit")
 
 HEAD_TYPE = "x-billable-audit-head"
-HEAD_ID = "head"
+HEAD_ID = head_id(0)  # lane 0's head; lane k has head_id(k)
 EVENT_TYPE = "AuditEvent"
 GENESIS = "0" * 64
 PREVIOUS_HASH_URL = "https://billable.dev/fhir/StructureDefinition/audit-previous-hash"
@@ -79,10 +84,6 @@ def _subtype(interaction: str) -> dict[str, str]:
     return {"system": AUDIT_SUBTYPE, "code": code, "display": AUDIT_SUBTYPES[code]}
 
 
-def event_id(seq: int) -> str:
-    return f"{seq:012d}"
-
-
 def _instant(seconds: float) -> str:
     return format_micros(int(seconds * 1_000_000))
 
@@ -94,15 +95,6 @@ def canonical(event: dict[str, Any]) -> bytes:
 def chain_hash(previous: str, event: dict[str, Any]) -> str:
     """The unkeyed hash of releases before keying (such events still verify)."""
     return hashlib.sha256(previous.encode() + canonical(event)).hexdigest()
-
-
-@dataclass(slots=True)
-class ChainReport:
-    """What ``verify`` found: problems (empty when intact), one line per record."""
-
-    events: int = 0
-    unkeyed: list[int] = field(default_factory=list)  # plain SHA-256 (before keying)
-    problems: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +186,10 @@ class AuditTrail:
     own record, when there are any: one commit then carries the events of every
     concurrent request instead of one or two, and the cost of reaching the store's
     writer is paid once for all. A lone request never waits.
+
+    The events go to this trail's own lane, claimed at the first append and held until
+    ``close``: no other process appends to it, so the head this trail last committed is
+    the lane's head, and no lock across processes is taken.
     """
 
     GATHER_S = 0.001
@@ -201,18 +197,24 @@ class AuditTrail:
     def __init__(self, repository: Repository, seal: AuditSeal) -> None:
         self.records = repository.records  # the repository's records API
         self.seal = seal
-        # Held across the processes appending to this store's chain (``--workers``,
-        # ``billable load`` beside a server): their commits take turns instead of racing
-        # for the head and rebuilding on every lost race; the lock file carries the
-        # head's version, so a process rereads the head only after another appended.
-        self._lock = repository.process_lock("audit-chain")
+        self._claim = LaneClaim(repository.backend)
+        self._lock = asyncio.Lock()  # this trail's commits, one at a time
         self._pending: list[tuple[AuditRecord, asyncio.Future[str]]] = []
         self._prepared = PreparedEvents()
-        # The head as this trail last committed it: the next commit expects its version,
-        # and only a conflict (another process appended) makes it read the head again.
+        # The lane's head as this trail last committed it: the next commit expects its
+        # version; only a conflict (a writer sharing the lane) makes it read it again.
         self._head: StoredVersion | None = None
         self._in_flight = 0  # requests begun (``expect``) that have not appended yet
         self._arrived: asyncio.Event | None = None  # set when one of them appends
+
+    @property
+    def lane(self) -> int | None:
+        """The lane this trail appends to (None until its first append)."""
+        return self._claim.lane
+
+    def claim_lane(self) -> int:
+        """Claim this trail's lane now (the first append does it otherwise)."""
+        return self._claim.claim()
 
     def expect(self) -> None:
         """A request has begun that will append a record (the middleware calls this)."""
@@ -225,7 +227,7 @@ class AuditTrail:
             self._arrived.set()
 
     async def append(self, record: AuditRecord, expected: bool = False) -> str:
-        """Write one event at the end of the chain; returns its id. ``expected``: the
+        """Write one event at the end of the lane; returns its id. ``expected``: the
         caller announced the request with ``expect``."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((record, future))
@@ -270,7 +272,10 @@ class AuditTrail:
         """Return once every appended record is in the store (always, here)."""
 
     async def close(self) -> None:
-        """Nothing is queued here (see ``server.audit.queue`` for the journal)."""
+        """Let the lane go (nothing is queued here; see ``server.audit.queue``)."""
+        async with self._lock:
+            self._claim.release()
+            self._head = None
 
     async def _commit(
         self,
@@ -278,29 +283,31 @@ class AuditTrail:
         instants: list[str] | None = None,
         journal_mark: tuple[str, int] | None = None,
     ) -> list[str]:
-        """Seal and commit ``records`` after the head; ``instants``: when each happened
-        (default: now); ``journal_mark``: (journal id, last line number) to record in
-        the head in the same commit, so a journal is never replayed twice."""
+        """Seal and commit ``records`` after the lane's head; ``instants``: when each
+        happened (default: now); ``journal_mark``: (journal id, last line number) to
+        record in the head in the same commit, so a journal is never replayed twice.
+        The caller holds ``_lock``."""
         key_id = self.seal.key_id
-        written = self._lock.read_note()  # the head version the last holder committed
-        if written is not None and self._head is not None:
-            if written != str(self._head.version).encode():
-                self._head = None  # another process appended since: read the head
+        lane = self._claim.claim()
+        lane_head = head_id(lane)
         for _attempt in range(50):
-            head = self._head or await self.records.read(HEAD_TYPE, HEAD_ID)
+            head = self._head or await self.records.read(HEAD_TYPE, lane_head)
             self._head = None  # read again after any failure
             head_value = orjson.loads(head.body) if head and head.body else None
             seq = int(head_value["seq"]) if head_value else 0
             previous = head_value["hash"] if head_value else GENESIS
-            # The first keyed commit on a chain of an older release marks where keying
-            # began; the anchor (outside the store) keeps that number from then on.
-            keyed_after = int(head_value.get("keyed_after", seq)) if head_value else 0
+            # The first keyed commit on a chain of an older release (lane 0) marks where
+            # keying began; the anchor (outside the store) keeps that number from then
+            # on. Every other lane began keyed.
+            keyed_after = 0
+            if lane == 0 and head_value:
+                keyed_after = int(head_value.get("keyed_after", seq))
             stored_at = _instant(time.time())
             writes: list[Write] = []
             ids: list[str] = []
             for index_in_batch, record in enumerate(records):
                 seq += 1
-                rid = event_id(seq)
+                rid = event_id(seq, lane)
                 recorded = instants[index_in_batch] if instants else stored_at
                 event = build_event(record, recorded)
                 event["id"] = rid
@@ -324,129 +331,32 @@ class AuditTrail:
             if journals:
                 new_head["journals"] = journals
             writes.insert(
-                0, self.records.write(HEAD_TYPE, HEAD_ID, head_version, new_head, stored_at)
+                0, self.records.write(HEAD_TYPE, lane_head, head_version, new_head, stored_at)
             )
             try:
                 await self.records.commit(writes)
-            except VersionConflict:  # another process appended first: rebuild on its head
+            except VersionConflict:  # a writer sharing the lane appended first: rebuild
                 await asyncio.sleep(0.001)
                 continue
             head_write = writes[0]
             self._head = StoredVersion(
                 HEAD_TYPE,
-                HEAD_ID,
+                lane_head,
                 head_write.version,
                 head_write.last_updated,
                 False,
                 head_write.body,
             )
-            self._lock.write_note(str(head_write.version).encode())
-            self.seal.write_anchor(seq, previous, keyed_after)
+            self.seal.write_anchor(seq, previous, keyed_after, lane)
             return ids
         raise RuntimeError("audit trail: too many concurrent appends")
 
     async def verify(self) -> list[str]:
-        """Problems found walking the chain from the first event; empty when intact."""
+        """Problems found walking every lane from its first event; empty when intact."""
         return (await self.check()).problems
 
     async def check(self) -> ChainReport:
-        """Walk the whole chain; every problem is one readable line naming the record."""
-        report = ChainReport()
-        problems = report.problems
-        anchor = self.seal.read_anchor()
-        head = await self.records.read(HEAD_TYPE, HEAD_ID)
-        head_seq, head_hash, head_keyed_after = 0, GENESIS, None
-        if head is not None and head.body is not None:
-            try:
-                value = orjson.loads(head.body)
-                head_seq, head_hash = int(value["seq"]), str(value["hash"])
-                head_keyed_after = value.get("keyed_after")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                problems.append(f"{HEAD_TYPE}/{HEAD_ID} (the chain head) is damaged")
-                return report
-        if anchor is not None and anchor.seq < 0:
-            problems.append(f"the audit anchor {self.seal.anchor_file} is unreadable")
-            anchor = None
-        # Unkeyed events are allowed only where the anchor (outside the store) says so.
-        if anchor is not None:
-            keyed_after = anchor.keyed_after
-        elif head_keyed_after is not None:
-            keyed_after = int(head_keyed_after)
-        else:
-            keyed_after = head_seq  # a chain no keyed release has written to yet
-        previous = GENESIS
-        hashes: dict[int, str] = {}
-        for seq in range(1, head_seq + 1):
-            rid = event_id(seq)
-            own = self._check_event(seq, await self.records.read(EVENT_TYPE, rid), previous, report)
-            hashes[seq] = own
-            previous = own
-        report.events = head_seq
-        if head_seq and previous != head_hash:
-            problems.append(f"{HEAD_TYPE}/{HEAD_ID} does not match the last event")
-        if anchor is not None:
-            if anchor.seq > head_seq:
-                problems.append(
-                    f"the chain ends at AuditEvent/{event_id(head_seq)} but"
-                    f" AuditEvent/{event_id(anchor.seq)} was written (anchor"
-                    f" {self.seal.anchor_file}): events were removed"
-                )
-            elif anchor.seq > 0 and hashes.get(anchor.seq) != anchor.hash:
-                problems.append(
-                    f"AuditEvent/{event_id(anchor.seq)} differs from the hash anchored in"
-                    f" {self.seal.anchor_file}"
-                )
-        elif head_seq > keyed_after:
-            problems.append(
-                f"no audit anchor at {self.seal.anchor_file}: cannot tell whether the"
-                " chain was cut short"
-            )
-        for seq in report.unkeyed:
-            if seq > keyed_after:
-                problems.append(
-                    f"AuditEvent/{event_id(seq)} has no keyed hash, but only the first"
-                    f" {keyed_after} events may predate keying"
-                )
-        return report
+        """Walk every lane; every problem is one readable line naming the record."""
+        from server.audit.verify import check_trail
 
-    def _check_event(self, seq: int, stored: Any, previous: str, report: ChainReport) -> str:
-        """Check one stored event; its own hash (``"?"`` if it has none) for the next."""
-        rid = event_id(seq)
-        problems = report.problems
-        if stored is None or stored.body is None:
-            problems.append(f"AuditEvent/{rid} is missing")
-            return "?"
-        if stored.version != 1:
-            problems.append(f"AuditEvent/{rid} was changed after it was written")
-        try:
-            event = orjson.loads(stored.body)
-        except orjson.JSONDecodeError:
-            problems.append(f"AuditEvent/{rid} is not valid JSON")
-            return "?"
-        extensions = event.get("extension") if isinstance(event, dict) else None
-        if not isinstance(extensions, list) or not all(isinstance(e, dict) for e in extensions):
-            problems.append(f"AuditEvent/{rid} is damaged: it has no hash extensions")
-            return "?"
-
-        def value(url: str) -> str | None:
-            found = next((e.get("valueString") for e in extensions if e.get("url") == url), None)
-            return found if isinstance(found, str) else None
-
-        own, prev, key_id = value(HASH_URL), value(PREVIOUS_HASH_URL), value(KEY_URL)
-        if own is None or prev is None:
-            problems.append(f"AuditEvent/{rid} is damaged: a hash extension is missing")
-            return own or "?"
-        if prev != previous:
-            problems.append(f"AuditEvent/{rid} does not follow the event before it")
-        event["extension"] = [e for e in extensions if e.get("url") != HASH_URL]
-        if key_id is None:
-            report.unkeyed.append(seq)
-            if chain_hash(prev, event) != own:
-                problems.append(f"AuditEvent/{rid} does not match its hash")
-        elif self.seal.key is None:
-            problems.append(f"AuditEvent/{rid} is keyed but no audit key is configured")
-        elif key_id != self.seal.key_id:
-            problems.append(f"AuditEvent/{rid} was sealed with another key ({key_id})")
-        elif self.seal.mac(prev, canonical(event)) != own:
-            problems.append(f"AuditEvent/{rid} does not match its hash")
-        return own
+        return await check_trail(self.records, self.seal)

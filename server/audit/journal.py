@@ -10,10 +10,14 @@ finds the file, commits what the store does not have yet and empties it.
 Exactly once: each line has a number; the chain's head records, in the same atomic
 commit as the events, the last number of each journal it took events from, so a line
 already committed is skipped on replay. A journal belongs to one process at a time (an
-exclusive ``flock``): the first free slot of a few (``<key file>.journal-1``, ``-2``...)
-next to the key and the anchor, so several workers on one machine each have their own.
-Its id names the machine (a random id made once beside the key file) and the slot, so
-journals of machines sharing one MongoDB never mix.
+exclusive ``flock``): the slot of its audit lane (``<key file>.journal-<lane + 1>``, next
+to the key and the anchor; lane 0 has ``journal-1``, the first slot of every release
+before lanes), or the first free slot when another process holds that one, so two
+processes never share a journal and whoever takes a lane over replays what its last
+owner left (and a process opening its journal commits those of the other slots no live
+process holds, ``JournaledTrail._open``). Its id names the machine (a random id made
+once beside the key file) and the slot, so journals of machines sharing one MongoDB
+never mix.
 """
 
 from __future__ import annotations
@@ -47,12 +51,14 @@ class AuditJournal:
         self._fd: int | None = None
         self.last = 0  # the number of the last line written
 
-    def open(self) -> list[tuple[int, str, AuditRecord]]:
-        """Take a free slot; the records its file still holds (from a crashed process)."""
+    def open(self, preferred: int = 1) -> list[tuple[int, str, AuditRecord]]:
+        """Take slot ``preferred`` (the lane's), else the first free one; the records its
+        file still holds (from a process that stopped before committing them)."""
         self.key_file.parent.mkdir(parents=True, exist_ok=True)
         machine = self._machine_id()
-        for slot in range(1, SLOTS + 1):
-            path = self.key_file.with_name(f"{self.key_file.name}.journal-{slot}")
+        others = [slot for slot in range(1, SLOTS + 1) if slot != preferred]
+        for slot in [preferred, *others]:
+            path = slot_path(self, slot)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -64,6 +70,27 @@ class AuditJournal:
             self.last = left[-1][0] if left else 0
             return left
         raise JournalUnavailable(f"every audit journal slot next to {self.key_file} is in use")
+
+    def take(self, slot: int) -> list[tuple[int, str, AuditRecord]] | None:
+        """Take slot ``slot`` if its file exists, no live process holds it and it still
+        has records (a process that stopped before committing them); those records.
+        None otherwise (then nothing is held)."""
+        path = slot_path(self, slot)
+        try:
+            if path.stat().st_size == 0:
+                return None
+            fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        self._fd, self.path, self.id = fd, path, f"{self._machine_id()}-{slot}"
+        left = read_lines(path)
+        self.last = left[-1][0] if left else 0
+        return left
 
     def _machine_id(self) -> str:
         path = self.key_file.with_name(self.key_file.name + ".journal-id")
@@ -104,6 +131,11 @@ class AuditJournal:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock
             self._fd = None
+
+
+def slot_path(journal: AuditJournal, slot: int) -> Path:
+    """The file of journal slot ``slot`` (1, 2, ...) beside the journal's key file."""
+    return journal.key_file.with_name(f"{journal.key_file.name}.journal-{slot}")
 
 
 def read_lines(path: Path) -> list[tuple[int, str, AuditRecord]]:

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from server.audit.chain import HEAD_ID, HEAD_TYPE, AuditRecord, AuditTrail, ChainReport, _instant
-from server.audit.journal import AuditJournal
+from server.audit.chain import HEAD_TYPE, AuditRecord, AuditTrail, _instant
+from server.audit.journal import SLOTS, AuditJournal, slot_path
+from server.audit.lanes import MAX_LANES, head_id
+from server.audit.verify import ChainReport
 
 if TYPE_CHECKING:
     from server.audit.seal import AuditSeal
@@ -71,42 +73,73 @@ class JournaledTrail:
         return ""
 
     async def _open(self) -> None:
-        """Take a journal slot; commit what a crashed process left in it."""
+        """Claim the trail's lane and the journal slot that goes with it; commit what a
+        stopped process left in it, and in any other journal no live process holds."""
         async with self._open_lock:
             if self._opened:
                 return
-            left = self.journal.open()
-            if left:
-                done = await self._committed_through()
-                pending = [line for line in left if line[0] > done]
-                self.journal.last = max(self.journal.last, done)
-                if pending:
-                    log.warning(
-                        "audit journal %s: committing %d records a stopped process left",
-                        self.journal.path,
-                        len(pending),
-                    )
-                    await self._commit_lines(pending)
-                self.journal.empty()
-            else:
-                self.journal.last = max(self.journal.last, await self._committed_through())
+            lane = self.trail.claim_lane()
+            left = self.journal.open(preferred=lane + 1)
+            assert self.journal.id is not None
+            done = await self._committed_through(self.journal.id)
+            self.journal.last = max(self.journal.last, done)
+            await self._replay(self.journal, left, done)
+            for slot in range(1, SLOTS + 1):
+                if slot_path(self.journal, slot) == self.journal.path:
+                    continue  # this trail's own
+                orphan = AuditJournal(self.journal.key_file)
+                found = orphan.take(slot)  # None: held by a live process, or empty
+                if found is None:
+                    continue
+                try:
+                    assert orphan.id is not None
+                    await self._replay(orphan, found, await self._committed_through(orphan.id))
+                finally:
+                    orphan.close()
             self._opened = True
 
-    async def _committed_through(self) -> int:
-        """The last line of this journal the chain's head says is in the store."""
-        head = await self.trail.records.read(HEAD_TYPE, HEAD_ID)
-        if head is None or head.body is None:
-            return 0
-        journals = orjson.loads(head.body).get("journals", {})
-        return int(journals.get(self.journal.id, 0))
+    async def _replay(
+        self, journal: AuditJournal, left: list[tuple[int, str, AuditRecord]], done: int
+    ) -> None:
+        """Commit the lines of ``journal`` after ``done`` (the last one in the store)
+        into this trail's lane, then empty the journal."""
+        if not left:
+            return
+        pending = [line for line in left if line[0] > done]
+        if pending:
+            log.warning(
+                "audit journal %s: committing %d records a stopped process left",
+                journal.path,
+                len(pending),
+            )
+            assert journal.id is not None
+            await self._commit_lines(pending, journal.id)
+        journal.empty()
 
-    async def _commit_lines(self, lines: list[tuple[int, str, AuditRecord]]) -> None:
-        assert self.journal.id is not None
-        async with self.trail._lock:
+    async def _committed_through(self, journal_id: str) -> int:
+        """The last line of a journal that a lane's head says is in the store: the mark
+        is in the head of the lane that committed it (before lanes, and whenever a
+        journal changed hands between lanes, another lane than this trail's)."""
+
+        async def mark(lane: int) -> int:
+            head = await self.trail.records.read(HEAD_TYPE, head_id(lane))
+            if head is None or head.body is None:
+                return 0
+            journals = orjson.loads(head.body).get("journals", {})
+            return int(journals.get(journal_id, 0))
+
+        return max(await asyncio.gather(*(mark(lane) for lane in range(MAX_LANES))))
+
+    async def _commit_lines(
+        self, lines: list[tuple[int, str, AuditRecord]], journal_id: str | None = None
+    ) -> None:
+        journal_id = journal_id or self.journal.id
+        assert journal_id is not None
+        async with self.trail._lock:  # this trail's commits, one at a time
             await self.trail._commit(
                 [record for _, _, record in lines],
                 [at for _, at, _ in lines],
-                (self.journal.id, lines[-1][0]),
+                (journal_id, lines[-1][0]),
             )
 
     def _kick(self) -> None:
@@ -144,11 +177,12 @@ class JournaledTrail:
             await asyncio.shield(self._flusher)
 
     async def close(self) -> None:
-        """Commit what is queued (shutdown), then let the journal slot go."""
+        """Commit what is queued (shutdown), then let the journal slot and the lane go."""
         if self._opened:
             await self.flushed()
             self.journal.close()
             self._opened = False
+        await self.trail.close()
 
     async def verify(self) -> list[str]:
         return await self.trail.verify()

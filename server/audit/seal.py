@@ -7,14 +7,15 @@ things live outside the store to stop that (docs/security.md, docs/decisions.md)
 - a **key**: each event's hash is HMAC-SHA256 with a secret from a key file (made on
   first use, mode 0600) or configured (``BILLABLE_AUDIT_KEY``); without it no valid hash can be
   computed for a changed event;
-- an **anchor**: a small file next to the key file with the sequence number and hash of
-  the last event this machine committed (and where the chain's keyed part begins). A
-  chain that ends before the anchor, or whose event there has another hash, was cut.
+- an **anchor**: a small file next to the key file with, for each lane (one chain per
+  appending process, ``server.audit.lanes``), the sequence number and hash of the last
+  event this machine committed (and, for lane 0, where the keyed part begins). A lane
+  that ends before its anchor, whose event there has another hash, or that is gone from
+  the store altogether, was cut.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import logging
@@ -57,7 +58,7 @@ class AuditSeal:
         self.anchor_file = anchor_file
         # The keyed state is set up once; each event's MAC starts from a copy of it.
         self._keyed = hmac.new(key, digestmod=hashlib.sha256) if key is not None else None
-        self._anchored = 0
+        self._anchored: dict[int, int] = {}  # lane -> the last seq this process anchored
         self._fd: int | None = None
         self._keyed_after: int | None = None
 
@@ -109,45 +110,76 @@ class AuditSeal:
     # -- the anchor ----------------------------------------------------------------------
 
     def read_anchor(self) -> Anchor | None:
-        """The anchor, or ``None`` if there is none (or it cannot be read)."""
+        """Lane 0's anchor (the chain of every release before lanes), or ``None``."""
+        anchors = self.read_anchors()
+        return anchors.get(0)
+
+    def read_anchors(self) -> dict[int, Anchor]:
+        """The anchor of every lane this machine wrote (empty: no anchor file). A slot
+        that cannot be read is ``Anchor(-1, "", 0)`` (verify reports it)."""
         try:
-            value: Any = orjson.loads(self.anchor_file.read_bytes().strip())
-            return Anchor(int(value["seq"]), str(value["hash"]), int(value["keyed_after"]))
+            raw = self.anchor_file.read_bytes()
         except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            return {}
+        except OSError:
             log.error("the audit anchor %s is unreadable", self.anchor_file)
-            return Anchor(-1, "", 0)  # verify reports it
+            return {0: Anchor(-1, "", 0)}
+        anchors: dict[int, Anchor] = {}
+        for lane in range(0, (len(raw) + ANCHOR_SIZE - 1) // ANCHOR_SIZE):
+            slot = raw[lane * ANCHOR_SIZE : (lane + 1) * ANCHOR_SIZE].strip(b" \n\0")
+            if not slot:
+                continue  # a lane this machine never wrote (a hole in the file)
+            try:
+                value: Any = orjson.loads(slot)
+                anchors[lane] = Anchor(
+                    int(value["seq"]), str(value["hash"]), int(value["keyed_after"])
+                )
+            except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+                log.error("the audit anchor %s is unreadable (lane %d)", self.anchor_file, lane)
+                anchors[lane] = Anchor(-1, "", 0)
+        return anchors
 
-    def write_anchor(self, seq: int, hash_: str, keyed_after: int) -> None:
-        """Record the last committed event (after its commit; never moves backwards here).
+    def write_anchor(self, seq: int, hash_: str, keyed_after: int, lane: int = 0) -> None:
+        """Record the last committed event of ``lane`` (after its commit).
 
-        One small write in place at offset 0 of a file kept open (a rename per commit
-        costs milliseconds on some file systems); the record is padded to a fixed size so
-        a shorter one never leaves the tail of a longer one behind.
+        One small write in place, at the lane's fixed-size slot (``lane * ANCHOR_SIZE``)
+        of a file kept open: a rename per commit costs milliseconds on some file systems,
+        and padding each record to the slot's size means a shorter one never leaves the
+        tail of a longer one behind. Only the process that holds the lane writes its slot
+        (``server.audit.lanes``), so no lock of the file is needed. The anchor never
+        moves backwards: a lane found cut short (its anchor beyond the store's head) keeps
+        the anchor that shows it until the lane has grown past it.
         """
-        if seq <= self._anchored:
-            return
         if self._fd is None:
-            earlier = self.read_anchor()  # where keying began: what this machine saw first
-            if earlier is not None and earlier.seq >= 0:
-                keyed_after = min(keyed_after, earlier.keyed_after)
-                self._keyed_after = earlier.keyed_after
             self.anchor_file.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.anchor_file, os.O_RDWR | os.O_CREAT, 0o600)
-        if self._keyed_after is not None:
-            keyed_after = min(keyed_after, self._keyed_after)
-        self._keyed_after = keyed_after
+        if lane not in self._anchored:
+            # The first write of this lane by this process: what the slot holds already.
+            earlier = _slot(os.pread(self._fd, ANCHOR_SIZE, lane * ANCHOR_SIZE))
+            self._anchored[lane] = earlier.seq if earlier is not None else 0
+            if lane == 0 and earlier is not None and earlier.seq >= 0:
+                # Where keying began, as this machine first saw it, wins over the head's.
+                self._keyed_after = earlier.keyed_after
+            if earlier is not None and earlier.seq > seq:
+                log.error(
+                    "audit lane %d: the store's chain ends at %d but the anchor %s says %d"
+                    " events were written; the anchor keeps showing it",
+                    lane,
+                    seq,
+                    self.anchor_file,
+                    earlier.seq,
+                )
+        if seq <= self._anchored[lane]:
+            return
+        if lane == 0:
+            if self._keyed_after is not None:
+                keyed_after = min(keyed_after, self._keyed_after)
+            self._keyed_after = keyed_after
+        else:
+            keyed_after = 0  # lanes began after keying: every event is keyed
         record = orjson.dumps({"seq": seq, "hash": hash_, "keyed_after": keyed_after})
-        # Several processes append to one chain (``serve --workers``): under a lock of the
-        # file, an anchor another process moved further on is never moved back.
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            if _anchored_seq(os.pread(self._fd, ANCHOR_SIZE, 0)) < seq:
-                os.pwrite(self._fd, record.ljust(ANCHOR_SIZE), 0)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._anchored = seq
+        os.pwrite(self._fd, record.ljust(ANCHOR_SIZE), lane * ANCHOR_SIZE)
+        self._anchored[lane] = seq
 
     def close(self) -> None:
         if self._fd is not None:
@@ -158,10 +190,14 @@ class AuditSeal:
         self.close()
 
 
-def _anchored_seq(raw: bytes) -> int:
-    """The sequence number in an anchor record; -1 when there is none (or it is unreadable,
-    then it is rewritten)."""
+def _slot(raw: bytes) -> Anchor | None:
+    """The anchor in one slot; None when there is none, ``seq`` -1 when unreadable (then
+    it is rewritten)."""
+    raw = raw.strip(b" \n\0")
+    if not raw:
+        return None
     try:
-        return int(orjson.loads(raw.strip())["seq"])
+        value: Any = orjson.loads(raw)
+        return Anchor(int(value["seq"]), str(value["hash"]), int(value["keyed_after"]))
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        return -1
+        return Anchor(-1, "", 0)

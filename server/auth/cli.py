@@ -230,5 +230,9 @@ async def _verify_audit(repository: Repository, args: argparse.Namespace) -> int
         print(f"{len(report.problems)} problem(s) in {report.events} events")
         return 1
     unkeyed = f", {len(report.unkeyed)} written before keying" if report.unkeyed else ""
-    print(f"audit chain intact ({report.events} events{unkeyed})")
+    lanes = f" in {len(report.lanes)} lanes" if len(report.lanes) > 1 else ""
+    print(f"audit chain intact ({report.events} events{unkeyed}){lanes}")
+    if len(report.lanes) > 1:  # one chain per process that appended (server.audit.lanes)
+        for lane, events in report.lanes.items():
+            print(f"  lane {lane}: {events} events")
     return 0

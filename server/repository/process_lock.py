@@ -66,21 +66,6 @@ class ProcessLock:
     def locked(self) -> bool:
         return self._local.locked()
 
-    NOTE_SIZE = 64
-
-    def read_note(self) -> bytes | None:
-        """What the last holder, in any process, left in the lock file with
-        ``write_note``; only while holding the lock (else, and without a file, None).
-        A hint for caches (e.g. "the version I wrote last"), never the data itself."""
-        if self._fd is None:
-            return None
-        return os.pread(self._fd, self.NOTE_SIZE, 0).rstrip(b" \0") or None
-
-    def write_note(self, note: bytes) -> None:
-        """Leave ``note`` (at most ``NOTE_SIZE`` bytes) for the next holder."""
-        if self._fd is not None:
-            os.pwrite(self._fd, note[: self.NOTE_SIZE].ljust(self.NOTE_SIZE), 0)
-
     async def __aenter__(self) -> ProcessLock:
         await self._local.acquire()
         try:
