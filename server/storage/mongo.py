@@ -339,14 +339,21 @@ class MongoStore:
         resource_id: str,
         visibility: _Visibility,
         session: AsyncClientSession | None = None,
+        exclude_txn: str | None = None,
     ) -> Doc | None:
+        """The newest visible version (``exclude_txn``: ignoring that commit's own staging).
+
+        ``id`` comes first: FerretDB on PostgreSQL evaluates the pushed-down equalities in
+        order, and ``id`` rejects nearly every row at the first test."""
         cursor = self._versions.find(
-            {"type": resource_type, "id": resource_id},
+            {"id": resource_id, "type": resource_type},
             session=session,
             sort=[("version", DESCENDING)],
         )
         try:
             async for doc in cursor:
+                if exclude_txn is not None and doc.get("txn") == exclude_txn:
+                    continue
                 if await visibility.visible(doc):
                     return doc
         finally:
@@ -524,34 +531,31 @@ class MongoStore:
         started = _now()
         staged = False
         decided = False
+        superseding = False
         try:
             async with self._guard("commit"):
                 visibility = self._visibility()
                 written: dict[tuple[str, str], Doc] = {}
                 for w in writes:
                     key = (w.resource_type, w.id)
-                    prev = written.get(key)
-                    own_prev = prev is not None
-                    if prev is None:
-                        prev = await self._latest(w.resource_type, w.id, visibility)
-                    actual = int(prev["version"]) if prev else 0
-                    if actual != w.expected_version:
-                        raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
+                    own_prev = written.get(key)
+                    if own_prev is not None and int(own_prev["version"]) != w.expected_version:
+                        raise VersionConflict(
+                            w.resource_type, w.id, w.expected_version, int(own_prev["version"])
+                        )
                     doc = self._new_doc(w, txn, started)
+                    # The unique (type, id, prev) index claims the successor of the expected
+                    # version (a create: prev 0, which any earlier version holds).
                     await self._stage(doc, w)
                     staged = True
-                    if prev is not None and own_prev:
+                    if own_prev is not None:
                         await self._versions.update_one(
-                            {"_id": prev["_id"]},
+                            {"_id": own_prev["_id"]},
                             {"$set": {"cur": False}, "$unset": {"idx": ""}},
                         )
-                    elif prev is not None:
-                        marked = await self._versions.update_one(
-                            {"_id": prev["_id"], "cur": True, "sup": {"$exists": False}},
-                            {"$set": {"sup": txn}},
-                        )
-                        if marked.matched_count != 1:
-                            raise _SlotTaken(w)
+                    elif w.expected_version:
+                        await self._mark_superseded(w, txn, visibility)
+                        superseding = True
                     written[key] = doc
                 await apause_before_commit()
                 decided = True
@@ -567,7 +571,34 @@ class MongoStore:
                     await self._abort(txn)
             raise
         async with self._guard("commit"):
-            await self._roll_forward(txn)
+            await self._roll_forward(txn, superseding)
+
+    async def _mark_superseded(self, w: Write, txn: str, visibility: _Visibility) -> None:
+        """Mark the expected version as being superseded by ``txn``, after checking that it
+        is the newest visible version of the resource.
+
+        Usually one conditional update by ``_id`` does both: the expected version exists,
+        is current, settled (no marker of another commit) and nobody else is superseding
+        it. Otherwise the newest visible version is looked up: a different one is a
+        conflict; a committed commit's version not yet rolled forward is marked anyway.
+        Either way no version look-up by ``(type, id)`` is needed in the common case, and
+        our staged successor (already inserted) makes every rival writer conflict."""
+        prev_id = version_doc_id(w.resource_type, w.id, w.expected_version)
+        marked = await self._versions.update_one(
+            {"_id": prev_id, "cur": True, "sup": {"$exists": False}, "txn": {"$exists": False}},
+            {"$set": {"sup": txn}},
+        )
+        if marked.matched_count == 1:
+            return
+        latest = await self._latest(w.resource_type, w.id, visibility, exclude_txn=txn)
+        actual = int(latest["version"]) if latest else 0
+        if actual != w.expected_version:
+            raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
+        marked = await self._versions.update_one(
+            {"_id": prev_id, "cur": True, "sup": {"$exists": False}}, {"$set": {"sup": txn}}
+        )
+        if marked.matched_count != 1:
+            raise _SlotTaken(w)
 
     async def _stage(self, doc: Doc, w: Write) -> None:
         """Insert a staged version; a stale or aborted commit in the way is cleared once."""
@@ -621,10 +652,13 @@ class MongoStore:
         await self._transactions.update_one({"_id": txn}, {"$set": {"done_at": _now()}})
         return ABORTED
 
-    async def _roll_forward(self, txn: str) -> None:
-        await self._versions.update_many(
-            {"sup": txn}, {"$set": {"cur": False}, "$unset": {"sup": "", "idx": ""}}
-        )
+    async def _roll_forward(self, txn: str, superseding: bool = True) -> None:
+        """Settle a committed ``txn``; ``superseding=False``: it replaced no version (creates
+        only), so there are no ``sup`` marks to look for (one collection pass fewer)."""
+        if superseding:
+            await self._versions.update_many(
+                {"sup": txn}, {"$set": {"cur": False}, "$unset": {"sup": "", "idx": ""}}
+            )
         await self._versions.update_many({"txn": txn}, {"$unset": {"txn": "", "started": ""}})
         await self._transactions.update_one({"_id": txn}, {"$set": {"done_at": _now()}})
 

@@ -227,7 +227,7 @@ async def test_a_decided_commit_is_visible_before_roll_forward_and_finished_on_o
     clock = Clock()
     await store.commit([write(clock, "Observation", "o1", 1, tokens=CODE)])
 
-    async def connection_lost(txn: str) -> None:
+    async def connection_lost(txn: str, superseding: bool = True) -> None:
         raise AutoReconnect("connection lost after the commit point")
 
     monkeypatch.setattr(store, "_roll_forward", connection_lost)
@@ -285,3 +285,59 @@ async def test_an_undecided_commit_blocks_its_resources_until_stale_then_a_write
     assert await matching(staged_store, by_code()) == ["o1"]
     assert await staged_store._versions.count_documents({"txn": {"$exists": True}}) == 0
     assert await staged_store._versions.count_documents({"sup": {"$exists": True}}) == 0
+
+
+async def test_a_write_on_a_version_committed_but_not_rolled_forward_supersedes_it(
+    staged_store: MongoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual one-update check of the expected version refuses a version still carrying
+    its commit's marker; the writer then looks the version up, finds it visible (its
+    commit is decided) and goes ahead instead of reporting a conflict."""
+    store = staged_store
+    clock = Clock()
+    await store.commit([write(clock, "Observation", "o1", 1, tokens=CODE)])
+
+    async def connection_lost(txn: str, superseding: bool = True) -> None:
+        raise AutoReconnect("connection lost after the commit point")
+
+    monkeypatch.setattr(store, "_roll_forward", connection_lost)
+    with pytest.raises(StoreUnavailable):
+        await store.commit([write(clock, "Observation", "o1", 2, tokens=CODE)])
+    monkeypatch.undo()
+    assert await store._versions.count_documents({"txn": {"$exists": True}}) == 1
+
+    await store.commit([write(clock, "Observation", "o1", 3, tokens=CODE)])
+
+    current = await store.read("Observation", "o1")
+    assert current is not None and current.version == 3
+    assert [v for _, _, v in await all_history(store, HistoryQuery("Observation", "o1"))] == [
+        3,
+        2,
+        1,
+    ]
+    assert await matching(store, by_code()) == ["o1"]
+
+
+async def test_expecting_a_version_an_undecided_commit_staged_conflicts_and_stores_nothing(
+    staged_store: MongoStore, mongo_db_uri: str
+) -> None:
+    """Version 2 exists only as another commit's staging: to readers the resource is at
+    version 1, so a write expecting 2 is a conflict, and the successor it staged (the
+    unique index let it claim "after version 2") is removed again."""
+    clock = Clock()
+    await staged_store.commit([write(clock, "Observation", "o1", 1, tokens=CODE)])
+    pending = write(clock, "Observation", "o1", 2)
+    child = await start_commit_and_freeze(
+        mongo_db_uri,
+        [["Observation", "o1", 1, 2, pending.last_updated, (pending.body or b"").decode(), []]],
+    )
+    try:
+        with pytest.raises(VersionConflict) as conflict:
+            await staged_store.commit([write(clock, "Observation", "o1", 3, expected=2)])
+        assert conflict.value.actual == 1
+        assert await staged_store._versions.count_documents({"id": "o1", "version": 3}) == 0
+        current = await staged_store.read("Observation", "o1")
+        assert current is not None and current.version == 1
+    finally:
+        child.kill()
+        await child.wait()

@@ -21,10 +21,11 @@ import pytest
 
 from server.repository import Repository
 from server.search.expr import And, Chain, Expr, Has, Ids, Not, Or, Reference, RefValue
-from server.search.mongo_render import render_filter, sort_spec
+from server.search.mongo_render import search_filter, sort_spec
 from server.search.parse import parse_search
 from server.storage.mongo import MongoStore
 from server.storage.mongo_plan import INDEX_SET, serving_indexes, sort_index
+from server.storage.port import SearchQuery
 from tests.search.fixtures import CASES, RESOURCES
 
 BASE = {"cur": True, "deleted": False}
@@ -75,11 +76,10 @@ def _resolved(e: Expr | None) -> Expr | None:
 
 
 def rendered(rtype: str, query: str) -> tuple[dict[str, Any], list[tuple[str, int]]]:
-    """The filter and sort ``mongo_search`` sends for ``rtype?query``."""
+    """The filter and sort ``mongo_search`` sends for ``rtype?query`` (its own function)."""
     parsed = parse_search((rtype,), parse_qsl(query))
-    criteria = render_filter(_resolved(parsed.where))
-    parts = [BASE, {"type": rtype}] + ([criteria] if criteria else [])
-    return {"$and": parts}, [(f, d) for f, d, _ in sort_spec(parsed.sort)]
+    filt = search_filter(SearchQuery((rtype,), parsed.where), _resolved(parsed.where), BASE)
+    return filt, [(f, d) for f, d, _ in sort_spec(parsed.sort)]
 
 
 def _queries() -> list[tuple[str, str]]:
