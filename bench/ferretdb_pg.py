@@ -269,9 +269,14 @@ def _post_all(base: str, bodies: list[bytes], clients: int, budget_s: float) -> 
                 if not queue or errors or time.monotonic() > deadline:
                     break
                 body = queue.pop()
-            conn.request("POST", "/fhir", body=body, headers=HEADERS)
-            response = conn.getresponse()
-            answer = response.read()
+            try:
+                conn.request("POST", "/fhir", body=body, headers=HEADERS)
+                response = conn.getresponse()
+                answer = response.read()
+            except OSError as exc:  # the server went away: report it, stop the others
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                break
             with lock:
                 if response.status != 200:
                     errors.append(f"{response.status} {answer[:400]!r}")

@@ -83,6 +83,7 @@ from pymongo.write_concern import WriteConcern
 
 from server.search.mongo_index import index_document
 from server.search.mongo_render import mongo_include, mongo_search
+from server.storage.mongo_heads import Heads
 from server.storage.mongo_indexes import create_indexes
 from server.storage.port import (
     BackendInfo,
@@ -217,6 +218,7 @@ class MongoStore:
         self._versions_coll: AsyncCollection[Doc] | None = None
         self._transactions_coll: AsyncCollection[Doc] | None = None
         self._meta_coll: AsyncCollection[Doc] | None = None
+        self._heads_coll: Heads | None = None
         self._use_transactions = False
         self._commits_since_gc = 0
 
@@ -239,6 +241,12 @@ class MongoStore:
         if self._meta_coll is None:
             raise StoreUnavailable("the MongoDB store is not open")
         return self._meta_coll
+
+    @property
+    def _heads(self) -> Heads:
+        if self._heads_coll is None:
+            raise StoreUnavailable("the MongoDB store is not open")
+        return self._heads_coll
 
     @asynccontextmanager
     async def _guard(self, doing: str) -> AsyncIterator[None]:
@@ -278,9 +286,11 @@ class MongoStore:
         self._transactions_coll = db["transactions"]
         self._meta_coll = db["meta"]
         async with self._guard("open"):
-            await self._create_indexes()
+            ferretdb = await self._create_indexes()
+            self._heads_coll = Heads(db["heads"], self._versions_coll, enabled=ferretdb)
             self._use_transactions = await self._choose_transactions(hello)
             await self._recover()
+            await self._heads.complete()
         mode = "transactions" if self._use_transactions else "staged"
         self.info = replace(self.info, atomic_commit=mode)
 
@@ -293,11 +303,14 @@ class MongoStore:
             await v.drop_index("tokens")
         await v.update_many({"tk": {"$exists": True}}, {"$unset": {"tk": ""}})
 
-    async def _create_indexes(self) -> None:
+    async def _create_indexes(self) -> bool:
+        """Create the declared indexes; true on FerretDB."""
         assert self._client is not None
         build = await self._client.admin.command("buildInfo")
-        await create_indexes(self._versions, self._transactions, "ferretdbVersion" in build)
+        ferretdb = "ferretdbVersion" in build
+        await create_indexes(self._versions, self._transactions, ferretdb)
         await self._drop_identifier_index(self._versions)
+        return ferretdb
 
     async def _choose_transactions(self, hello: Mapping[str, Any]) -> bool:
         if self._requested_mode != "auto":
@@ -324,6 +337,7 @@ class MongoStore:
             await self._client.close()
         self._client = None
         self._versions_coll = self._transactions_coll = self._meta_coll = None
+        self._heads_coll = None
 
     async def ping(self) -> None:
         if self._client is None:
@@ -362,6 +376,8 @@ class MongoStore:
 
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         async with self._guard("read"):
+            if not await self._heads.may_exist(resource_type, resource_id):
+                return None  # FerretDB: a resource never created (mongo_heads)
             doc = await self._latest(resource_type, resource_id, self._visibility())
         return _to_version(doc) if doc else None
 
@@ -503,6 +519,8 @@ class MongoStore:
                 if actual != w.expected_version:
                     raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
                 doc = self._new_doc(w, None, started)
+                if prev is None:
+                    await self._heads.claim(w.resource_type, w.id)  # outside the transaction
                 try:
                     await self._versions.insert_one(doc, session=session)
                 except DuplicateKeyError:
@@ -544,6 +562,8 @@ class MongoStore:
                             w.resource_type, w.id, w.expected_version, int(own_prev["version"])
                         )
                     doc = self._new_doc(w, txn, started)
+                    if own_prev is None and not w.expected_version:
+                        await self._heads.claim(w.resource_type, w.id)  # before staging
                     # The unique (type, id, prev) index claims the successor of the expected
                     # version (a create: prev 0, which any earlier version holds).
                     await self._stage(doc, w)

@@ -341,3 +341,57 @@ async def test_expecting_a_version_an_undecided_commit_staged_conflicts_and_stor
     finally:
         child.kill()
         await child.wait()
+
+
+@pytest.fixture
+def ferretdb_store(mongo_store: MongoStore) -> MongoStore:
+    if not mongo_store._heads.enabled:
+        pytest.skip("heads are kept on FerretDB only (MongoDB seeks its version index)")
+    return mongo_store
+
+
+async def test_a_resource_is_given_its_head_before_its_first_version_is_staged(
+    ferretdb_store: MongoStore, mongo_db_uri: str
+) -> None:
+    """A reader that finds no head may answer "no such resource": that is only true if
+    the head exists before any version can, staged ones included."""
+    pending = write(Clock(), "Observation", "o1", 1)
+    child = await start_commit_and_freeze(
+        mongo_db_uri,
+        [["Observation", "o1", 0, 1, pending.last_updated, (pending.body or b"").decode(), []]],
+    )
+    try:
+        assert await ferretdb_store._versions.count_documents({"id": "o1", "txn": {"$ne": None}})
+        assert await ferretdb_store._heads.may_exist("Observation", "o1")
+        assert not await ferretdb_store._heads.may_exist("Observation", "o2")
+    finally:
+        child.kill()
+        await child.wait()
+
+
+async def test_a_store_written_without_heads_gets_them_on_open(
+    ferretdb_store: MongoStore, mongo_db_uri: str
+) -> None:
+    """Data written by an earlier release (no ``heads`` collection) stays readable: the
+    next open adds the missing heads, deleted resources included."""
+    clock = Clock()
+    await ferretdb_store.commit(
+        [write(clock, "Patient", "p1", 1), write(clock, "Patient", "p2", 1)]
+    )
+    await ferretdb_store.commit([write(clock, "Patient", "p2", 2, deleted=True)])
+    await ferretdb_store._heads._heads.delete_many({})  # as an earlier release left it
+    assert await ferretdb_store.read("Patient", "p1") is None  # the head is what says "absent"
+
+    reopened = MongoStore(mongo_db_uri)
+    await reopened.open()
+    try:
+        p1 = await reopened.read("Patient", "p1")
+        assert p1 is not None and p1.version == 1
+        p2 = await reopened.read("Patient", "p2")
+        assert p2 is not None and p2.deleted and p2.version == 2
+        assert await reopened.read("Patient", "p3") is None
+        with pytest.raises(VersionConflict):  # a create over a deleted resource still conflicts
+            await reopened.commit([write(clock, "Patient", "p2", 1)])
+        await reopened.commit([write(clock, "Patient", "p2", 3, expected=2)])
+    finally:
+        await reopened.close()
