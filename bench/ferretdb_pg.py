@@ -371,6 +371,7 @@ def measure(
         out["resources_per_s_per_server_core"] = round(loaded / max(cpu["server"], 1e-9))
         all_cpu = sum(cpu.values())
         out["resources_per_s_per_core_all"] = round(loaded / max(all_cpu, 1e-9))
+        out.update(_code(store_url, budget_s))  # Claims, for Claim?patient=&status=
         rng = random.Random(18)
         done = set(_refs_of(w.patients[:posted]))
         sample = [r for r in w.refs if r in done]
@@ -381,6 +382,25 @@ def measure(
         for name, queries in _searches(scoped, runs, rng).items():
             out[name] = _timed_gets(base, queries, meters)
         return out
+
+
+def _code(store_url: str, budget_s: float) -> dict[str, object]:
+    """``billable code`` over the loaded store (the feed has no Claims; the server is idle
+    meanwhile): Claims for encounters in the filing window, adjudication left manual."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "server.cli", "code", "--store", store_url,
+             "--adjudication", "manual", "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=budget_s,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"coding": f"stopped after {budget_s:.0f} s"}
+    if done.returncode != 0:
+        return {"coding": f"failed: {done.stderr.strip().splitlines()[-1:]}"}
+    return {"coding_wall_s": round(time.perf_counter() - started, 1)}
 
 
 def _refs_of(bodies: list[bytes]) -> Iterator[str]:
