@@ -24,10 +24,17 @@ Optimistic concurrency
 A unique index on ``(type, id, prev)`` is the lock: every write that moves a resource
 on from version *e* inserts a document with ``prev = e``, so of all writers that read
 version *e* exactly one insert succeeds, the others get a duplicate-key error, which
-becomes ``VersionConflict``. Before inserting, a writer checks that the newest visible
-version really is *e* (an expectation from the future must fail too). The scheme
-relies only on an insert being checked against a unique index, which every MongoDB
-wire-protocol server does atomically (FerretDB included), never on conditional updates.
+becomes ``VersionConflict``. A writer also checks that the newest visible version
+really is *e* (an expectation from the future must fail too): in a transaction by a
+look-up before inserting, in a staged commit after inserting, by marking *e* superseded
+with an update conditioned on *e* being current and settled (``_mark_superseded``). The
+scheme relies only on an insert being checked against a unique index, which every
+MongoDB wire-protocol server does atomically (FerretDB included), never on the atomicity
+of conditional updates (only the insert's winner ever marks *e*).
+
+``heads`` (FerretDB only, ``mongo_heads``) holds one tiny document per resource ever
+created, so that a read of a resource that does not exist skips the scan of
+``versions`` FerretDB makes of every find.
 
 Atomic commits
 --------------
