@@ -114,6 +114,17 @@ def test_every_rendered_sort_has_an_index_for_its_first_key(rtype: str, query: s
     assert sort_index(fields) is not None, f"no declared index returns documents by {fields[0]}"
 
 
+@pytest.mark.parametrize(("rtype", "query"), QUERIES, ids=[f"{t}?{q}" for t, q in QUERIES])
+def test_every_rendered_filter_carries_its_type_as_a_top_level_equality(
+    rtype: str, query: str
+) -> None:
+    """FerretDB (PostgreSQL backend) pushes only top-level scalar equalities into SQL:
+    inside ``$and`` the type would be lost and every search would read the collection."""
+    filt, _ = rendered(rtype, query)
+    assert filt["type"] == rtype and filt["cur"] is True and filt["deleted"] is False
+    assert all(not k.startswith("$") or k == "$and" for k in filt)
+
+
 def test_the_scan_list_only_names_queries_that_have_no_index() -> None:
     """A query in SCANS that an index does serve should leave the list (it is no scan)."""
     for name in SCANS:
