@@ -84,7 +84,7 @@ from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -118,6 +118,7 @@ FINISHED_RECORD_TTL = timedelta(minutes=10)
 GC_EVERY_COMMITS = 256
 
 COMMITTED = "committed"
+DUPLICATE_KEY = 11000
 ABORTED = "aborted"
 
 
@@ -561,6 +562,7 @@ class MongoStore:
             async with self._guard("commit"):
                 visibility = self._visibility()
                 written: dict[tuple[str, str], Doc] = {}
+                plan: list[tuple[Write, Doc, Doc | None]] = []  # write, its doc, own prev
                 for w in writes:
                     key = (w.resource_type, w.id)
                     own_prev = written.get(key)
@@ -569,12 +571,18 @@ class MongoStore:
                             w.resource_type, w.id, w.expected_version, int(own_prev["version"])
                         )
                     doc = self._new_doc(w, txn, started)
-                    if own_prev is None and not w.expected_version:
-                        await self._heads.claim(w.resource_type, w.id)  # before staging
-                    # The unique (type, id, prev) index claims the successor of the expected
-                    # version (a create: prev 0, which any earlier version holds).
-                    await self._stage(doc, w)
-                    staged = True
+                    plan.append((w, doc, own_prev))
+                    written[key] = doc
+                # Heads before any version is staged (mongo_heads: a miss must be true).
+                await self._heads.claim_all(
+                    [(w.resource_type, w.id) for w, _, own in plan if own is None]
+                )
+                staged = True
+                # The unique (type, id, prev) index claims the successor of each expected
+                # version (a create: prev 0, which any earlier version holds); one
+                # insert_many, so FerretDB stores the commit in one PostgreSQL transaction.
+                await self._stage_all([d for _, d, _ in plan], [w for w, _, _ in plan])
+                for w, _, own_prev in plan:
                     if own_prev is not None:
                         await self._versions.update_one(
                             {"_id": own_prev["_id"]},
@@ -583,7 +591,6 @@ class MongoStore:
                     elif w.expected_version:
                         await self._mark_superseded(w, txn, visibility)
                         superseding = True
-                    written[key] = doc
                 await apause_before_commit()
                 decided = True
                 if await self._decide(txn, COMMITTED) != COMMITTED:
@@ -626,6 +633,23 @@ class MongoStore:
         )
         if marked.matched_count != 1:
             raise _SlotTaken(w)
+
+    async def _stage_all(self, docs: list[Doc], ws: list[Write]) -> None:
+        """Insert staged versions in order, in as few round trips as the conflicts allow: a
+        duplicate key stops an ordered ``insert_many`` at that document, which is then
+        settled alone (``_stage``: a stale blocker cleared, or ``_SlotTaken``)."""
+        start = 0
+        while start < len(docs):
+            try:
+                await self._versions.insert_many(docs[start:], ordered=True)
+                return
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors") or []
+                if not errors or errors[0].get("code") != DUPLICATE_KEY:
+                    raise
+                failed = start + int(errors[0]["index"])
+            await self._stage(docs[failed], ws[failed])
+            start = failed + 1
 
     async def _stage(self, doc: Doc, w: Write) -> None:
         """Insert a staged version; a stale or aborted commit in the way is cleared once."""

@@ -55,15 +55,8 @@ class Heads:
             key = head_id(doc["type"], doc["id"])
             if key not in known:
                 missing[key] = None
-        keys = list(missing)
-        for start in range(0, len(keys), BATCH):
-            batch = [{"_id": k} for k in keys[start : start + BATCH]]
-            try:
-                await self._heads.insert_many(batch, ordered=False)
-            except BulkWriteError as exc:  # a concurrent writer inserted some: fine
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
-        return len(keys)
+        await self._insert(list(missing))
+        return len(missing)
 
     async def claim(self, resource_type: str, resource_id: str) -> None:
         """Record that ``resource_type/resource_id`` may have versions from now on (call
@@ -74,6 +67,21 @@ class Heads:
             await self._heads.insert_one({"_id": head_id(resource_type, resource_id)})
         except DuplicateKeyError:
             pass  # created before (possibly deleted since): the head stays
+
+    async def claim_all(self, resources: list[tuple[str, str]]) -> None:
+        """``claim`` each of ``resources`` (several round trips only for big batches)."""
+        if not self.enabled or not resources:
+            return
+        await self._insert(list(dict.fromkeys(head_id(t, i) for t, i in resources)))
+
+    async def _insert(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), BATCH):
+            batch = [{"_id": k} for k in keys[start : start + BATCH]]
+            try:
+                await self._heads.insert_many(batch, ordered=False)
+            except BulkWriteError as exc:  # heads that exist already: they stay
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
 
     async def may_exist(self, resource_type: str, resource_id: str) -> bool:
         """False only if the resource certainly has no version."""

@@ -395,3 +395,42 @@ async def test_a_store_written_without_heads_gets_them_on_open(
         await reopened.commit([write(clock, "Patient", "p2", 3, expected=2)])
     finally:
         await reopened.close()
+
+
+async def test_a_commit_whose_middle_write_conflicts_stores_none_of_its_writes(
+    staged_store: MongoStore,
+) -> None:
+    """The versions of a commit are staged with one ordered insert_many: a duplicate key
+    in the middle stops it there, and the abort removes what went in before."""
+    clock = Clock()
+    await staged_store.commit([write(clock, "Observation", "o2", 1)])
+    with pytest.raises(VersionConflict) as conflict:
+        await staged_store.commit(
+            [write(clock, "Observation", f"o{i}", 1, tokens=CODE) for i in (1, 2, 3)]
+        )
+    assert (conflict.value.resource_id, conflict.value.actual) == ("o2", 1)
+    assert await staged_store.read("Observation", "o1") is None
+    assert await staged_store.read("Observation", "o3") is None
+    assert await staged_store._versions.count_documents({"txn": {"$exists": True}}) == 0
+    assert await matching(staged_store, by_code()) == []
+
+
+async def test_a_stale_claim_in_the_middle_of_a_commit_is_cleared_and_the_rest_staged(
+    staged_store: MongoStore, mongo_db_uri: str
+) -> None:
+    clock = Clock()
+    pending = write(clock, "Observation", "o2", 1)
+    child = await start_commit_and_freeze(
+        mongo_db_uri,
+        [["Observation", "o2", 0, 1, pending.last_updated, (pending.body or b"").decode(), []]],
+    )
+    child.kill()
+    await child.wait()
+    staged_store._stale_after = timedelta(0)
+
+    await staged_store.commit(
+        [write(clock, "Observation", f"o{i}", 1, tokens=CODE) for i in (1, 2, 3)]
+    )
+
+    assert await matching(staged_store, by_code()) == ["o1", "o2", "o3"]
+    assert await staged_store._versions.count_documents({"txn": {"$exists": True}}) == 0
