@@ -294,14 +294,14 @@ async def resolve_joins(
         return Not(inner) if inner is not None else None
     if isinstance(e, Chain):
         inner = await resolve_joins(e.expr, coll, base, is_current, e.target_type)
-        filt = {"$and": [base, {"type": e.target_type}, render_filter(inner)]}
+        filt = scoped(base, e.target_type, render_filter(inner))
         docs = await _current_docs(coll, filt, is_current, {**_META}, MAX_JOIN_IDS + 1)
         if len(docs) > MAX_JOIN_IDS:
             raise TooCostly(f"chain {e.param}.… matches more than {MAX_JOIN_IDS} {e.target_type}")
         return Reference(e.param, tuple(RefValue(e.target_type, d["id"]) for d in docs))
     if isinstance(e, Has):
         inner = await resolve_joins(e.expr, coll, base, is_current, e.source_type)
-        filt = {"$and": [base, {"type": e.source_type}, render_filter(inner)]}
+        filt = scoped(base, e.source_type, render_filter(inner))
         docs = await _current_docs(coll, filt, is_current, {**_META, "idx.k": 1}, MAX_JOIN_IDS + 1)
         if len(docs) > MAX_JOIN_IDS:
             raise TooCostly(f"_has:{e.source_type} matches more than {MAX_JOIN_IDS} resources")
@@ -360,38 +360,60 @@ def _value(doc: Doc, path: str) -> Any:
     return node
 
 
+def scoped(base: Doc, types: Any, *conditions: Doc) -> Doc:
+    """``type`` and ``base`` as top-level equalities, every other condition under ``$and``.
+
+    The same filter as ``{"$and": [base, {"type": ...}, *conditions]}`` on any server, but
+    FerretDB (1.24, PostgreSQL backend) pushes only top-level equalities down into SQL:
+    inside a ``$and`` nothing is, and it then reads and decodes the whole collection for
+    every query. ``type`` comes first, the most selective of the three. Conditions are
+    never merged into the top level (a condition may constrain ``type`` or ``id`` too)."""
+    filt: Doc = {"type": types, **base}
+    rest = [c for c in conditions if c]
+    if rest:
+        filt["$and"] = rest
+    return filt
+
+
+def search_filter(query: SearchQuery, where: Expr | None, base: Doc) -> Doc:
+    """The filter of every match of ``query`` (``where``: its criteria, joins resolved)."""
+    if len(query.types) == 1:
+        types: Any = query.types[0]
+    elif query.types:
+        types = {"$in": list(query.types)}
+    else:  # every type means every FHIR type: internal records never match a search
+        types = {"$in": sorted(resource_types())}
+    return scoped(base, types, render_filter(where))
+
+
+def _with(filt: Doc, condition: Doc) -> Doc:
+    """``filt`` and ``condition`` (kept under ``$and``, top-level equalities untouched)."""
+    out = dict(filt)
+    out["$and"] = [*out.get("$and", []), condition]
+    return out
+
+
 async def mongo_search(
     coll: Any, query: SearchQuery, *, base: Doc, is_current: IsCurrent, to_version: ToVersion
 ) -> SearchPage:
     outer = query.types[0] if len(query.types) == 1 else None
     where = await resolve_joins(query.where, coll, base, is_current, outer)
-    parts: list[Doc] = [base]
-    if len(query.types) == 1:
-        parts.append({"type": query.types[0]})
-    elif query.types:
-        parts.append({"type": {"$in": list(query.types)}})
-    else:  # every type means every FHIR type: internal records never match a search
-        parts.append({"type": {"$in": sorted(resource_types())}})
-    criteria = render_filter(where)
-    if criteria:
-        parts.append(criteria)
+    matches = search_filter(query, where, base)
     spec = sort_spec(query.sort)
     backwards = query.before is not None
     position = query.before if backwards else query.after
-    page_parts = list(parts)
+    page = matches
     if position is not None:
-        page_parts.append(keyset_filter(spec, position, backwards))
+        page = _with(matches, keyset_filter(spec, position, backwards))
     order = [(f, -d if backwards else d) for f, d, _ in spec]
     projection = {**_META, "body": 1, **{f: 1 for f, _, _ in spec}}
-    docs = await _current_docs(
-        coll, {"$and": page_parts}, is_current, projection, query.count + 1, order
-    )
+    docs = await _current_docs(coll, page, is_current, projection, query.count + 1, order)
     more = len(docs) > query.count
     docs = docs[: query.count]
     if backwards:
         docs.reverse()
     positions = [tuple(_value(d, f) for f, _, _ in spec) for d in docs]
-    total = await coll.count_documents({"$and": parts}) if query.total else None
+    total = await coll.count_documents(matches) if query.total else None
     return SearchPage([to_version(d) for d in docs], positions, more, total)
 
 
@@ -424,8 +446,11 @@ async def mongo_include(
                 continue
             params = [spec.param] if spec.param else _reference_params(spec.source_type)
             keys = [key("r", p, f"{rtype}/{rid}") for p in params for rid in ids]
-            of_type: Doc = {} if spec.source_type == "*" else {"type": spec.source_type}
-            filt = {"$and": [base, of_type, {"idx.k": {"$in": keys}}]}
+            by_key: Doc = {"idx.k": {"$in": keys}}
+            if spec.source_type == "*":
+                filt = {**base, "$and": [by_key]}
+            else:
+                filt = scoped(base, spec.source_type, by_key)
             found += await _current_docs(
                 coll, filt, is_current, {**_META, "body": 1}, limit - len(found)
             )
@@ -435,7 +460,7 @@ async def mongo_include(
     for rtype, ids in by_type.items():
         if spec.source_type not in ("*", rtype):
             continue
-        filt = {"$and": [base, {"type": rtype}, {"id": {"$in": ids}}]}
+        filt = scoped(base, rtype, {"id": {"$in": ids}})
         docs = await _current_docs(coll, filt, is_current, {**_META, "idx.k": 1}, len(ids))
         head = key("r", spec.param, "") if spec.param else None
         for d in docs:
@@ -455,7 +480,7 @@ async def mongo_include(
     for ttype, tid in list(targets)[:limit]:
         wanted.setdefault(ttype, []).append(tid)
     for ttype, tids in wanted.items():
-        filt = {"$and": [base, {"type": ttype}, {"id": {"$in": tids}}]}
+        filt = scoped(base, ttype, {"id": {"$in": tids}})
         docs = await _current_docs(coll, filt, is_current, {**_META, "body": 1}, len(tids))
         out += [to_version(d) for d in docs]
     return out

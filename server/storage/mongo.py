@@ -24,10 +24,17 @@ Optimistic concurrency
 A unique index on ``(type, id, prev)`` is the lock: every write that moves a resource
 on from version *e* inserts a document with ``prev = e``, so of all writers that read
 version *e* exactly one insert succeeds, the others get a duplicate-key error, which
-becomes ``VersionConflict``. Before inserting, a writer checks that the newest visible
-version really is *e* (an expectation from the future must fail too). The scheme
-relies only on an insert being checked against a unique index, which every MongoDB
-wire-protocol server does atomically (FerretDB included), never on conditional updates.
+becomes ``VersionConflict``. A writer also checks that the newest visible version
+really is *e* (an expectation from the future must fail too): in a transaction by a
+look-up before inserting, in a staged commit after inserting, by marking *e* superseded
+with an update conditioned on *e* being current and settled (``_mark_superseded``). The
+scheme relies only on an insert being checked against a unique index, which every
+MongoDB wire-protocol server does atomically (FerretDB included), never on the atomicity
+of conditional updates (only the insert's winner ever marks *e*).
+
+``heads`` (FerretDB only, ``mongo_heads``) holds one tiny document per resource ever
+created, so that a read of a resource that does not exist skips the scan of
+``versions`` FerretDB makes of every find.
 
 Atomic commits
 --------------
@@ -77,12 +84,13 @@ from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from server.search.mongo_index import index_document
 from server.search.mongo_render import mongo_include, mongo_search
+from server.storage.mongo_heads import Heads
 from server.storage.mongo_indexes import create_indexes
 from server.storage.port import (
     BackendInfo,
@@ -110,6 +118,7 @@ FINISHED_RECORD_TTL = timedelta(minutes=10)
 GC_EVERY_COMMITS = 256
 
 COMMITTED = "committed"
+DUPLICATE_KEY = 11000
 ABORTED = "aborted"
 
 
@@ -217,6 +226,7 @@ class MongoStore:
         self._versions_coll: AsyncCollection[Doc] | None = None
         self._transactions_coll: AsyncCollection[Doc] | None = None
         self._meta_coll: AsyncCollection[Doc] | None = None
+        self._heads_coll: Heads | None = None
         self._use_transactions = False
         self._commits_since_gc = 0
 
@@ -239,6 +249,12 @@ class MongoStore:
         if self._meta_coll is None:
             raise StoreUnavailable("the MongoDB store is not open")
         return self._meta_coll
+
+    @property
+    def _heads(self) -> Heads:
+        if self._heads_coll is None:
+            raise StoreUnavailable("the MongoDB store is not open")
+        return self._heads_coll
 
     @asynccontextmanager
     async def _guard(self, doing: str) -> AsyncIterator[None]:
@@ -278,9 +294,11 @@ class MongoStore:
         self._transactions_coll = db["transactions"]
         self._meta_coll = db["meta"]
         async with self._guard("open"):
-            await self._create_indexes()
+            ferretdb = await self._create_indexes()
+            self._heads_coll = Heads(db["heads"], self._versions_coll, enabled=ferretdb)
             self._use_transactions = await self._choose_transactions(hello)
             await self._recover()
+            await self._heads.complete()
         mode = "transactions" if self._use_transactions else "staged"
         self.info = replace(self.info, atomic_commit=mode)
 
@@ -293,11 +311,14 @@ class MongoStore:
             await v.drop_index("tokens")
         await v.update_many({"tk": {"$exists": True}}, {"$unset": {"tk": ""}})
 
-    async def _create_indexes(self) -> None:
+    async def _create_indexes(self) -> bool:
+        """Create the declared indexes; true on FerretDB."""
         assert self._client is not None
         build = await self._client.admin.command("buildInfo")
-        await create_indexes(self._versions, self._transactions, "ferretdbVersion" in build)
+        ferretdb = "ferretdbVersion" in build
+        await create_indexes(self._versions, self._transactions, ferretdb)
         await self._drop_identifier_index(self._versions)
+        return ferretdb
 
     async def _choose_transactions(self, hello: Mapping[str, Any]) -> bool:
         if self._requested_mode != "auto":
@@ -324,6 +345,7 @@ class MongoStore:
             await self._client.close()
         self._client = None
         self._versions_coll = self._transactions_coll = self._meta_coll = None
+        self._heads_coll = None
 
     async def ping(self) -> None:
         if self._client is None:
@@ -339,14 +361,21 @@ class MongoStore:
         resource_id: str,
         visibility: _Visibility,
         session: AsyncClientSession | None = None,
+        exclude_txn: str | None = None,
     ) -> Doc | None:
+        """The newest visible version (``exclude_txn``: ignoring that commit's own staging).
+
+        ``id`` comes first: FerretDB on PostgreSQL evaluates the pushed-down equalities in
+        order, and ``id`` rejects nearly every row at the first test."""
         cursor = self._versions.find(
-            {"type": resource_type, "id": resource_id},
+            {"id": resource_id, "type": resource_type},
             session=session,
             sort=[("version", DESCENDING)],
         )
         try:
             async for doc in cursor:
+                if exclude_txn is not None and doc.get("txn") == exclude_txn:
+                    continue
                 if await visibility.visible(doc):
                     return doc
         finally:
@@ -355,6 +384,8 @@ class MongoStore:
 
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         async with self._guard("read"):
+            if not await self._heads.may_exist(resource_type, resource_id):
+                return None  # FerretDB: a resource never created (mongo_heads)
             doc = await self._latest(resource_type, resource_id, self._visibility())
         return _to_version(doc) if doc else None
 
@@ -496,6 +527,8 @@ class MongoStore:
                 if actual != w.expected_version:
                     raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
                 doc = self._new_doc(w, None, started)
+                if prev is None:
+                    await self._heads.claim(w.resource_type, w.id)  # outside the transaction
                 try:
                     await self._versions.insert_one(doc, session=session)
                 except DuplicateKeyError:
@@ -524,35 +557,40 @@ class MongoStore:
         started = _now()
         staged = False
         decided = False
+        superseding = False
         try:
             async with self._guard("commit"):
                 visibility = self._visibility()
                 written: dict[tuple[str, str], Doc] = {}
+                plan: list[tuple[Write, Doc, Doc | None]] = []  # write, its doc, own prev
                 for w in writes:
                     key = (w.resource_type, w.id)
-                    prev = written.get(key)
-                    own_prev = prev is not None
-                    if prev is None:
-                        prev = await self._latest(w.resource_type, w.id, visibility)
-                    actual = int(prev["version"]) if prev else 0
-                    if actual != w.expected_version:
-                        raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
+                    own_prev = written.get(key)
+                    if own_prev is not None and int(own_prev["version"]) != w.expected_version:
+                        raise VersionConflict(
+                            w.resource_type, w.id, w.expected_version, int(own_prev["version"])
+                        )
                     doc = self._new_doc(w, txn, started)
-                    await self._stage(doc, w)
-                    staged = True
-                    if prev is not None and own_prev:
+                    plan.append((w, doc, own_prev))
+                    written[key] = doc
+                # Heads before any version is staged (mongo_heads: a miss must be true).
+                await self._heads.claim_all(
+                    [(w.resource_type, w.id) for w, _, own in plan if own is None]
+                )
+                staged = True
+                # The unique (type, id, prev) index claims the successor of each expected
+                # version (a create: prev 0, which any earlier version holds); one
+                # insert_many, so FerretDB stores the commit in one PostgreSQL transaction.
+                await self._stage_all([d for _, d, _ in plan], [w for w, _, _ in plan])
+                for w, _, own_prev in plan:
+                    if own_prev is not None:
                         await self._versions.update_one(
-                            {"_id": prev["_id"]},
+                            {"_id": own_prev["_id"]},
                             {"$set": {"cur": False}, "$unset": {"idx": ""}},
                         )
-                    elif prev is not None:
-                        marked = await self._versions.update_one(
-                            {"_id": prev["_id"], "cur": True, "sup": {"$exists": False}},
-                            {"$set": {"sup": txn}},
-                        )
-                        if marked.matched_count != 1:
-                            raise _SlotTaken(w)
-                    written[key] = doc
+                    elif w.expected_version:
+                        await self._mark_superseded(w, txn, visibility)
+                        superseding = True
                 await apause_before_commit()
                 decided = True
                 if await self._decide(txn, COMMITTED) != COMMITTED:
@@ -567,7 +605,51 @@ class MongoStore:
                     await self._abort(txn)
             raise
         async with self._guard("commit"):
-            await self._roll_forward(txn)
+            await self._roll_forward(txn, superseding)
+
+    async def _mark_superseded(self, w: Write, txn: str, visibility: _Visibility) -> None:
+        """Mark the expected version as being superseded by ``txn``, after checking that it
+        is the newest visible version of the resource.
+
+        Usually one conditional update by ``_id`` does both: the expected version exists,
+        is current, settled (no marker of another commit) and nobody else is superseding
+        it. Otherwise the newest visible version is looked up: a different one is a
+        conflict; a committed commit's version not yet rolled forward is marked anyway.
+        Either way no version look-up by ``(type, id)`` is needed in the common case, and
+        our staged successor (already inserted) makes every rival writer conflict."""
+        prev_id = version_doc_id(w.resource_type, w.id, w.expected_version)
+        marked = await self._versions.update_one(
+            {"_id": prev_id, "cur": True, "sup": {"$exists": False}, "txn": {"$exists": False}},
+            {"$set": {"sup": txn}},
+        )
+        if marked.matched_count == 1:
+            return
+        latest = await self._latest(w.resource_type, w.id, visibility, exclude_txn=txn)
+        actual = int(latest["version"]) if latest else 0
+        if actual != w.expected_version:
+            raise VersionConflict(w.resource_type, w.id, w.expected_version, actual)
+        marked = await self._versions.update_one(
+            {"_id": prev_id, "cur": True, "sup": {"$exists": False}}, {"$set": {"sup": txn}}
+        )
+        if marked.matched_count != 1:
+            raise _SlotTaken(w)
+
+    async def _stage_all(self, docs: list[Doc], ws: list[Write]) -> None:
+        """Insert staged versions in order, in as few round trips as the conflicts allow: a
+        duplicate key stops an ordered ``insert_many`` at that document, which is then
+        settled alone (``_stage``: a stale blocker cleared, or ``_SlotTaken``)."""
+        start = 0
+        while start < len(docs):
+            try:
+                await self._versions.insert_many(docs[start:], ordered=True)
+                return
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors") or []
+                if not errors or errors[0].get("code") != DUPLICATE_KEY:
+                    raise
+                failed = start + int(errors[0]["index"])
+            await self._stage(docs[failed], ws[failed])
+            start = failed + 1
 
     async def _stage(self, doc: Doc, w: Write) -> None:
         """Insert a staged version; a stale or aborted commit in the way is cleared once."""
@@ -621,10 +703,13 @@ class MongoStore:
         await self._transactions.update_one({"_id": txn}, {"$set": {"done_at": _now()}})
         return ABORTED
 
-    async def _roll_forward(self, txn: str) -> None:
-        await self._versions.update_many(
-            {"sup": txn}, {"$set": {"cur": False}, "$unset": {"sup": "", "idx": ""}}
-        )
+    async def _roll_forward(self, txn: str, superseding: bool = True) -> None:
+        """Settle a committed ``txn``; ``superseding=False``: it replaced no version (creates
+        only), so there are no ``sup`` marks to look for (one collection pass fewer)."""
+        if superseding:
+            await self._versions.update_many(
+                {"sup": txn}, {"$set": {"cur": False}, "$unset": {"sup": "", "idx": ""}}
+            )
         await self._versions.update_many({"txn": txn}, {"$unset": {"txn": "", "started": ""}})
         await self._transactions.update_one({"_id": txn}, {"$set": {"done_at": _now()}})
 

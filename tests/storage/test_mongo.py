@@ -227,7 +227,7 @@ async def test_a_decided_commit_is_visible_before_roll_forward_and_finished_on_o
     clock = Clock()
     await store.commit([write(clock, "Observation", "o1", 1, tokens=CODE)])
 
-    async def connection_lost(txn: str) -> None:
+    async def connection_lost(txn: str, superseding: bool = True) -> None:
         raise AutoReconnect("connection lost after the commit point")
 
     monkeypatch.setattr(store, "_roll_forward", connection_lost)
@@ -285,3 +285,152 @@ async def test_an_undecided_commit_blocks_its_resources_until_stale_then_a_write
     assert await matching(staged_store, by_code()) == ["o1"]
     assert await staged_store._versions.count_documents({"txn": {"$exists": True}}) == 0
     assert await staged_store._versions.count_documents({"sup": {"$exists": True}}) == 0
+
+
+async def test_a_write_on_a_version_committed_but_not_rolled_forward_supersedes_it(
+    staged_store: MongoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual one-update check of the expected version refuses a version still carrying
+    its commit's marker; the writer then looks the version up, finds it visible (its
+    commit is decided) and goes ahead instead of reporting a conflict."""
+    store = staged_store
+    clock = Clock()
+    await store.commit([write(clock, "Observation", "o1", 1, tokens=CODE)])
+
+    async def connection_lost(txn: str, superseding: bool = True) -> None:
+        raise AutoReconnect("connection lost after the commit point")
+
+    monkeypatch.setattr(store, "_roll_forward", connection_lost)
+    with pytest.raises(StoreUnavailable):
+        await store.commit([write(clock, "Observation", "o1", 2, tokens=CODE)])
+    monkeypatch.undo()
+    assert await store._versions.count_documents({"txn": {"$exists": True}}) == 1
+
+    await store.commit([write(clock, "Observation", "o1", 3, tokens=CODE)])
+
+    current = await store.read("Observation", "o1")
+    assert current is not None and current.version == 3
+    assert [v for _, _, v in await all_history(store, HistoryQuery("Observation", "o1"))] == [
+        3,
+        2,
+        1,
+    ]
+    assert await matching(store, by_code()) == ["o1"]
+
+
+async def test_expecting_a_version_an_undecided_commit_staged_conflicts_and_stores_nothing(
+    staged_store: MongoStore, mongo_db_uri: str
+) -> None:
+    """Version 2 exists only as another commit's staging: to readers the resource is at
+    version 1, so a write expecting 2 is a conflict, and the successor it staged (the
+    unique index let it claim "after version 2") is removed again."""
+    clock = Clock()
+    await staged_store.commit([write(clock, "Observation", "o1", 1, tokens=CODE)])
+    pending = write(clock, "Observation", "o1", 2)
+    child = await start_commit_and_freeze(
+        mongo_db_uri,
+        [["Observation", "o1", 1, 2, pending.last_updated, (pending.body or b"").decode(), []]],
+    )
+    try:
+        with pytest.raises(VersionConflict) as conflict:
+            await staged_store.commit([write(clock, "Observation", "o1", 3, expected=2)])
+        assert conflict.value.actual == 1
+        assert await staged_store._versions.count_documents({"id": "o1", "version": 3}) == 0
+        current = await staged_store.read("Observation", "o1")
+        assert current is not None and current.version == 1
+    finally:
+        child.kill()
+        await child.wait()
+
+
+@pytest.fixture
+def ferretdb_store(mongo_store: MongoStore) -> MongoStore:
+    if not mongo_store._heads.enabled:
+        pytest.skip("heads are kept on FerretDB only (MongoDB seeks its version index)")
+    return mongo_store
+
+
+async def test_a_resource_is_given_its_head_before_its_first_version_is_staged(
+    ferretdb_store: MongoStore, mongo_db_uri: str
+) -> None:
+    """A reader that finds no head may answer "no such resource": that is only true if
+    the head exists before any version can, staged ones included."""
+    pending = write(Clock(), "Observation", "o1", 1)
+    child = await start_commit_and_freeze(
+        mongo_db_uri,
+        [["Observation", "o1", 0, 1, pending.last_updated, (pending.body or b"").decode(), []]],
+    )
+    try:
+        assert await ferretdb_store._versions.count_documents({"id": "o1", "txn": {"$ne": None}})
+        assert await ferretdb_store._heads.may_exist("Observation", "o1")
+        assert not await ferretdb_store._heads.may_exist("Observation", "o2")
+    finally:
+        child.kill()
+        await child.wait()
+
+
+async def test_a_store_written_without_heads_gets_them_on_open(
+    ferretdb_store: MongoStore, mongo_db_uri: str
+) -> None:
+    """Data written by an earlier release (no ``heads`` collection) stays readable: the
+    next open adds the missing heads, deleted resources included."""
+    clock = Clock()
+    await ferretdb_store.commit(
+        [write(clock, "Patient", "p1", 1), write(clock, "Patient", "p2", 1)]
+    )
+    await ferretdb_store.commit([write(clock, "Patient", "p2", 2, deleted=True)])
+    await ferretdb_store._heads._heads.delete_many({})  # as an earlier release left it
+    assert await ferretdb_store.read("Patient", "p1") is None  # the head is what says "absent"
+
+    reopened = MongoStore(mongo_db_uri)
+    await reopened.open()
+    try:
+        p1 = await reopened.read("Patient", "p1")
+        assert p1 is not None and p1.version == 1
+        p2 = await reopened.read("Patient", "p2")
+        assert p2 is not None and p2.deleted and p2.version == 2
+        assert await reopened.read("Patient", "p3") is None
+        with pytest.raises(VersionConflict):  # a create over a deleted resource still conflicts
+            await reopened.commit([write(clock, "Patient", "p2", 1)])
+        await reopened.commit([write(clock, "Patient", "p2", 3, expected=2)])
+    finally:
+        await reopened.close()
+
+
+async def test_a_commit_whose_middle_write_conflicts_stores_none_of_its_writes(
+    staged_store: MongoStore,
+) -> None:
+    """The versions of a commit are staged with one ordered insert_many: a duplicate key
+    in the middle stops it there, and the abort removes what went in before."""
+    clock = Clock()
+    await staged_store.commit([write(clock, "Observation", "o2", 1)])
+    with pytest.raises(VersionConflict) as conflict:
+        await staged_store.commit(
+            [write(clock, "Observation", f"o{i}", 1, tokens=CODE) for i in (1, 2, 3)]
+        )
+    assert (conflict.value.resource_id, conflict.value.actual) == ("o2", 1)
+    assert await staged_store.read("Observation", "o1") is None
+    assert await staged_store.read("Observation", "o3") is None
+    assert await staged_store._versions.count_documents({"txn": {"$exists": True}}) == 0
+    assert await matching(staged_store, by_code()) == []
+
+
+async def test_a_stale_claim_in_the_middle_of_a_commit_is_cleared_and_the_rest_staged(
+    staged_store: MongoStore, mongo_db_uri: str
+) -> None:
+    clock = Clock()
+    pending = write(clock, "Observation", "o2", 1)
+    child = await start_commit_and_freeze(
+        mongo_db_uri,
+        [["Observation", "o2", 0, 1, pending.last_updated, (pending.body or b"").decode(), []]],
+    )
+    child.kill()
+    await child.wait()
+    staged_store._stale_after = timedelta(0)
+
+    await staged_store.commit(
+        [write(clock, "Observation", f"o{i}", 1, tokens=CODE) for i in (1, 2, 3)]
+    )
+
+    assert await matching(staged_store, by_code()) == ["o1", "o2", "o3"]
+    assert await staged_store._versions.count_documents({"txn": {"$exists": True}}) == 0

@@ -21,10 +21,11 @@ import pytest
 
 from server.repository import Repository
 from server.search.expr import And, Chain, Expr, Has, Ids, Not, Or, Reference, RefValue
-from server.search.mongo_render import render_filter, sort_spec
+from server.search.mongo_render import search_filter, sort_spec
 from server.search.parse import parse_search
 from server.storage.mongo import MongoStore
 from server.storage.mongo_plan import INDEX_SET, serving_indexes, sort_index
+from server.storage.port import SearchQuery
 from tests.search.fixtures import CASES, RESOURCES
 
 BASE = {"cur": True, "deleted": False}
@@ -75,11 +76,10 @@ def _resolved(e: Expr | None) -> Expr | None:
 
 
 def rendered(rtype: str, query: str) -> tuple[dict[str, Any], list[tuple[str, int]]]:
-    """The filter and sort ``mongo_search`` sends for ``rtype?query``."""
+    """The filter and sort ``mongo_search`` sends for ``rtype?query`` (its own function)."""
     parsed = parse_search((rtype,), parse_qsl(query))
-    criteria = render_filter(_resolved(parsed.where))
-    parts = [BASE, {"type": rtype}] + ([criteria] if criteria else [])
-    return {"$and": parts}, [(f, d) for f, d, _ in sort_spec(parsed.sort)]
+    filt = search_filter(SearchQuery((rtype,), parsed.where), _resolved(parsed.where), BASE)
+    return filt, [(f, d) for f, d, _ in sort_spec(parsed.sort)]
 
 
 def _queries() -> list[tuple[str, str]]:
@@ -112,6 +112,17 @@ def test_every_rendered_sort_has_an_index_for_its_first_key(rtype: str, query: s
     _, order = rendered(rtype, query)
     fields = [f for f, _ in order]
     assert sort_index(fields) is not None, f"no declared index returns documents by {fields[0]}"
+
+
+@pytest.mark.parametrize(("rtype", "query"), QUERIES, ids=[f"{t}?{q}" for t, q in QUERIES])
+def test_every_rendered_filter_carries_its_type_as_a_top_level_equality(
+    rtype: str, query: str
+) -> None:
+    """FerretDB (PostgreSQL backend) pushes only top-level scalar equalities into SQL:
+    inside ``$and`` the type would be lost and every search would read the collection."""
+    filt, _ = rendered(rtype, query)
+    assert filt["type"] == rtype and filt["cur"] is True and filt["deleted"] is False
+    assert all(not k.startswith("$") or k == "$and" for k in filt)
 
 
 def test_the_scan_list_only_names_queries_that_have_no_index() -> None:
