@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from pymongo.errors import AutoReconnect
 
-import server.storage.mongo as mongo_module
+import server.storage.mongo_staged as staged_module
 from server.storage.mongo import MongoStore, redact_url
 from server.storage.port import HistoryQuery, StoreUnavailable, VersionConflict
 from tests.storage.builders import (
@@ -188,7 +188,7 @@ async def test_readers_never_see_a_staged_commit_before_its_commit_point(
         paused.set()
         await release.wait()
 
-    monkeypatch.setattr(mongo_module, "apause_before_commit", freeze)
+    monkeypatch.setattr(staged_module, "apause_before_commit", freeze)
     commit = asyncio.create_task(
         store.commit(
             [
