@@ -308,8 +308,8 @@ async def time_store(
 
 
 def explain(db: Path) -> list[str]:
-    """SQLite's plan of each benchmark query's page SQL."""
-    from server.storage.sqlite_search import ORDERED_SCAN_FROM, render_search
+    """SQLite's plan of each benchmark query's page SQL (as the store would choose it)."""
+    from server.storage.sqlite_search import plan_page
 
     workload = Workload(db)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -318,16 +318,13 @@ def explain(db: Path) -> list[str]:
         for name, (rtype, text) in workload.queries(random.Random(3)).items():
             parsed = parse_search((rtype,), parse_qsl(text))
             query = SearchQuery((rtype,), parsed.where, parsed.sort, 20)
-            sql, args, _, probe = render_search(query)
-            if probe is not None:
-                capped = f"SELECT count(*) FROM (SELECT 1 FROM ({probe[0]}) LIMIT ?)"
-                if conn.execute(capped, [*probe[1], ORDERED_SCAN_FROM]).fetchone()[0] >= (
-                    ORDERED_SCAN_FROM
-                ):
-                    sql, args = render_search(query, ordered=True)[:2]
-                    name += " [ordered scan]"
+            page = plan_page(conn, query)
+            if page.probe is None and not parsed.sort and "json_each" not in page.text:
+                name += " [ordered scan]" if "seq IN" not in page.text else ""
+            elif "json_each" in page.text:
+                name += " [driver ids read once]"
             lines.append(f"{name}:")
-            for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args):
+            for row in conn.execute(f"EXPLAIN QUERY PLAN {page.text}", page.args):
                 lines.append(f"    {row[3]}")
     finally:
         conn.close()

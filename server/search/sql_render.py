@@ -17,6 +17,11 @@ An expression renders in two forms:
 
 The top-level query drives from the most selective positive term (``ids``) and checks
 the others with ``cond``: SQLite then walks one index range instead of the whole type.
+Terms whose condition reads only the row's ``seq`` (``seq_only``: every index-table
+probe) filter the driver's row ids *before* ``resource_versions`` is read (``narrow``):
+a patient with 20,000 Observations of which 256 have the code costs 20,000 index probes
+and 256 row reads, not 20,000 of each (rows carry their bodies, so each read of one is a
+page of its own).
 """
 
 from __future__ import annotations
@@ -65,6 +70,17 @@ CURRENT = "is_current = 1 AND deleted = 0"
 # Sort sentinels for resources without a value: last in either direction.
 ASC_MISSING = "x'ff'"
 DESC_MISSING = "-1e999"
+
+
+def seq_only(e: Expr) -> bool:
+    """Whether ``Renderer.cond(e, row)`` reads nothing of ``row`` but ``row.seq``: leaves,
+    ``:missing`` and chains probe index tables by row id; ``_id``, a type restriction and
+    ``_has`` read the row's id or type."""
+    if isinstance(e, Not):
+        return seq_only(e.expr)
+    if isinstance(e, And | Or):
+        return all(seq_only(x) for x in e.exprs)
+    return not isinstance(e, Ids | OfType | Has)
 
 
 def rank(e: Expr) -> int:
@@ -201,6 +217,16 @@ class Renderer:
 
     # -- id sets ---------------------------------------------------------------------
 
+    def narrow(self, sub: SQL, terms: list[Expr], rtype: str | None) -> SQL:
+        """``sub`` (``SELECT seq``) less the row ids failing any of the ``seq_only``
+        ``terms``: index probes only, no ``resource_versions`` read (index rows belong to
+        current versions, so every id ``ids`` gives is a current one)."""
+        if not terms:
+            return sub
+        d = self.alias()
+        cond, args = and_([self.cond(x, d, rtype) for x in terms])
+        return f"SELECT {d}.seq FROM ({sub[0]}) {d} WHERE {cond}", [*sub[1], *args]
+
     def ids(self, e: Expr, rtype: str) -> SQL | None:
         """``SELECT seq`` of the ``rtype`` resources matching positive ``e``, else ``None``."""
         a = self.alias()
@@ -251,6 +277,8 @@ class Renderer:
             sub = self.ids(driver, rtype)
             if sub is None:
                 return None
+            sub = self.narrow(sub, [x for x in rest if seq_only(x)], rtype)
+            rest = [x for x in rest if not seq_only(x)]
             if not rest:
                 return sub
             r = self.alias()

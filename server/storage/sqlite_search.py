@@ -7,7 +7,8 @@ ordered by the sort keys then type and id (the keyset the paging positions carry
 
 from __future__ import annotations
 
-from typing import TypeVar
+import sqlite3
+from typing import NamedTuple, TypeVar
 
 from server.search import sql_render
 from server.search.expr import And, Expr, Has
@@ -27,18 +28,32 @@ def chunks(items: list[T], size: int) -> list[list[T]]:
 ORDERED_SCAN_FROM = 2000
 
 
-def render_search(
-    query: SearchQuery, ordered: bool = False
-) -> tuple[str, list[object], SQL | None, SQL | None]:
-    """SQL of one page (``SELECT k..., seq``: sort keys, type, id, then the row), of the
-    total count if asked, and of the driver's matches when the page could instead be read
-    in index order (``probe``: no ``_sort``; run ``SELECT count(*)`` over it, capped at
-    ``ORDERED_SCAN_FROM``, and render again with ``ordered=True`` when it reaches that).
+class PageSQL(NamedTuple):
+    """The SQL of one page (``SELECT k..., seq``: sort keys, type, id, then the row), of
+    its total if asked, and ``probe``: the driver's matches when the page could instead
+    be read in index order (no ``_sort``); ``probe_is_driver``: the probe's ids are the
+    very ids the page filters (so they can be handed back as ``known``), not ``_has``'s
+    referrers."""
+
+    text: str
+    args: list[object]
+    count: SQL | None
+    probe: SQL | None
+    probe_is_driver: bool = False
+
+
+def render_search(query: SearchQuery, ordered: bool = False, known: str | None = None) -> PageSQL:
+    """The page of ``query``: driven by the most selective term, the other terms that
+    only probe index tables folded into the driver (``Renderer.narrow``).
 
     ``ordered``: no driver; SQLite walks ``(type, id)`` in order, checking every term,
-    and stops at the page's end: cost follows the page, not the number of matches."""
+    and stops at the page's end: cost follows the page, not the number of matches.
+    ``known``: the row ids the driver (narrowed) matches as a JSON array, already read by
+    the caller from ``probe``; the page then reads them from a parameter instead of
+    finding them again."""
     r = sql_render.Renderer()
     probe: SQL | None = None
+    probe_is_driver = False
     where: list[str] = [f"r.{sql_render.CURRENT}"]
     args: list[object] = []
     single = query.types[0] if len(query.types) == 1 else None
@@ -64,18 +79,25 @@ def render_search(
             if sub is None:
                 terms.append(driver)
             else:
+                if not isinstance(driver, Has):
+                    # Index-only terms filter the driver's ids before any row is read.
+                    sub = r.narrow(sub, [t for t in terms if sql_render.seq_only(t)], single)
+                    terms = [t for t in terms if not sql_render.seq_only(t)]
                 # Drive by row id from the term's index range; the unary plus keeps SQLite
                 # from scanning the type's resources instead (it has no statistics).
                 where[1] = "+r.type = ?"
-                where.append(f"r.seq IN ({sub[0]})")
-                args.extend(sub[1])
+                if known is not None:
+                    where.append("r.seq IN (SELECT value FROM json_each(?))")
+                    args.append(known)
+                else:
+                    where.append(f"r.seq IN ({sub[0]})")
+                    args.extend(sub[1])
                 if not query.sort:
                     # _has: what may be large is the referrers' match, not the result.
-                    probe = (
-                        r.ids_any(driver.expr, driver.source_type)
-                        if isinstance(driver, Has)
-                        else sub
-                    )
+                    if isinstance(driver, Has):
+                        probe = r.ids_any(driver.expr, driver.source_type)
+                    else:
+                        probe, probe_is_driver = sub, True
         for term in terms:
             sql, a = r.cond(term, "r", single)
             where.append(sql)
@@ -105,7 +127,32 @@ def render_search(
     )
     text += f" ORDER BY {order} LIMIT ?"
     outer_args.append(query.count + 1)
-    return text, outer_args, count_sql, probe
+    return PageSQL(text, outer_args, count_sql, probe, probe_is_driver)
+
+
+def plan_page(c: sqlite3.Connection, query: SearchQuery) -> PageSQL:
+    """The page SQL to run for ``query`` on ``c``, after reading the driver's first
+    ``ORDERED_SCAN_FROM`` ids when the page could be read in index order: that many or
+    more, the ordered walk (it stops at the page's end); fewer, they are every match of
+    the driver and the page is handed them (``known``) rather than finding them again.
+    Run it inside the transaction of the page, so that the ids are of the same snapshot."""
+    page = render_search(query)
+    if page.probe is None:
+        return page
+    sql, args = page.probe
+    if not page.probe_is_driver:  # _has: only how many referrers match matters
+        capped = f"SELECT count(*) FROM (SELECT 1 FROM ({sql}) LIMIT ?)"
+        found = c.execute(capped, [*args, ORDERED_SCAN_FROM]).fetchone()[0]
+        return render_search(query, ordered=True) if found >= ORDERED_SCAN_FROM else page
+    # Counted and gathered in SQLite (2,000 ids cost 0.07 ms so, 0.4 ms as Python rows).
+    found, ids = c.execute(
+        f"WITH p(seq) AS (SELECT * FROM ({sql}) LIMIT ?)"
+        " SELECT count(*), json_group_array(seq) FROM p",
+        [*args, ORDERED_SCAN_FROM],
+    ).fetchone()
+    if found >= ORDERED_SCAN_FROM:
+        return render_search(query, ordered=True)
+    return render_search(query, known=ids)
 
 
 def render_include(spec: IncludeSpec, rtype: str, ids: list[str]) -> SQL | None:
