@@ -26,6 +26,7 @@ page of its own).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,12 +115,21 @@ def rank(e: Expr) -> int:
     return 99
 
 
+# The interned term ids matching a ``SELECT term FROM sp_*_terms ...`` (sql, args).
+TermLookup = Callable[[str, list[Any]], list[int]]
+
+
 @dataclass
 class Renderer:
-    """Renders one query; numbers table aliases so nested sub-queries never clash."""
+    """Renders one query; numbers table aliases so nested sub-queries never clash.
+
+    ``lookup``: resolves a token or string criterion to its term ids before the query
+    runs, so that each probe is one primary-key look-up ``(term, seq)`` instead of a walk
+    over an ``IN (SELECT term ...)`` list (2.5 ms of 8 for 20,000 probes)."""
 
     counter: int = 0
     notes: list[str] = field(default_factory=list)
+    lookup: TermLookup | None = None
 
     def alias(self) -> str:
         self.counter += 1
@@ -132,11 +142,19 @@ class Renderer:
         sql, args = pred
         sql = sql.replace("{T}", t)
         if rtype is None:
-            return f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql}", args
-        return f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql} AND {t}.type = ?", [
-            *args,
-            rtype,
-        ]
+            found: SQL = f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql}", args
+        else:
+            found = (
+                f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql} AND {t}.type = ?",
+                [
+                    *args,
+                    rtype,
+                ],
+            )
+        if self.lookup is None:
+            return found
+        ids = self.lookup(*found)
+        return ",".join("?" * len(ids)), list(ids)
 
     # -- conditions on an outer row ------------------------------------------------
 
@@ -149,8 +167,10 @@ class Renderer:
             table, pred = leaf
             if table in TERMS:
                 terms, args = self._terms(table, pred, rtype)
+                # Resolved ids: the (term, seq) primary key answers the probe directly.
+                index = "" if self.lookup is not None else f" INDEXED BY {table}_owner"
                 return (
-                    f"EXISTS (SELECT 1 FROM {table} {a} INDEXED BY {table}_owner"
+                    f"EXISTS (SELECT 1 FROM {table} {a}{index}"
                     f" WHERE {a}.seq = {row}.seq AND {a}.term IN ({terms}))",
                     args,
                 )
