@@ -41,7 +41,7 @@ from server.storage.port import (
 from server.storage.sqlite_bodies import BodyCodec, BodyFormatError
 from server.storage.sqlite_index import IndexWriter
 from server.storage.sqlite_schema import StoreLayoutError, prepare
-from server.storage.sqlite_search import chunks, plan_page, render_include
+from server.storage.sqlite_search import chunks, page_rows, render_include
 from server.storage.testhooks import pause_before_commit
 
 T = TypeVar("T")
@@ -265,8 +265,7 @@ class SQLiteStore:
         def q(c: sqlite3.Connection) -> SearchPage:
             c.execute("BEGIN")  # one snapshot for the driver's ids, the page and its total
             try:
-                sql, values, count_sql = plan_page(c, query)[:3]
-                rows = c.execute(sql, values).fetchall()
+                rows, count_sql = page_rows(c, query)
                 more = len(rows) > query.count
                 rows = rows[: query.count]
                 if query.before is not None:
