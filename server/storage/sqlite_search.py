@@ -37,7 +37,7 @@ class PageSQL(NamedTuple):
 
     text: str
     args: list[object]
-    count: SQL | None
+    total_sql: SQL | None
     probe: SQL | None
     probe_is_driver: bool = False
 
@@ -279,8 +279,8 @@ def page_rows(c: sqlite3.Connection, query: SearchQuery) -> tuple[list[Any], SQL
             narrowed = render_search(query, known=candidates, lookup=lookup)
             rows = c.execute(narrowed.text, narrowed.args).fetchall()
             if len(rows) > query.count:
-                return rows, page.count  # the total counts every match, not candidates
-    return c.execute(page.text, page.args).fetchall(), page.count
+                return rows, page.total_sql  # the total counts every match, not candidates
+    return c.execute(page.text, page.args).fetchall(), page.total_sql
 
 
 def render_include(spec: IncludeSpec, rtype: str, ids: list[str]) -> SQL | None:
