@@ -285,7 +285,7 @@ class SQLiteStore:
         self, spec: IncludeSpec, resources: Sequence[tuple[str, str]], limit: int
     ) -> list[StoredVersion]:
         def q(c: sqlite3.Connection) -> list[StoredVersion]:
-            found: dict[tuple[str, str], None] = {}
+            found: dict[int, None] = {}  # row ids of current versions, in order
             by_type: dict[str, list[str]] = {}
             for rtype, rid in resources:
                 by_type.setdefault(rtype, []).append(rid)
@@ -296,8 +296,8 @@ class SQLiteStore:
                         continue
                     sql, args = rendered
                     for row in c.execute(sql + " LIMIT ?", [*args, limit]):
-                        found[(row[0], row[1])] = None
-            return self._current(c, list(found)[:limit])
+                        found[row[0]] = None
+            return self._by_seq(c, list(found)[:limit])
 
         return await self._read(q)
 

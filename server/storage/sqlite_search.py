@@ -284,15 +284,19 @@ def page_rows(c: sqlite3.Connection, query: SearchQuery) -> tuple[list[Any], SQL
 
 
 def render_include(spec: IncludeSpec, rtype: str, ids: list[str]) -> SQL | None:
-    """``SELECT type, id`` of what ``spec`` reaches from the ``rtype`` resources ``ids``
-    (``None``: nothing can match); the caller appends ``LIMIT ?``."""
+    """``SELECT seq`` of the current versions ``spec`` reaches from the ``rtype``
+    resources ``ids`` (``None``: nothing can match); the caller appends ``LIMIT ?``.
+
+    The row ids come straight from the index (a ``_revinclude``'s referrers are the
+    owners of the ``sp_ref`` rows, an ``_include``'s targets one look-up in the current
+    ``(type, id)`` index away), so each included resource costs one row read, not three
+    (an ``_revinclude`` of a patient's 650 Encounters read them three times over)."""
     marks = ",".join("?" * len(ids))
     if spec.reverse:
         if spec.target_type is not None and spec.target_type != rtype:
             return None
         sql = (
-            "SELECT v.type, v.id FROM sp_ref a INDEXED BY sp_ref_value"
-            " JOIN resource_versions v ON v.seq = a.seq"
+            "SELECT a.seq FROM sp_ref a INDEXED BY sp_ref_value"
             f" WHERE a.target_id IN ({marks}) AND a.target_type = ?"
         )
         args: list[object] = [*ids, rtype]
@@ -306,9 +310,12 @@ def render_include(spec: IncludeSpec, rtype: str, ids: list[str]) -> SQL | None:
     if spec.source_type not in ("*", rtype):
         return None
     sql = (
-        "SELECT a.target_type, a.target_id FROM resource_versions v"
+        "SELECT t.seq FROM resource_versions v"
         " JOIN sp_ref a INDEXED BY sp_ref_owner ON a.seq = v.seq"
-        f" WHERE v.type = ? AND v.id IN ({marks}) AND v.{sql_render.CURRENT}"
+        " JOIN resource_versions t INDEXED BY resource_versions_current"
+        " ON t.type = a.target_type AND t.id = a.target_id"
+        " AND t.is_current = 1 AND t.deleted = 0"
+        f" WHERE v.type = ? AND v.id IN ({marks}) AND v.is_current = 1 AND v.deleted = 0"
         " AND a.target_id IS NOT NULL"
     )
     args = [rtype, *ids]
