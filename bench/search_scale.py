@@ -295,6 +295,13 @@ def _cpu() -> float:
     return time.process_time()  # every thread of this process (SQLite readers included)
 
 
+def _fanned_type(name: str) -> str:
+    """The type whose per-patient count a query's cost follows (``_revinclude``'s source)."""
+    if "_revinclude=" in name:
+        return name.split("_revinclude=", 1)[1].split(":", 1)[0]
+    return name.split("?", 1)[0]
+
+
 def _p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
@@ -353,7 +360,7 @@ async def time_store(
                 "cpu_ms": statistics.mean(cpu),
                 "cpu_p99_ms": _p(cpu, 0.99),
                 "hits": statistics.mean(m[2] for m in measured),
-                "tail": workload.why(name.split("?")[0], [m[3] for m in slowest]),
+                "tail": workload.why(_fanned_type(name), [m[3] for m in slowest]),
             }
         out["gc"] = {"collections": len(pauses), "max_ms": max(pauses, default=0.0)}
         for label, rtype, text in (
