@@ -216,7 +216,7 @@ class Workload:
             self.sizes: dict[tuple[str, str], int] = {}
             for pid in self.patients:
                 for rtype, n in conn.execute(
-                    "SELECT type, count(*) FROM sp_ref WHERE target_id = ?"
+                    "SELECT type, count(DISTINCT seq) FROM sp_ref WHERE target_id = ?"
                     " AND param IN ('patient', 'subject', 'beneficiary') GROUP BY type",
                     (pid,),
                 ):
