@@ -117,6 +117,8 @@ def rank(e: Expr) -> int:
 
 # The interned term ids matching a ``SELECT term FROM sp_*_terms ...`` (sql, args).
 TermLookup = Callable[[str, list[Any]], list[int]]
+# More resolved terms than this stay a sub-query (SQLite allows 32,766 parameters).
+INLINE_TERMS = 500
 
 
 @dataclass
@@ -154,6 +156,8 @@ class Renderer:
         if self.lookup is None:
             return found
         ids = self.lookup(*found)
+        if len(ids) > INLINE_TERMS:  # e.g. :contains on a common letter: keep the sub-query
+            return found
         return ",".join("?" * len(ids)), list(ids)
 
     # -- conditions on an outer row ------------------------------------------------
@@ -168,7 +172,8 @@ class Renderer:
             if table in TERMS:
                 terms, args = self._terms(table, pred, rtype)
                 # Resolved ids: the (term, seq) primary key answers the probe directly.
-                index = "" if self.lookup is not None else f" INDEXED BY {table}_owner"
+                inlined = not terms.startswith("SELECT")
+                index = "" if inlined else f" INDEXED BY {table}_owner"
                 return (
                     f"EXISTS (SELECT 1 FROM {table} {a}{index}"
                     f" WHERE {a}.seq = {row}.seq AND {a}.term IN ({terms}))",
