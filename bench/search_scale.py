@@ -1,7 +1,7 @@
 """How the common payer and EHR searches grow from 10k to 100k to 1M resources (figures only).
 
-    .venv/bin/python -m bench.search_scale [--sizes 10k,100k,1m] [--runs 100] [--explain]
-        [--root /work/pop/storage/scale] [--population /work/pop/synthea-100/fed]
+    .venv/bin/python -m bench.search_scale [--sizes 10k,100k,1m] [--runs 300] [--explain]
+        [--no-http] [--root /work/pop/storage/scale] [--population /work/pop/synthea-100/fed]
 
 Stores (kept under ``--root``, built once and reused):
 
@@ -17,16 +17,28 @@ Stores (kept under ``--root``, built once and reused):
   skipped: the copies are of validated resources). Each patient's compartment
   therefore has the size of a real one, and the store the size of a 1M population.
 
-Each query runs in process through the repository (parse -> expression tree -> SQL ->
-page -> _include), on random patients of replica 0; p50/p99 are wall times on a
-machine shared with other work, CPU is this process's user+system time per query.
-``--explain`` prints SQLite's plan of each query on the largest store.
+Each query runs twice over, on random patients of replica 0:
+
+* in process through the repository (parse -> expression tree -> SQL -> page ->
+  ``_include``): wall p50/p99 and this process's CPU per query (mean/p99), with the
+  patient of each run, so that the slowest runs name their patient and its size;
+* through HTTP against a real ``billable serve`` (auth off) on a scratch copy of the
+  store (every request writes its AuditEvent; the stores under ``--root`` are never
+  served): client wall p50/p99 and the server's CPU per request p50/p99, summed over
+  its threads from ``/proc/<pid>/task/*/schedstat`` (nanoseconds; ``/proc/<pid>/stat``
+  counts 10 ms ticks). The HTTP figures include parsing, the Bundle and its bytes.
+
+p99 of ``--runs`` draws (300: the 3rd slowest). Wall figures move with the machine's
+load; CPU figures much less. ``worst`` names the query with the highest CPU p99 per
+size and why: the patients of its slowest runs and how many resources of the queried
+type each has. ``--explain`` prints SQLite's plan of each query on the largest store.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import re
@@ -35,8 +47,10 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -198,8 +212,26 @@ class Workload:
                 ).fetchone()
                 if row:
                     self.mrn[pid] = f"{row[0]}|{row[1]}"
+            # How many resources of each type each patient's compartment holds.
+            self.sizes: dict[tuple[str, str], int] = {}
+            for pid in self.patients:
+                for rtype, n in conn.execute(
+                    "SELECT type, count(DISTINCT seq) FROM sp_ref WHERE target_id = ?"
+                    " AND param IN ('patient', 'subject', 'beneficiary') GROUP BY type",
+                    (pid,),
+                ):
+                    self.sizes[(pid, rtype)] = n
         finally:
             conn.close()
+
+    def why(self, rtype: str, patients: list[str]) -> str:
+        """The patients of a query's slowest runs and their compartments' sizes."""
+        typical = sorted(self.sizes.get((p, rtype), 0) for p in self.patients)
+        median = typical[len(typical) // 2] if typical else 0
+        shown = ", ".join(
+            f"{p[:8]} ({self.sizes.get((p, rtype), 0):,} {rtype})" for p in dict.fromkeys(patients)
+        )
+        return f"slowest runs on patients {shown}; median patient {median:,} {rtype}"
 
     @staticmethod
     def _common(conn: sqlite3.Connection, rtype: str, param: str, system: str) -> str:
@@ -212,7 +244,7 @@ class Workload:
         return str(row[0]) if row else "0"
 
     def queries(self, rng: random.Random) -> dict[str, tuple[str, str]]:
-        p = rng.choice(self.patients)
+        p = self.last = rng.choice(self.patients)
         mrn = self.mrn.get(p, "x|x")
         return {
             "Claim?patient=&status=active": ("Claim", f"patient={p}&status=active"),
@@ -221,6 +253,11 @@ class Workload:
             "Observation?patient=&code=&_sort=-date": (
                 "Observation",
                 f"patient={p}&code={LOINC}|{self.observation_code}&_sort=-date",
+            ),
+            "Observation?patient=&_sort=-date": ("Observation", f"patient={p}&_sort=-date"),
+            "Observation?patient=&code=": (
+                "Observation",
+                f"patient={p}&code={LOINC}|{self.observation_code}",
             ),
             "Claim?patient=&_include=Claim:encounter": (
                 "Claim",
@@ -258,9 +295,40 @@ def _cpu() -> float:
     return time.process_time()  # every thread of this process (SQLite readers included)
 
 
+def _fanned_type(name: str) -> str:
+    """The type whose per-patient count a query's cost follows (``_revinclude``'s source)."""
+    if "_revinclude=" in name:
+        return name.split("_revinclude=", 1)[1].split(":", 1)[0]
+    return name.split("?", 1)[0]
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+@contextmanager
+def _gc_pauses() -> Iterator[list[float]]:
+    """Collect the length of every garbage collection (ms) while the block runs."""
+    pauses: list[float] = []
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(callback)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(callback)
+
+
 async def time_store(
     db: Path, runs: int, url: str | None = None, same_patient: bool = False
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Time the workload drawn from SQLite store ``db`` on ``url`` (default: ``db``);
     ``same_patient``: always its first patient (the only one a partial copy has)."""
     from server.repository.opened import opened
@@ -268,31 +336,33 @@ async def time_store(
     workload = Workload(db)
     if same_patient:
         workload.patients = workload.patients[:1]
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     async with opened(url or _url(db)) as repo:
         rng = random.Random(7)
         names = list(workload.queries(rng))
-        wall: dict[str, list[float]] = {n: [] for n in names}
-        cpu: dict[str, list[float]] = {n: [] for n in names}
-        hits: dict[str, list[int]] = {n: [] for n in names}
-        for i in range(runs + 3):
-            for name, (rtype, text) in workload.queries(rng).items():
-                c0, t0 = _cpu(), time.perf_counter()
-                found = await run_query(repo, rtype, text)
-                elapsed = (time.perf_counter() - t0) * 1000
-                if i >= 3:  # the first rounds warm the page cache
-                    wall[name].append(elapsed)
-                    cpu[name].append((_cpu() - c0) * 1000)
-                    hits[name].append(found)
+        runs_of: dict[str, list[tuple[float, float, int, str]]] = {n: [] for n in names}
+        with _gc_pauses() as pauses:
+            for i in range(runs + 3):
+                for name, (rtype, text) in workload.queries(rng).items():
+                    c0, t0 = _cpu(), time.perf_counter()
+                    found = await run_query(repo, rtype, text)
+                    elapsed = (time.perf_counter() - t0) * 1000
+                    if i >= 3:  # the first rounds warm the page cache
+                        spent = (_cpu() - c0) * 1000
+                        runs_of[name].append((elapsed, spent, found, workload.last))
         for name in names:
-            ts = sorted(wall[name])
+            measured = runs_of[name]
+            cpu = [m[1] for m in measured]
+            slowest = sorted(measured, key=lambda m: m[1])[-3:]
             out[name] = {
-                "p50_ms": statistics.median(ts),
-                "p99_ms": ts[min(len(ts) - 1, int(len(ts) * 0.99))],
-                "cpu_ms": statistics.mean(cpu[name]),
-                "cpu_p99_ms": sorted(cpu[name])[min(len(ts) - 1, int(len(ts) * 0.99))],
-                "hits": statistics.mean(hits[name]),
+                "p50_ms": statistics.median(m[0] for m in measured),
+                "p99_ms": _p([m[0] for m in measured], 0.99),
+                "cpu_ms": statistics.mean(cpu),
+                "cpu_p99_ms": _p(cpu, 0.99),
+                "hits": statistics.mean(m[2] for m in measured),
+                "tail": workload.why(_fanned_type(name), [m[3] for m in slowest]),
             }
+        out["gc"] = {"collections": len(pauses), "max_ms": max(pauses, default=0.0)}
         for label, rtype, text in (
             ("_total=accurate Observation", "Observation", "_count=1"),
             ("_total=accurate all types", "", "_count=1"),
@@ -307,9 +377,73 @@ async def time_store(
     return out
 
 
+def server_cpu_ns(pid: int) -> int:
+    """CPU time of every thread of process ``pid`` so far, in nanoseconds (schedstat)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue  # a thread that ended in between
+    return total
+
+
+def time_http(db: Path, runs: int) -> dict[str, dict[str, float]]:
+    """The workload through HTTP against ``billable serve`` on a scratch copy of ``db``:
+    client wall p50/p99 and server CPU per request p50/p99 (ms), one request at a time."""
+    import httpx
+
+    from bench._server import running_server
+
+    workload = Workload(db)
+    scratch = Path(tempfile.mkdtemp(prefix="search-scale-", dir=db.parent))
+    copy = scratch / db.name
+    try:
+        shutil.copy(db, copy)  # the server writes an AuditEvent per request
+        with running_server(_url(copy)) as (base, pid), httpx.Client(timeout=60) as client:
+            rng = random.Random(7)
+            names = list(workload.queries(rng))
+            wall: dict[str, list[float]] = {n: [] for n in names}
+            cpu: dict[str, list[float]] = {n: [] for n in names}
+            for i in range(runs + 3):
+                for name, (rtype, text) in workload.queries(rng).items():
+                    c0, t0 = server_cpu_ns(pid), time.perf_counter()
+                    answer = client.get(f"{base}/fhir/{rtype}?{text}")
+                    elapsed = (time.perf_counter() - t0) * 1000
+                    spent = (server_cpu_ns(pid) - c0) / 1e6
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"{name}: HTTP {answer.status_code} {answer.text[:200]}")
+                    if i >= 3:
+                        wall[name].append(elapsed)
+                        cpu[name].append(spent)
+            return {
+                name: {
+                    "http_p50_ms": statistics.median(wall[name]),
+                    "http_p99_ms": _p(wall[name], 0.99),
+                    "server_cpu_p50_ms": statistics.median(cpu[name]),
+                    "server_cpu_p99_ms": _p(cpu[name], 0.99),
+                }
+                for name in names
+            }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def worst(timings: dict[str, Any]) -> dict[str, Any]:
+    """The query with the highest CPU p99 (server CPU when measured over HTTP)."""
+    rows = {n: m for n, m in timings.items() if isinstance(m, dict) and "cpu_p99_ms" in m}
+    field = (
+        "server_cpu_p99_ms"
+        if all("server_cpu_p99_ms" in m for m in rows.values())
+        else ("cpu_p99_ms")
+    )
+    name = max(rows, key=lambda n: rows[n][field])
+    return {"query": name, field: rows[name][field], "why": rows[name]["tail"]}
+
+
 def explain(db: Path) -> list[str]:
-    """SQLite's plan of each benchmark query's page SQL."""
-    from server.storage.sqlite_search import ORDERED_SCAN_FROM, render_search
+    """SQLite's plan of each benchmark query's page SQL (as the store would choose it)."""
+    from server.storage.sqlite_search import plan_page
 
     workload = Workload(db)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -318,16 +452,15 @@ def explain(db: Path) -> list[str]:
         for name, (rtype, text) in workload.queries(random.Random(3)).items():
             parsed = parse_search((rtype,), parse_qsl(text))
             query = SearchQuery((rtype,), parsed.where, parsed.sort, 20)
-            sql, args, _, probe = render_search(query)
-            if probe is not None:
-                capped = f"SELECT count(*) FROM (SELECT 1 FROM ({probe[0]}) LIMIT ?)"
-                if conn.execute(capped, [*probe[1], ORDERED_SCAN_FROM]).fetchone()[0] >= (
-                    ORDERED_SCAN_FROM
-                ):
-                    sql, args = render_search(query, ordered=True)[:2]
-                    name += " [ordered scan]"
+            page, walked = plan_page(conn, query)
+            if walked:
+                name += " [walks the date index first; if inconclusive:]"
+            if page.probe is None and not parsed.sort and "json_each" not in page.text:
+                name += " [ordered scan]" if "seq IN" not in page.text else ""
+            elif "json_each" in page.text:
+                name += " [driver ids read once]"
             lines.append(f"{name}:")
-            for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args):
+            for row in conn.execute(f"EXPLAIN QUERY PLAN {page.text}", page.args):
                 lines.append(f"    {row[3]}")
     finally:
         conn.close()
@@ -379,13 +512,16 @@ def ferretdb_postgres(root: Path, runs: int, limit: int = MONGO_RESOURCES) -> di
 
 def figures(
     sizes: str = "10k,100k,1m",
-    runs: int = 100,
+    runs: int = 300,
     root: Path | str = DEFAULT_ROOT,
     population: Path | str = DEFAULT_POPULATION,
     mongo: bool = False,
+    http: bool = True,
 ) -> dict[str, object]:
-    """{size: {query: {p50_ms, p99_ms, cpu_ms, cpu_p99_ms, hits}}, plus resource counts;
-    ``mongo``: also ``ferretdb-pg``, one patient of the 10k store on FerretDB+PostgreSQL."""
+    """{size: {query: {p50_ms, p99_ms, cpu_ms, cpu_p99_ms, hits, tail, and with ``http``
+    http_p50_ms, http_p99_ms, server_cpu_p50_ms, server_cpu_p99_ms}, worst: {query,
+    ..._p99_ms, why}, gc, resources}}; ``mongo``: also ``ferretdb-pg``, one patient of
+    the 10k store on FerretDB+PostgreSQL."""
     wanted = [s.strip().lower() for s in sizes.split(",") if s.strip()]
     if mongo and "10k" not in wanted:
         wanted.insert(0, "10k")
@@ -399,7 +535,11 @@ def figures(
             " AND type NOT LIKE 'x-%'"
         ).fetchone()[0]
         conn.close()
-        out[size] = {"resources": count, **asyncio.run(time_store(db, runs))}
+        timings: dict[str, Any] = asyncio.run(time_store(db, runs))
+        if http:
+            for name, measured in time_http(db, runs).items():
+                timings[name].update(measured)
+        out[size] = {"resources": count, **timings, "worst": worst(timings)}
     if mongo:
         out["ferretdb-pg"] = ferretdb_postgres(Path(root), max(5, runs // 10))
     return out
@@ -408,46 +548,65 @@ def figures(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10k,100k,1m")
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--population", type=Path, default=DEFAULT_POPULATION)
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--no-http", action="store_true", help="in process only")
     parser.add_argument(
         "--mongo", action="store_true", help="also FerretDB 1.24 on PostgreSQL (one patient)"
     )
     args = parser.parse_args()
-    f: dict[str, Any] = figures(args.sizes, args.runs, args.root, args.population, args.mongo)
-    sizes = list(f)
-    print(
-        "search p50 / p99 ms (wall, loaded machine) and (CPU ms per query: mean / p99),"
-        " by store size"
+    f: dict[str, Any] = figures(
+        args.sizes, args.runs, args.root, args.population, args.mongo, not args.no_http
     )
-    print(f"{'store':44}" + "".join(f"{s:>26}" for s in sizes))
-    print(f"{'resources':44}" + "".join(f"{f[s]['resources']:>26,}" for s in sizes))
+    sizes = [s for s in f if s in SIZES]
     names = [
-        n
-        for n in f[sizes[0]]
-        if n not in ("resources", "writes_per_s") and not n.startswith("_total")
+        n for n in f[sizes[0]] if isinstance(f[sizes[0]][n], dict) and "p50_ms" in f[sizes[0]][n]
     ]
+    print(f"{args.runs} runs per query; wall times on a machine shared with other work")
+    print("\nin process (repository): wall p50 / p99 ms (CPU ms mean / p99)")
+    print(f"{'store':44}" + "".join(f"{s:>30}" for s in sizes))
+    print(f"{'resources':44}" + "".join(f"{f[s]['resources']:>30,}" for s in sizes))
     for name in names:
         cells = ""
         for s in sizes:
             m = f[s][name]
-            wall = f"{m['p50_ms']:8.2f} /{m['p99_ms']:7.2f}"
-            cells += f"{wall} ({m['cpu_ms']:4.2f}/{m['cpu_p99_ms']:5.2f})"
+            cells += f"{m['p50_ms']:9.2f} /{m['p99_ms']:7.2f}"
+            cells += f" ({m['cpu_ms']:5.2f}/{m['cpu_p99_ms']:6.2f})"
         print(f"{name:44}{cells}")
+    print(
+        f"{'GC collections (max pause ms)':44}"
+        + "".join(f"{f[s]['gc']['collections']:>22} ({f[s]['gc']['max_ms']:5.1f})" for s in sizes)
+    )
+    if "server_cpu_p99_ms" in f[sizes[0]][names[0]]:
+        print("\nHTTP (billable serve, auth off): wall p50 / p99 ms (server CPU ms p50 / p99)")
+        for name in names:
+            cells = ""
+            for s in sizes:
+                m = f[s][name]
+                cells += (
+                    f"{m['http_p50_ms']:9.2f} /{m['http_p99_ms']:7.2f}"
+                    f" ({m['server_cpu_p50_ms']:5.2f}/{m['server_cpu_p99_ms']:6.2f})"
+                )
+            print(f"{name:44}{cells}")
+    for name in [n for n in f[sizes[0]] if n.startswith("_total")]:
+        cells = "".join(
+            f"{f[s][name]['seconds']:16.3f} s {int(f[s][name]['matches']):>11,}" for s in sizes
+        )
+        print(f"{name:44}{cells}")
+    print("\nworst tail per store:")
+    for s in sizes:
+        w = dict(f[s]["worst"])
+        query, why = w.pop("query"), w.pop("why")
+        ((field, value),) = w.items()
+        print(f"  {s}: {query} ({field} {value:.2f}): {why}")
     if "ferretdb-pg" in f:
         print(
             f"(ferretdb-pg: {f['ferretdb-pg']['resources']} resources of one patient copied at"
             f" {f['ferretdb-pg']['writes_per_s']:.1f} writes/s)"
         )
-    for name in [n for n in f[sizes[0]] if n.startswith("_total")]:
-        cells = "".join(
-            f"{f[s][name]['seconds']:12.3f} s {int(f[s][name]['matches']):>11,}" for s in sizes
-        )
-        print(f"{name:44}{cells}")
     if args.explain:
-        sizes = [s for s in sizes if s in SIZES]
         largest = ensure_stores(args.root, args.population, [sizes[-1]])[sizes[-1]]
         print(f"\nquery plans on {largest.name}:")
         print("\n".join(explain(largest)))

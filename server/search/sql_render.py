@@ -17,10 +17,16 @@ An expression renders in two forms:
 
 The top-level query drives from the most selective positive term (``ids``) and checks
 the others with ``cond``: SQLite then walks one index range instead of the whole type.
+Terms whose condition reads only the row's ``seq`` (``seq_only``: every index-table
+probe) filter the driver's row ids *before* ``resource_versions`` is read (``narrow``):
+a patient with 20,000 Observations of which 256 have the code costs 20,000 index probes
+and 256 row reads, not 20,000 of each (rows carry their bodies, so each read of one is a
+page of its own).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +73,17 @@ ASC_MISSING = "x'ff'"
 DESC_MISSING = "-1e999"
 
 
+def seq_only(e: Expr) -> bool:
+    """Whether ``Renderer.cond(e, row)`` reads nothing of ``row`` but ``row.seq``: leaves,
+    ``:missing`` and chains probe index tables by row id; ``_id``, a type restriction and
+    ``_has`` read the row's id or type."""
+    if isinstance(e, Not):
+        return seq_only(e.expr)
+    if isinstance(e, And | Or):
+        return all(seq_only(x) for x in e.exprs)
+    return not isinstance(e, Ids | OfType | Has)
+
+
 def rank(e: Expr) -> int:
     """How selective a positive term usually is (lower first); 99: cannot drive."""
     if isinstance(e, Ids):
@@ -98,12 +115,23 @@ def rank(e: Expr) -> int:
     return 99
 
 
+# The interned term ids matching a ``SELECT term FROM sp_*_terms ...`` (sql, args).
+TermLookup = Callable[[str, list[Any]], list[int]]
+# More resolved terms than this stay a sub-query (SQLite allows 32,766 parameters).
+INLINE_TERMS = 500
+
+
 @dataclass
 class Renderer:
-    """Renders one query; numbers table aliases so nested sub-queries never clash."""
+    """Renders one query; numbers table aliases so nested sub-queries never clash.
+
+    ``lookup``: resolves a token or string criterion to its term ids before the query
+    runs, so that each probe is one primary-key look-up ``(term, seq)`` instead of a walk
+    over an ``IN (SELECT term ...)`` list (2.5 ms of 8 for 20,000 probes)."""
 
     counter: int = 0
     notes: list[str] = field(default_factory=list)
+    lookup: TermLookup | None = None
 
     def alias(self) -> str:
         self.counter += 1
@@ -116,11 +144,21 @@ class Renderer:
         sql, args = pred
         sql = sql.replace("{T}", t)
         if rtype is None:
-            return f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql}", args
-        return f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql} AND {t}.type = ?", [
-            *args,
-            rtype,
-        ]
+            found: SQL = f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql}", args
+        else:
+            found = (
+                f"SELECT {t}.term FROM {TERMS[table]} {t} WHERE {sql} AND {t}.type = ?",
+                [
+                    *args,
+                    rtype,
+                ],
+            )
+        if self.lookup is None:
+            return found
+        ids = self.lookup(*found)
+        if len(ids) > INLINE_TERMS:  # e.g. :contains on a common letter: keep the sub-query
+            return found
+        return ",".join("?" * len(ids)), list(ids)
 
     # -- conditions on an outer row ------------------------------------------------
 
@@ -133,8 +171,11 @@ class Renderer:
             table, pred = leaf
             if table in TERMS:
                 terms, args = self._terms(table, pred, rtype)
+                # Resolved ids: the (term, seq) primary key answers the probe directly.
+                inlined = not terms.startswith("SELECT")
+                index = "" if inlined else f" INDEXED BY {table}_owner"
                 return (
-                    f"EXISTS (SELECT 1 FROM {table} {a} INDEXED BY {table}_owner"
+                    f"EXISTS (SELECT 1 FROM {table} {a}{index}"
                     f" WHERE {a}.seq = {row}.seq AND {a}.term IN ({terms}))",
                     args,
                 )
@@ -201,6 +242,16 @@ class Renderer:
 
     # -- id sets ---------------------------------------------------------------------
 
+    def narrow(self, sub: SQL, terms: list[Expr], rtype: str | None) -> SQL:
+        """``sub`` (``SELECT seq``) less the row ids failing any of the ``seq_only``
+        ``terms``: index probes only, no ``resource_versions`` read (index rows belong to
+        current versions, so every id ``ids`` gives is a current one)."""
+        if not terms:
+            return sub
+        d = self.alias()
+        cond, args = and_([self.cond(x, d, rtype) for x in terms])
+        return f"SELECT {d}.seq FROM ({sub[0]}) {d} WHERE {cond}", [*sub[1], *args]
+
     def ids(self, e: Expr, rtype: str) -> SQL | None:
         """``SELECT seq`` of the ``rtype`` resources matching positive ``e``, else ``None``."""
         a = self.alias()
@@ -251,6 +302,8 @@ class Renderer:
             sub = self.ids(driver, rtype)
             if sub is None:
                 return None
+            sub = self.narrow(sub, [x for x in rest if seq_only(x)], rtype)
+            rest = [x for x in rest if not seq_only(x)]
             if not rest:
                 return sub
             r = self.alias()

@@ -41,12 +41,7 @@ from server.storage.port import (
 from server.storage.sqlite_bodies import BodyCodec, BodyFormatError
 from server.storage.sqlite_index import IndexWriter
 from server.storage.sqlite_schema import StoreLayoutError, prepare
-from server.storage.sqlite_search import (
-    ORDERED_SCAN_FROM,
-    chunks,
-    render_include,
-    render_search,
-)
+from server.storage.sqlite_search import chunks, page_rows, render_include
 from server.storage.testhooks import pause_before_commit
 
 T = TypeVar("T")
@@ -267,25 +262,21 @@ class SQLiteStore:
         return await self._read(q)
 
     async def search(self, query: SearchQuery) -> SearchPage:
-        text, args, count_sql, probe = render_search(query)
-
         def q(c: sqlite3.Connection) -> SearchPage:
-            sql, values = text, args
-            if probe is not None:
-                capped = f"SELECT count(*) FROM (SELECT 1 FROM ({probe[0]}) LIMIT ?)"
-                many = c.execute(capped, [*probe[1], ORDERED_SCAN_FROM]).fetchone()[0]
-                if many >= ORDERED_SCAN_FROM:
-                    sql, values = render_search(query, ordered=True)[:2]
-            rows = c.execute(sql, values).fetchall()
-            more = len(rows) > query.count
-            rows = rows[: query.count]
-            if query.before is not None:
-                rows.reverse()
-            positions = [tuple(row[:-1]) for row in rows]
-            versions = self._by_seq(c, [row[-1] for row in rows])
-            total = None
-            if count_sql is not None:
-                total = c.execute(count_sql[0], count_sql[1]).fetchone()[0]
+            c.execute("BEGIN")  # one snapshot for the driver's ids, the page and its total
+            try:
+                rows, count_sql = page_rows(c, query)
+                more = len(rows) > query.count
+                rows = rows[: query.count]
+                if query.before is not None:
+                    rows.reverse()
+                positions = [tuple(row[:-1]) for row in rows]
+                versions = self._by_seq(c, [row[-1] for row in rows])
+                total = None
+                if count_sql is not None:
+                    total = c.execute(count_sql[0], count_sql[1]).fetchone()[0]
+            finally:
+                c.execute("COMMIT")
             return SearchPage(versions, positions, more, total)
 
         return await self._read(q)
@@ -294,7 +285,7 @@ class SQLiteStore:
         self, spec: IncludeSpec, resources: Sequence[tuple[str, str]], limit: int
     ) -> list[StoredVersion]:
         def q(c: sqlite3.Connection) -> list[StoredVersion]:
-            found: dict[tuple[str, str], None] = {}
+            found: dict[int, None] = {}  # row ids of current versions, in order
             by_type: dict[str, list[str]] = {}
             for rtype, rid in resources:
                 by_type.setdefault(rtype, []).append(rid)
@@ -305,8 +296,8 @@ class SQLiteStore:
                         continue
                     sql, args = rendered
                     for row in c.execute(sql + " LIMIT ?", [*args, limit]):
-                        found[(row[0], row[1])] = None
-            return self._current(c, list(found)[:limit])
+                        found[row[0]] = None
+            return self._by_seq(c, list(found)[:limit])
 
         return await self._read(q)
 

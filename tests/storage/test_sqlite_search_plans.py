@@ -71,13 +71,16 @@ async def test_a_large_and_a_small_driver_page_in_id_order_without_gaps_or_repea
         await store.close()
 
 
-def test_only_a_search_in_default_order_offers_the_ordered_plan() -> None:
+def test_only_a_default_order_or_a_date_sort_offers_an_index_ordered_plan() -> None:
     from server.storage.port import SortKey
 
     code = Token("code", (TokenValue(LOINC, "x", True),))
     assert render_search(SearchQuery(("Observation",), code))[3] is not None
+    # A date sort may be walked from its date index (tests/search/test_sorted_pages.py).
     by_date = SearchQuery(("Observation",), code, sort=(SortKey("date", "date", True),))
-    assert render_search(by_date)[3] is None
+    assert render_search(by_date)[3] is not None
+    by_status = SearchQuery(("Observation",), code, sort=(SortKey("status", "token", False),))
+    assert render_search(by_status)[3] is None
 
 
 async def test_has_over_thousands_of_referrers_finds_exactly_the_referenced_patients(
