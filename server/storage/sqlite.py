@@ -314,26 +314,6 @@ class SQLiteStore:
                 found[row[0]] = self._version(c, row[1:])
         return [found[s] for s in seqs if s in found]
 
-    def _current(self, c: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[StoredVersion]:
-        """The current versions of ``keys`` (type, id), in that order, skipping deleted ones."""
-        if not keys:
-            return []
-        found: dict[tuple[str, str], StoredVersion] = {}
-        by_type: dict[str, list[str]] = {}
-        for rtype, rid in keys:
-            by_type.setdefault(rtype, []).append(rid)
-        for rtype, ids in by_type.items():
-            for chunk in chunks(ids, 500):
-                rows = c.execute(
-                    f"SELECT {VERSION_COLUMNS} FROM resource_versions"
-                    f" WHERE type = ? AND id IN ({','.join('?' * len(chunk))})"
-                    " AND is_current = 1 AND deleted = 0",
-                    [rtype, *chunk],
-                ).fetchall()
-                for row in rows:
-                    found[(row[0], row[1])] = self._version(c, row)
-        return [found[k] for k in keys if k in found]
-
     async def reindex(self, entries: Sequence[tuple[str, str, SearchIndex]]) -> None:
         def tx(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")
