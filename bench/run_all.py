@@ -32,6 +32,7 @@ DEFAULT_POPULATION = Path("/work/pop/synthea-100/fed")
 # (module, what it measures), in the order of the table.
 MODULES = (
     ("ingest_perf", "ingest through HTTP transaction bundles (issue 18)"),
+    ("ingest_perf:coding", "the same with automatic coding and adjudication (issue 18)"),
     ("big_bundle", "one large patient bundle: memory against size (issue 17)"),
     ("store_size", "store bytes per input byte (issue 17)"),
     ("read_perf", "read by id, auth on (issue 18)"),
@@ -43,12 +44,17 @@ MODULES = (
 )
 
 
+# A bench run again with fixed options: "module:variant" -> those options.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ingest_perf:coding": {"coding": True, "stages": False},
+}
 # The name under which each bench's figures() takes the population folder (default
 # "population"; None: the bench makes its own data; x12_bench's "population" is a store).
 POPULATION_OPTION: dict[str, str | None] = {"ingest_perf": "folder", "x12_bench": None}
 # --quick: smaller runs of each bench (a smoke run of the whole table in minutes).
 QUICK = {
     "ingest_perf": {"patients": 10},
+    "ingest_perf:coding": {"patients": 10},
     "big_bundle": {"megabytes": 20, "entries": 8000},
     "store_size": {"reads": 500},
     "read_perf": {"duration": 3.0, "per_type": 50},
@@ -70,7 +76,10 @@ def _accepted(function: Any, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_module(name: str, options: dict[str, Any]) -> tuple[str, dict[str, object]]:
-    """(status, figures) of one bench module: "ok", "not available" or "failed: ..."."""
+    """(status, figures) of one bench module (``module:variant``: with the variant's
+    options): "ok", "not available" or "failed: ..."."""
+    options = {**options, **VARIANTS.get(name, {})}
+    name = name.partition(":")[0]
     try:
         module = importlib.import_module(f"bench.{name}")
     except ModuleNotFoundError as exc:
@@ -165,7 +174,7 @@ def main() -> int:
         print(f"run_all: {name} ({about}) ...", file=sys.stderr, flush=True)
         started = time.monotonic()
         # The population goes to each bench under the name its figures() uses for it.
-        option = POPULATION_OPTION.get(name, "population")
+        option = POPULATION_OPTION.get(name.partition(":")[0], "population")
         options: dict[str, Any] = {option: args.population} if option else {}
         options.update(QUICK.get(name, {}) if args.quick else {})
         options.update(overrides.get(name, {}))
