@@ -265,7 +265,7 @@ class Renderer:
             return f"SELECT {a}.seq FROM {table} {a} WHERE {a}.type = ? AND {sql}", [rtype, *args]
         if isinstance(e, Ids):
             if not e.ids:
-                return "SELECT NULL WHERE 0", []
+                return "SELECT NULL AS seq WHERE 0", []
             return (
                 f"SELECT {a}.seq FROM resource_versions {a} WHERE {a}.type = ?"
                 f" AND {a}.id IN ({','.join('?' * len(e.ids))}) AND {a}.{CURRENT}",

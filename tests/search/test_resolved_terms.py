@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.search.expr import And, Reference, RefValue, Token, TokenValue
+from server.search.expr import And, Ids, Reference, RefValue, Token, TokenValue
 from server.search.sql_render import INLINE_TERMS
 from server.storage.port import SearchIndex, SearchQuery, Write
 from server.storage.sqlite import SQLiteStore
@@ -58,5 +58,36 @@ async def test_criteria_matching_none_few_or_thousands_of_terms_find_exactly_the
         nothing = Token("code", (TokenValue(LOINC, "no-such-code", True),))
         assert await ids(nothing) == []
         assert await ids(And((p1, nothing))) == []
+    finally:
+        await store.close()
+
+
+async def test_an_empty_id_set_driving_a_narrowed_search_finds_nothing_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    """``_id`` with no ids (what a patient token's compartment can leave) drives the
+    query; an index-only term then narrows it by row id. The empty driver must still
+    name its column ``seq`` (it once said ``NULL``: "no such column" and a 503)."""
+    clock = Clock()
+    writes = [
+        Write(
+            "Observation",
+            "o1",
+            0,
+            1,
+            clock(),
+            body("Observation", "o1", 1),
+            SearchIndex(tokens=[("code", LOINC, "c1")]),
+        )
+    ]
+    store = SQLiteStore(tmp_path / "billable.db")
+    await store.open()
+    try:
+        await store.commit(writes)
+        code = Token("code", (TokenValue(LOINC, "c1", True),))
+        page = await store.search(SearchQuery(("Observation",), And((Ids(()), code))))
+        assert page.versions == []
+        page = await store.search(SearchQuery(("Observation",), And((Ids(("o1",)), code))))
+        assert [v.id for v in page.versions] == ["o1"]
     finally:
         await store.close()
