@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -62,3 +63,25 @@ def running_server(
     finally:
         stop(proc, grace_s=30)
         log.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it (validation workers, a forkserver)."""
+    found = [pid]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    found.extend(descendants(int(child)))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its live descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in descendants(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total

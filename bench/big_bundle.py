@@ -32,8 +32,8 @@ from typing import Any
 
 import orjson
 
-from bench._server import running_server
-from bench.ingest_perf import cpu_seconds, memory_mib
+from bench._server import running_server, tree_cpu_seconds
+from bench.ingest_perf import memory_mib
 
 NAMESPACE = uuid.UUID("8f0c1a52-3c55-4c1e-9d0b-0a6f3e1b2c44")
 LOINC = "http://loinc.org"
@@ -260,7 +260,7 @@ def figures(
             time.sleep(2)  # let start-up work (terminology warm-up) settle
             idle = memory_mib(pid, "VmRSS")
             idle_peak = memory_mib(pid, "VmHWM")
-            cpu_before = cpu_seconds(pid)
+            cpu_before = tree_cpu_seconds(pid)
             started = time.perf_counter()
             samples: list[tuple[float, float, float]] = []
             done = threading.Event()
@@ -271,7 +271,7 @@ def figures(
                         (
                             time.perf_counter() - started,
                             memory_mib(pid, "VmRSS"),
-                            cpu_seconds(pid) - cpu_before,
+                            tree_cpu_seconds(pid) - cpu_before,
                         )
                     )
 
@@ -281,7 +281,7 @@ def figures(
             wall = time.perf_counter() - started
             done.set()
             sampler.join()
-            cpu = cpu_seconds(pid) - cpu_before
+            cpu = tree_cpu_seconds(pid) - cpu_before
             peak = memory_mib(pid, "VmHWM")
             over_status, over_message = _post_declared_only(base, limit + 1)
     if status != 200:

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench._server import running_server
+from bench._server import descendants, running_server, tree_cpu_seconds
 
 HEADERS = {
     "Content-Type": "application/fhir+json",
@@ -64,33 +64,12 @@ def proc_status(pid: int, field: str) -> float:
     return float("nan")
 
 
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process under it (the validation workers sit under a forkserver)."""
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        for child in children:
-            found.extend(descendants(int(child)))
-    return found
-
-
 def tree_memory(pid: int, field: str) -> float:
     """``field`` summed over the server and its worker processes, in MiB."""
     total = 0.0
     for p in descendants(pid):
         with contextlib.suppress(OSError, ValueError):
             total += proc_status(p, field)
-    return total
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the server and its live worker processes."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for p in descendants(pid):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
     return total
 
 

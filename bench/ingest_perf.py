@@ -54,7 +54,7 @@ from typing import Any
 
 import orjson
 
-from bench._server import running_server
+from bench._server import running_server, tree_cpu_seconds
 
 POPULATION = Path("/work/pop/synthea-100/fed")
 SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "synthea"
@@ -67,28 +67,6 @@ HEADERS = {
 
 
 # -- /proc ------------------------------------------------------------------------------
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process under it (validation workers, a forkserver)."""
-    found = [pid]
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                for child in (task / "children").read_text().split():
-                    found.extend(descendants(int(child)))
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` and its live descendants."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for p in descendants(pid):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def memory_mib(pid: int, field: str) -> float:
@@ -180,10 +158,10 @@ def wait_idle(pid: int, quiet: float = 1.0, cpu_share: float = 0.05) -> float:
     time (perf_counter) its last busy interval ended."""
     step = 0.1
     last_busy = time.perf_counter()
-    before = cpu_seconds(pid)
+    before = tree_cpu_seconds(pid)
     while time.perf_counter() - last_busy < quiet:
         time.sleep(step)
-        now = cpu_seconds(pid)
+        now = tree_cpu_seconds(pid)
         if now - before > cpu_share * step + 1e-9:
             last_busy = time.perf_counter()
         before = now
@@ -278,16 +256,16 @@ def http_run(
             wait_idle(pid)
         idle_rss = memory_mib(pid, "VmRSS")
         spy = start_profile(pid, store_dir / "spy.raw") if profile else None
-        cpu_before = cpu_seconds(pid)
+        cpu_before = tree_cpu_seconds(pid)
         started = time.perf_counter()
         latencies = post_bodies(base, bodies, clients)
         ended = time.perf_counter()
-        cpu_ingest = cpu_seconds(pid) - cpu_before
+        cpu_ingest = tree_cpu_seconds(pid) - cpu_before
         drained = None
         if coding:
             last_busy = wait_idle(pid)
             drained = max(0.0, last_busy - ended)
-        cpu_total = cpu_seconds(pid) - cpu_before
+        cpu_total = tree_cpu_seconds(pid) - cpu_before
         if spy is not None and profile is not None:
             stop_profile(spy, store_dir / "spy.raw", profile)
         out: dict[str, object] = {
